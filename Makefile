@@ -1,0 +1,117 @@
+# engram — build, test, bench and demo.
+#
+#   make            core library (static and shared), Lua module, `engram` command
+#   make test       installs missing Debian packages, builds, runs every suite
+#   make demo       installs missing Debian packages, builds, runs the main recipe
+#   make bench      speed figures (see docs/BENCHMARKS.md)
+#   make check-asan every suite under AddressSanitizer + UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Honours CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -std=c11 -Wall -Wextra -Wno-unused-parameter
+BASEFLAGS := $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Icore
+
+LUA_PC  := $(shell for p in lua5.4 lua54 lua-5.4 lua; do pkg-config --exists $$p 2>/dev/null && echo $$p && break; done)
+LUA_INCDIR ?= $(if $(LUA_PC),$(patsubst -I%,%,$(filter -I%,$(shell pkg-config --cflags $(LUA_PC)))),/usr/include/lua5.4)
+LUA_LIBS   ?= $(if $(LUA_PC),$(shell pkg-config --libs $(LUA_PC)),-llua5.4)
+LUA_INC    := $(if $(LUA_INCDIR),-I$(LUA_INCDIR),)
+
+CORE_LIBS := -lopenblas -lz -lm -lpthread
+EXE_LIBS  := $(LUA_LIBS) -lreadline $(CORE_LIBS) -ldl
+
+CORE_SRC  := $(sort $(wildcard core/*.c))
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+# bindings/main.c is the command; everything else in bindings/ is the module.
+BIND_SRC  := $(sort $(filter-out bindings/main.c,$(wildcard bindings/*.c)))
+BIND_OBJ  := $(BIND_SRC:%.c=$(BUILD)/%.o)
+CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
+CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+LIB_A   := $(BUILD)/libengram.a
+LIB_SO  := $(BUILD)/libengram.so
+MOD_SO  := $(BUILD)/engram/core.so
+EXE     := $(BUILD)/engram
+
+DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist
+
+.PHONY: all deps test demo bench check-asan build-asan-tests clean install
+all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
+
+# ---- dependencies (Debian packages only) ----
+deps:
+	@sh tools/deps.sh $(DEB_PKGS)
+
+# ---- core ----
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB_A): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(CORE_OBJ)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+# ---- bindings ----
+$(BUILD)/bindings/%.o: bindings/%.c $(wildcard bindings/*.h) $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(LUA_INC) $(CFLAGS) -c $< -o $@
+
+# The module links the core statically and does not link liblua (the interpreter provides it).
+$(MOD_SO): $(BIND_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(LIB_A) $(CORE_LIBS)
+
+$(EXE): $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A) $(EXE_LIBS)
+
+# ---- C tests and benches (core only, no Lua) ----
+$(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
+
+# ---- running ----
+test: deps
+	@$(MAKE) --no-print-directory all $(CTEST_BIN)
+	@sh tests/run.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(BUILD)/engram recipes/demo.lua
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@sh bench/run.sh $(BUILD)
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" all build-asan-tests
+	@ENGRAM_ASAN=1 sh tests/run.sh build-asan
+
+build-asan-tests: $(CTEST_BIN)
+
+clean:
+	rm -rf build build-asan
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/engram \
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram $(DESTDIR)$(PREFIX)/share/lua/5.4/engram
+	install -m 755 $(BUILD)/engram $(DESTDIR)$(PREFIX)/bin/engram
+	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 core/*.h bindings/engram.h $(DESTDIR)$(PREFIX)/include/engram/
+	install -m 755 $(MOD_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram/core.so
+	cp -r lua/engram/. $(DESTDIR)$(PREFIX)/share/lua/5.4/engram/

@@ -1,0 +1,59 @@
+/*
+** lutil.h — what every binding source shares: the tensor userdata, turning a
+** core status into a Lua error, and the 1-based <-> 0-based conversion.
+** Internal to the module (not the embedding API, which is engram.h).
+*/
+#ifndef EG_LUTIL_H
+#define EG_LUTIL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "rng.h"
+#include "tensor.h"
+
+#define EG_TENSOR_MT "engram.Tensor"
+#define EG_RNG_MT "engram.Generator"
+
+#if defined(__GNUC__)
+#define EG_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define EG_HIDDEN
+#endif
+
+/* After a core call: raises "<op>: <core message>" when status != EG_OK. */
+#define eg_lua_try(L, call, op)                     \
+  do {                                              \
+    int st__ = (call);                              \
+    if (st__ != EG_OK) eg_lua_fail((L), st__, (op)); \
+  } while (0)
+EG_HIDDEN int eg_lua_fail(lua_State *L, int status, const char *op);
+
+/* Pushes a new empty tensor userdata (storage NULL) and returns it. Create
+** the userdata first, then fill it: a failure half-way leaves an empty,
+** collectable tensor. */
+EG_HIDDEN eg_tensor *eg_lua_newtensor(lua_State *L);
+/* The tensor at idx or a "bad argument" error; errors on a released tensor. */
+EG_HIDDEN eg_tensor *eg_lua_checktensor(lua_State *L, int idx);
+EG_HIDDEN eg_tensor *eg_lua_totensor(lua_State *L, int idx); /* NULL if not a tensor */
+/* Tells Lua's collector about nbytes of C memory just allocated (lua_gc step). */
+EG_HIDDEN void eg_lua_account(lua_State *L, size_t nbytes);
+/* The generator at idx, or the module's default generator when idx is none/nil. */
+EG_HIDDEN eg_rng *eg_lua_optrng(lua_State *L, int idx);
+
+/* 1-based Lua index (negative counts from the end: -1 is the last) -> 0-based,
+** or a "bad argument" error naming what when out of [1, n]. */
+EG_HIDDEN int64_t eg_lua_checkindex(lua_State *L, int arg, int64_t n, const char *what);
+/* A Lua dimension number (1-based, negative from the end) -> 0-based. */
+EG_HIDDEN int eg_lua_checkdim(lua_State *L, int arg, int ndim);
+/* Reads a shape from args first..top (numbers) or from a table at first.
+** Returns ndim; errors on non-integral, negative or too many sizes. */
+EG_HIDDEN int eg_lua_checkshape(lua_State *L, int first, int64_t *shape, const char *op);
+
+/* Each binding source registers its part of the module table on the top of the stack. */
+EG_HIDDEN void eg_lua_open_tensor(lua_State *L);
+EG_HIDDEN void eg_lua_open_rng(lua_State *L);
+EG_HIDDEN void eg_lua_open_nn(lua_State *L);
+EG_HIDDEN void eg_lua_open_data(lua_State *L);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+** eg_base.h — status codes, error messages, allocation and version of the
+** engram core. Every other core header includes this one.
+**
+** Errors are values: a core function that can fail returns an int status
+** (EG_OK == 0 on success) and records a message that eg_errmsg() returns
+** until the next failure on the same thread. The core never aborts, exits or
+** asserts on user input. The message buffer is thread-local, like errno, so a
+** host with several threads (or Lua coroutines on one thread, which read it
+** right after the failing call) always sees its own error.
+*/
+#ifndef EG_BASE_H
+#define EG_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define EG_API __declspec(dllexport)
+#else
+#define EG_API __attribute__((visibility("default")))
+#endif
+
+#define EG_VERSION_MAJOR 0
+#define EG_VERSION_MINOR 1
+#define EG_VERSION_PATCH 0
+#define EG_VERSION "0.1.0"
+/* A single number for compile-time checks: 100*100*major + 100*minor + patch. */
+#define EG_VERSION_NUM (EG_VERSION_MAJOR * 10000 + EG_VERSION_MINOR * 100 + EG_VERSION_PATCH)
+
+/* Status codes. Values are appended, never reordered. */
+enum {
+  EG_OK = 0,
+  EG_EINVAL = 1,  /* a bad argument: NaN, negative size, unknown option */
+  EG_ESHAPE = 2,  /* shapes that do not fit together */
+  EG_ERANGE = 3,  /* an index out of range */
+  EG_ENOMEM = 4,  /* out of memory, or a size too large to allocate */
+  EG_EIO = 5,     /* a file could not be opened, read or written */
+  EG_EFORMAT = 6, /* a file or buffer is corrupt or not of the expected format */
+  EG_ESTATE = 7   /* an object used in the wrong state (released, not built) */
+};
+
+/* The run-time version number (EG_VERSION_NUM of the library that is linked). */
+EG_API int eg_version(void);
+/* A short name for a status code ("out of memory"); never NULL. */
+EG_API const char *eg_errstr(int status);
+/* The message of the last failure on this thread ("" if none). */
+EG_API const char *eg_errmsg(void);
+/* Records a printf-style message for this thread and returns status. */
+EG_API int eg_seterr(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+EG_API void eg_clearerr(void);
+
+/* All core allocations go through these, so tests can count them and check
+** that a warm training step allocates nothing. eg_malloc(0) returns a valid
+** unique pointer. eg_malloc and eg_calloc return NULL on failure without
+** recording an error; callers turn that into EG_ENOMEM. */
+EG_API void *eg_malloc(size_t n);
+EG_API void *eg_calloc(size_t n, size_t size);
+EG_API void *eg_realloc(void *p, size_t n);
+EG_API void eg_free(void *p);
+/* Number of successful eg_malloc/eg_calloc/eg_realloc calls so far (all threads). */
+EG_API uint64_t eg_alloc_count(void);
+
+/* Overflow-checked size helpers: return 0 and set *out on success,
+** EG_ENOMEM (with a message naming op) when the product overflows. */
+EG_API int eg_size_mul(size_t a, size_t b, size_t *out, const char *op);
+
+/* Internal invariants (never user input): checked in debug builds only. */
+#ifdef EG_DEBUG
+#include <stdio.h>
+#include <stdlib.h>
+#define eg_assert(c) ((c) ? (void)0 : (fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c), abort()))
+#else
+#define eg_assert(c) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,126 @@
+/*
+** rng.c — xoshiro256** (Blackman & Vigna) seeded by splitmix64, and the BLAS
+** thread setting.
+*/
+#include "rng.h"
+
+#include <cblas.h>
+#include <math.h>
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void eg_rng_seed(eg_rng *r, uint64_t seed) {
+  uint64_t x = seed;
+  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+  r->has_spare = 0;
+  r->spare = 0;
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t eg_rng_u64(eg_rng *r) {
+  uint64_t *s = r->s;
+  uint64_t result = rotl(s[1] * 5, 7) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+double eg_rng_uniform(eg_rng *r) { return (double)(eg_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+/* Marsaglia's polar method: only +, *, log and sqrt, so results do not depend
+** on how a libm computes sin/cos. */
+double eg_rng_normal(eg_rng *r) {
+  if (r->has_spare) {
+    r->has_spare = 0;
+    return r->spare;
+  }
+  double u, v, s;
+  do {
+    u = 2.0 * eg_rng_uniform(r) - 1.0;
+    v = 2.0 * eg_rng_uniform(r) - 1.0;
+    s = u * u + v * v;
+  } while (s >= 1.0 || s == 0.0);
+  double f = sqrt(-2.0 * log(s) / s);
+  r->spare = v * f;
+  r->has_spare = 1;
+  return u * f;
+}
+
+uint64_t eg_rng_below(eg_rng *r, uint64_t n) {
+  if (n <= 1) return 0;
+  /* Rejection sampling on the top of the range: unbiased. */
+  uint64_t lim = UINT64_MAX - UINT64_MAX % n;
+  uint64_t x;
+  do x = eg_rng_u64(r);
+  while (x >= lim);
+  return x % n;
+}
+
+void eg_rng_shuffle(eg_rng *r, int64_t *a, int64_t n) {
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)eg_rng_below(r, (uint64_t)i + 1);
+    int64_t t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
+/* Calls f for every element of t in row-major order. */
+#define FILL_EACH(t, expr)                                               \
+  do {                                                                   \
+    int64_t ix[EG_MAXDIM] = {0}, n_ = eg_numel(t);                       \
+    float *base = eg_data(t);                                            \
+    for (int64_t k_ = 0; k_ < n_; k_++) {                                \
+      base[eg_offset_of(t, ix)] = (expr);                                \
+      for (int d = (t)->ndim - 1; d >= 0; d--) {                         \
+        if (++ix[d] < (t)->shape[d]) break;                              \
+        ix[d] = 0;                                                       \
+      }                                                                  \
+    }                                                                    \
+  } while (0)
+
+int eg_fill_uniform(eg_tensor *t, eg_rng *r, float lo, float hi) {
+  if (!t->storage) return eg_seterr(EG_ESTATE, "rand: empty tensor");
+  if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi))
+    return eg_seterr(EG_EINVAL, "rand: bad range [%g, %g)", (double)lo, (double)hi);
+  double w = (double)hi - lo;
+  FILL_EACH(t, (float)(lo + w * eg_rng_uniform(r)));
+  return EG_OK;
+}
+
+int eg_fill_normal(eg_tensor *t, eg_rng *r, float mean, float std) {
+  if (!t->storage) return eg_seterr(EG_ESTATE, "randn: empty tensor");
+  if (!isfinite(mean) || !isfinite(std) || std < 0)
+    return eg_seterr(EG_EINVAL, "randn: bad mean %g or standard deviation %g", (double)mean, (double)std);
+  FILL_EACH(t, (float)(mean + std * eg_rng_normal(r)));
+  return EG_OK;
+}
+
+int eg_fill_bernoulli_scaled(eg_tensor *t, eg_rng *r, float keep) {
+  if (!t->storage) return eg_seterr(EG_ESTATE, "dropout: empty tensor");
+  if (!(keep > 0 && keep <= 1)) return eg_seterr(EG_EINVAL, "dropout: keep probability %g not in (0, 1]", (double)keep);
+  float scale = 1.0f / keep;
+  FILL_EACH(t, eg_rng_uniform(r) < keep ? scale : 0.0f);
+  return EG_OK;
+}
+
+static int blas_threads = 0;
+
+void eg_set_threads(int n) {
+  if (n < 1) n = 1;
+  blas_threads = n;
+  openblas_set_num_threads(n);
+}
+
+int eg_get_threads(void) { return blas_threads ? blas_threads : openblas_get_num_threads(); }
