@@ -37,12 +37,12 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 LIB_A   := $(BUILD)/libengram.a
 LIB_SO  := $(BUILD)/libengram.so
-MOD_SO  := $(BUILD)/engram/core.so
+MOD_SO  := $(BUILD)/lua/engram/core.so
 EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install
+.PHONY: all deps test demo bench check-asan build-asan-tests clean install lint
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -104,6 +104,9 @@ check-asan: deps
 
 build-asan-tests: $(CTEST_BIN)
 
+lint:
+	luacheck -q lua recipes tests/lua bench
+
 clean:
 	rm -rf build build-asan
 
@@ -115,3 +118,11 @@ install: all
 	install -m 644 core/*.h bindings/engram.h $(DESTDIR)$(PREFIX)/include/engram/
 	install -m 755 $(MOD_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram/core.so
 	cp -r lua/engram/. $(DESTDIR)$(PREFIX)/share/lua/5.4/engram/
+
+# ---- the embedding API (bindings/engram.h): example host, run by tests/run.sh ----
+EMBED_EX := $(BUILD)/examples/embed
+all: $(EMBED_EX)
+$(BUILD)/bindings/embed.o: BASEFLAGS += -DEG_PREFIX='"$(PREFIX)"'
+$(EMBED_EX): examples/embed.c bindings/engram.h $(BIND_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(LUA_INC) -Ibindings $(CFLAGS) $(LDFLAGS) -o $@ $< $(BIND_OBJ) $(LIB_A) $(LUA_LIBS) $(CORE_LIBS) -ldl

@@ -50,6 +50,22 @@ EG_HIDDEN int eg_lua_checkdim(lua_State *L, int arg, int ndim);
 ** Returns ndim; errors on non-integral, negative or too many sizes. */
 EG_HIDDEN int eg_lua_checkshape(lua_State *L, int first, int64_t *shape, const char *op);
 
+/* Added by the tensor bindings (lutil.c). */
+/* Like eg_lua_checkindex, but raises "<op>: index 7 out of range for
+** dimension <dim+1> of size 3" (the tensor indexing style). */
+EG_HIDDEN int64_t eg_lua_index(lua_State *L, int arg, int64_t n, int dim, const char *op);
+/* Reads a shape from args first..last (numbers) or one table at first.
+** allow_infer accepts one -1 (for view). Checks the element count (no
+** overflow, at most 2^40) before anything is allocated. Returns ndim. */
+EG_HIDDEN int eg_lua_readshape(lua_State *L, int first, int last, int64_t *shape, int allow_infer, const char *op);
+/* Pushes a new zero-filled tensor of the shape (accounted to the collector) and returns it. */
+EG_HIDDEN eg_tensor *eg_lua_pushnew(lua_State *L, int ndim, const int64_t *shape, const char *op);
+/* Index data (float tensors holding integers): dst becomes a new tensor holding
+** src - 1 (Lua's 1-based indices for the core); eg_lua_index_to_lua adds 1 in
+** place (core results for Lua). The only places tensor indices change base. */
+EG_HIDDEN int eg_lua_index_to_c(lua_State *L, eg_tensor *dst, const eg_tensor *src, const char *op);
+EG_HIDDEN void eg_lua_index_to_lua(lua_State *L, eg_tensor *t, const char *op);
+
 /* Each binding source registers its part of the module table on the top of the stack. */
 EG_HIDDEN void eg_lua_open_tensor(lua_State *L);
 EG_HIDDEN void eg_lua_open_rng(lua_State *L);

@@ -15,6 +15,11 @@
 
 /* ------------------------------------------------------------------ storage */
 
+/* Bytes held by storages the core allocated (not wrapped ones), all threads. */
+static int64_t live_bytes;
+static void live_add(int64_t d) { __atomic_fetch_add(&live_bytes, d, __ATOMIC_RELAXED); }
+int64_t eg_storage_live_bytes(void) { return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED); }
+
 eg_storage *eg_storage_new(int64_t n) {
   if (n < 0) {
     eg_seterr(EG_EINVAL, "storage: negative size %lld", (long long)n);
@@ -38,6 +43,7 @@ eg_storage *eg_storage_new(int64_t n) {
   }
   s->size = n;
   s->refs = 1;
+  live_add((int64_t)(n ? n : 1) * (int64_t)sizeof(float));
   s->free_fn = NULL;
   s->ud = NULL;
   return s;
@@ -63,10 +69,12 @@ void eg_storage_retain(eg_storage *s) {
 
 void eg_storage_release(eg_storage *s) {
   if (!s || --s->refs > 0) return;
-  if (s->free_fn)
+  if (s->free_fn) {
     s->free_fn(s->ud, s->data);
-  else
+  } else {
+    live_add(-(int64_t)(s->size ? s->size : 1) * (int64_t)sizeof(float));
     eg_free(s->data);
+  }
   eg_free(s);
 }
 
@@ -218,7 +226,7 @@ int eg_same_shape(const eg_tensor *a, const eg_tensor *b) {
 }
 
 const char *eg_shape_str(const eg_tensor *t, char *buf, size_t n) {
-  if (!t->storage) {
+  if (!t->storage && t->ndim == 0) {
     snprintf(buf, n, "[empty]");
     return buf;
   }
@@ -1066,7 +1074,6 @@ int eg_reduce(eg_tensor *out, eg_tensor *idx, const eg_tensor *a, int dim, eg_re
   rest.ndim = k;
   float *o = eg_data(out), *ix = idx ? eg_data(idx) : NULL;
   int64_t pos[EG_MAXDIM] = {0};
-  /* Write to a temporary when out overlaps a (e.g. reducing in place). */
   for (int64_t j = 0; j < m; j++) {
     int64_t off = 0;
     for (int d = 0; d < k; d++) off += pos[d] * rest.stride[d];

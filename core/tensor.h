@@ -50,6 +50,9 @@ EG_API eg_storage *eg_storage_new(int64_t n);
 EG_API eg_storage *eg_storage_wrap(float *data, int64_t n, void (*free_fn)(void *, float *), void *ud);
 EG_API void eg_storage_retain(eg_storage *s);
 EG_API void eg_storage_release(eg_storage *s); /* accepts NULL */
+/* Bytes currently held by storages from eg_storage_new (all threads): lets
+** tests check that loops making tensors do not grow memory without bound. */
+EG_API int64_t eg_storage_live_bytes(void);
 
 /* ---- lifecycle ---- */
 /* t becomes a new contiguous zero-filled tensor. Sizes must be >= 0. */

@@ -33,6 +33,8 @@ end
 
 local runner = lu.LuaUnit.new()
 runner:setOutputType("text")
+-- Without options LuaUnit would read the global `arg` (our file names) as test names.
+if #luargs == 0 then luargs = { "-o", "text" } end
 local failures = runner:runSuite(table.unpack(luargs))
 local r = runner.result
 local failed = r.failureCount + r.errorCount

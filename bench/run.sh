@@ -1,0 +1,60 @@
+#!/bin/sh
+# Speed figures (make bench): sh bench/run.sh BUILD
+#
+# Tensor operations: the matrix product called from Lua (engram.mm into a
+# preallocated output, and the allocating a:mm(b)) beside cblas_sgemm called
+# directly from C, and the cost of one small operation called from Lua.
+# Both sides run with the same OpenBLAS kernels and thread count: the kernels
+# the engram command settles on (it may re-exec itself with
+# OPENBLAS_CORETYPE=SkylakeX on AVX-512 machines) are exported to both runs,
+# and OPENBLAS_NUM_THREADS defaults to the number of cores.
+# Record the figures in docs/BENCHMARKS.md.
+BUILD=${1:-build}
+set -e
+
+if [ -f "$BUILD/engram" ] && [ -x "$BUILD/engram" ]; then
+  RUN="$BUILD/engram"
+else # before the command exists: stock lua5.4 with the module
+  RUN="lua5.4"
+  export LUA_PATH="lua/?.lua;lua/?/init.lua;;"
+  export LUA_CPATH="$BUILD/?.so;;"
+fi
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$(nproc 2>/dev/null || echo 1)}"
+if [ -z "$OPENBLAS_CORETYPE" ]; then
+  core=$("$RUN" -e 'print(require("engram.core").blas_core)' 2>/dev/null || true)
+  [ -n "$core" ] && [ "$core" != "nil" ] && export OPENBLAS_CORETYPE="$core"
+fi
+
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+
+echo "== Tensor operations (issue: foundation) =="
+echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores;" \
+  "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}"
+# Two alternating rounds, best of both: the machine may be shared, and a
+# burst of someone else's work should not land on one side only.
+: >"$out.c"; : >"$out.lua"
+for round in 1 2; do
+  "$BUILD/bench/mm_bench" >>"$out.c"
+  "$RUN" bench/lua_bench.lua >>"$out.lua"
+done
+echo "C kernels:   $(sed -n 's/^core //p' "$out.c" | sort -u | tr '\n' ' ')"
+echo "Lua kernels: $(sed -n 's/^core //p' "$out.lua" | sort -u | tr '\n' ' ')"
+echo
+awk '
+  function best(arr, k, v) { if (!(k in arr) || v > arr[k]) arr[k] = v }
+  function least(arr, k, v) { if (!(k in arr) || v < arr[k]) arr[k] = v }
+  FNR == 1 { file++ }
+  file == 1 && $1 == "mm" { if (!($2 in c)) order[++n] = $2; best(c, $2, $4) }
+  file == 2 && $1 == "mm" { best(l, $2, $4) }
+  file == 2 && $1 == "mm_alloc" { best(a, $2, $4) }
+  file == 2 && $1 == "small" { least(s, $2, $3) }
+  END {
+    printf "%-6s %14s %14s %8s %14s %8s\n", "size", "C sgemm", "Lua mm(out)", "ratio", "Lua a:mm(b)", "ratio"
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      printf "%-6s %9.1f GF/s %9.1f GF/s %8.3f %9.1f GF/s %8.3f\n", k, c[k], l[k], l[k] / c[k], a[k], a[k] / c[k]
+    }
+    printf "\nsmall op from Lua on a 16-element tensor (ns per call):\n"
+    printf "  x:add_(1)  %8.1f\n  x + 1      %8.1f\n  empty loop %8.1f\n", s["add_"], s["+"], s["loop"]
+  }' "$out.c" "$out.lua"
+rm -f "$out.c" "$out.lua"
