@@ -21,6 +21,15 @@ for t in "$BUILD"/tests/test_*; do
     echo "$(basename "$t"): crashed (exit $rc)"; crashed=$((crashed + 1)); fail=$((fail + 1))
   fi
 done
+for t in "$BUILD"/examples/embed; do # the embedding API's example host
+  [ -x "$t" ] || continue
+  "$t" >"$log" 2>&1; rc=$?
+  cat "$log"
+  count
+  if [ $rc -ne 0 ] && ! grep -qE '[0-9]+ passed, [1-9][0-9]* failed' "$log"; then
+    echo "$(basename "$t"): crashed (exit $rc)"; fail=$((fail + 1))
+  fi
+done
 if [ -d tests/lua ]; then
   "$BUILD"/engram tests/lua/run.lua >"$log" 2>&1; rc=$?
   cat "$log"

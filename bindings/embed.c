@@ -1,0 +1,269 @@
+/*
+** embed.c — the embedding API (engram.h): a Lua state with engram preloaded,
+** running chunks and files under a traceback handler, the last error kept on
+** the handle. The `engram` command is built on it.
+*/
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "embed_int.h"
+#include "engram.h"
+
+#ifndef EG_PREFIX
+#define EG_PREFIX "/usr/local"
+#endif
+
+EG_API int luaopen_engram_core(lua_State *L);
+
+struct engram_state {
+  lua_State *L;
+  char *err;  /* last failure message, eg_malloc'ed */
+  int err_lost; /* a failure whose message could not be copied */
+};
+
+int engram_version(void) { return EG_VERSION_NUM; }
+
+const char *engram_errstr(int status) {
+  switch (status) {
+    case ENGRAM_OK: return "ok";
+    case ENGRAM_ERUN: return "runtime error";
+    case ENGRAM_ESYNTAX: return "syntax error";
+    case ENGRAM_ENOMEM: return "out of memory";
+    case ENGRAM_EFILE: return "cannot open or read file";
+    case ENGRAM_EMISUSE: return "bad handle or argument";
+    default: return "unknown status";
+  }
+}
+
+/* Keeps a copy of msg on E; when even the copy cannot be allocated the
+** message falls back to a static one rather than failing again. */
+static int set_error(engram_state *E, int status, const char *msg) {
+  size_t n = strlen(msg) + 1;
+  char *copy = eg_malloc(n);
+  eg_free(E->err);
+  E->err = copy;
+  E->err_lost = copy == NULL;
+  if (copy) memcpy(copy, msg, n);
+  return status;
+}
+
+/* Records the error object on top of L (and pops it). */
+static int take_error(engram_state *E, int status) {
+  const char *msg = lua_tostring(E->L, -1);
+  set_error(E, status, msg ? msg : "(error object is not a string)");
+  lua_pop(E->L, 1);
+  return status;
+}
+
+static int from_lua_status(int st) {
+  switch (st) {
+    case LUA_OK: return ENGRAM_OK;
+    case LUA_ERRSYNTAX: return ENGRAM_ESYNTAX;
+    case LUA_ERRMEM: return ENGRAM_ENOMEM;
+    case LUA_ERRFILE: return ENGRAM_EFILE;
+    default: return ENGRAM_ERUN;
+  }
+}
+
+int eg_embed_msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* The directories engram's Lua library may live in, as package.path
+** templates. The tree the program runs from wins over the installed copy. */
+static void push_engram_path(lua_State *L) {
+  luaL_Buffer b;
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  luaL_buffinit(L, &b);
+  if (n > 0) {
+    char *slash;
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = '\0';
+      lua_pushfstring(L, "%s/../lua/?.lua;%s/../lua/?/init.lua;", exe, exe);
+      luaL_addvalue(&b);
+    }
+  }
+  luaL_addstring(&b, "./lua/?.lua;./lua/?/init.lua;");
+  luaL_addstring(&b, EG_PREFIX "/share/lua/5.4/?.lua;" EG_PREFIX "/share/lua/5.4/?/init.lua");
+  luaL_pushresult(&b);
+}
+
+/* package.path: ours in front of the standard path. When the user set
+** LUA_PATH_5_4 or LUA_PATH, their own entries keep priority: ours go where
+** ";;" puts the default (Lua's own rule), or after their path. */
+static void set_path(lua_State *L) {
+  const char *user = getenv("LUA_PATH_5_4");
+  const char *ours, *mark;
+  if (user == NULL) user = getenv("LUA_PATH");
+  lua_getglobal(L, "package");
+  push_engram_path(L);
+  ours = lua_tostring(L, -1);
+  if (user == NULL) {
+    lua_getfield(L, -2, "path");
+    lua_pushfstring(L, "%s;%s", ours, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if ((mark = strstr(user, ";;")) == NULL) {
+    lua_pushfstring(L, "%s;%s", user, ours);
+  } else {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (mark > user) {
+      luaL_addlstring(&b, user, (size_t)(mark - user));
+      luaL_addchar(&b, ';');
+    }
+    luaL_addstring(&b, ours);
+    luaL_addchar(&b, ';');
+    luaL_addstring(&b, LUA_PATH_DEFAULT);
+    if (mark[2] != '\0') {
+      luaL_addchar(&b, ';');
+      luaL_addstring(&b, mark + 2);
+    }
+    luaL_pushresult(&b);
+  }
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
+/* Runs in protected mode: standard libraries, the preloaded C module, the path. */
+static int open_libs(lua_State *L) {
+  luaL_openlibs(L);
+  /* Preloading, as linit.c does for the standard libraries, makes
+  ** require "engram.core" resolve the same in this program and in lua5.4. */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_engram_core);
+  lua_setfield(L, -2, "engram.core");
+  lua_pop(L, 1);
+  set_path(L);
+  return 0;
+}
+
+static int bind_engram_global(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "engram");
+  lua_call(L, 1, 1);
+  lua_setglobal(L, "engram");
+  return 0;
+}
+
+int engram_open(engram_state **out) {
+  engram_state *E;
+  int st;
+  if (out == NULL) return ENGRAM_EMISUSE;
+  *out = NULL;
+  E = eg_calloc(1, sizeof *E);
+  if (E == NULL) return ENGRAM_ENOMEM;
+  *out = E;
+  E->L = luaL_newstate();
+  if (E->L == NULL) return set_error(E, ENGRAM_ENOMEM, "cannot create the Lua state: not enough memory");
+  lua_pushcfunction(E->L, open_libs);
+  st = lua_pcall(E->L, 0, 0, 0);
+  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  /* Not fatal: a host may use the state without the Lua library installed.
+  ** The reason stays readable through engram_errmsg(). */
+  lua_pushcfunction(E->L, eg_embed_msghandler);
+  lua_pushcfunction(E->L, bind_engram_global);
+  st = lua_pcall(E->L, 0, 0, -2);
+  if (st != LUA_OK) take_error(E, from_lua_status(st));
+  lua_pop(E->L, 1);
+  return ENGRAM_OK;
+}
+
+void engram_close(engram_state *E) {
+  if (E == NULL) return;
+  if (E->L) lua_close(E->L);
+  eg_free(E->err);
+  eg_free(E);
+}
+
+/* Calls the function below narg arguments on the top under the traceback
+** handler; leaves nothing on the stack. */
+static int run(engram_state *E, int narg) {
+  lua_State *L = E->L;
+  int base = lua_gettop(L) - narg;
+  int st;
+  lua_pushcfunction(L, eg_embed_msghandler);
+  lua_insert(L, base);
+  st = lua_pcall(L, narg, 0, base);
+  lua_remove(L, base);
+  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  return ENGRAM_OK;
+}
+
+int engram_dostring(engram_state *E, const char *chunk) {
+  int st;
+  if (E == NULL || E->L == NULL) return ENGRAM_EMISUSE;
+  if (chunk == NULL) return set_error(E, ENGRAM_EMISUSE, "engram_dostring: chunk is NULL");
+  st = luaL_loadbufferx(E->L, chunk, strlen(chunk), "=(engram_dostring)", "t");
+  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  return run(E, 0);
+}
+
+struct file_args {
+  const char *path;
+  int argc;
+  char **argv;
+};
+
+/* Protected (it allocates): sets the global `arg` and returns the arguments. */
+static int push_file_args(lua_State *L) {
+  const struct file_args *a = lua_touserdata(L, 1);
+  int i;
+  luaL_checkstack(L, a->argc + 2, "too many arguments to the script");
+  lua_createtable(L, a->argc, 1);
+  lua_pushstring(L, a->path ? a->path : "-");
+  lua_rawseti(L, -2, 0);
+  for (i = 0; i < a->argc; i++) {
+    lua_pushstring(L, a->argv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setglobal(L, "arg");
+  for (i = 0; i < a->argc; i++) lua_pushstring(L, a->argv[i]);
+  return a->argc;
+}
+
+int engram_dofile(engram_state *E, const char *path, int argc, char **argv) {
+  struct file_args a;
+  lua_State *L;
+  int st;
+  if (E == NULL || E->L == NULL) return ENGRAM_EMISUSE;
+  if (argc < 0 || (argc > 0 && argv == NULL))
+    return set_error(E, ENGRAM_EMISUSE, "engram_dofile: argc/argv do not agree");
+  L = E->L;
+  if (!lua_checkstack(L, argc + 4)) return set_error(E, ENGRAM_ENOMEM, "engram_dofile: too many arguments");
+  st = luaL_loadfile(L, path);
+  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  a.path = path;
+  a.argc = argc;
+  a.argv = argv;
+  lua_pushcfunction(L, push_file_args);
+  lua_pushlightuserdata(L, &a);
+  st = lua_pcall(L, 1, argc, 0);
+  if (st != LUA_OK) {
+    lua_remove(L, -2); /* the chunk */
+    return take_error(E, from_lua_status(st));
+  }
+  return run(E, argc);
+}
+
+const char *engram_errmsg(engram_state *E) {
+  if (E == NULL) return "engram: NULL handle (engram_open failed for lack of memory?)";
+  if (E->err == NULL) return E->err_lost ? "not enough memory to keep the error message" : "";
+  return E->err;
+}
+
+lua_State *engram_lua(engram_state *E) { return E ? E->L : NULL; }

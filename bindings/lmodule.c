@@ -1,0 +1,38 @@
+/*
+** lmodule.c — luaopen_engram_core, the entry of the C module `engram.core`.
+** It makes the module table and lets each binding source add its part.
+** The same entry is loaded by stock lua5.4 from build/lua/engram/core.so and
+** preloaded (package.preload) by the `engram` command and engram_open().
+*/
+#include <cblas.h>
+
+#include "lutil.h"
+
+/* Weak stand-ins so the module links while a binding source is still being
+** written (or is left out of a build): the real eg_lua_open_* in that source
+** is a strong definition and replaces these at link time. Keep them weak. */
+__attribute__((weak)) void eg_lua_open_tensor(lua_State *L) { (void)L; }
+__attribute__((weak)) void eg_lua_open_rng(lua_State *L) { (void)L; }
+__attribute__((weak)) void eg_lua_open_nn(lua_State *L) { (void)L; }
+__attribute__((weak)) void eg_lua_open_data(lua_State *L) { (void)L; }
+
+EG_API int luaopen_engram_core(lua_State *L);
+
+int luaopen_engram_core(lua_State *L) {
+  /* The module is compiled against one Lua; refuse a mismatched interpreter
+  ** instead of corrupting its stack later. */
+  luaL_checkversion(L);
+  lua_newtable(L);
+  lua_pushstring(L, EG_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, eg_version());
+  lua_setfield(L, -2, "version_num");
+  /* Which OpenBLAS kernels run the matrix products (see main.c on why it varies). */
+  lua_pushstring(L, openblas_get_corename());
+  lua_setfield(L, -2, "blas_core");
+  eg_lua_open_tensor(L);
+  eg_lua_open_rng(L);
+  eg_lua_open_nn(L);
+  eg_lua_open_data(L);
+  return 1;
+}
