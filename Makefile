@@ -115,7 +115,7 @@ install: all
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram $(DESTDIR)$(PREFIX)/share/lua/5.4/engram
 	install -m 755 $(BUILD)/engram $(DESTDIR)$(PREFIX)/bin/engram
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 core/*.h bindings/engram.h $(DESTDIR)$(PREFIX)/include/engram/
+	install -m 644 $(filter-out %_impl.h,$(wildcard core/*.h)) bindings/engram.h $(DESTDIR)$(PREFIX)/include/engram/
 	install -m 755 $(MOD_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram/core.so
 	cp -r lua/engram/. $(DESTDIR)$(PREFIX)/share/lua/5.4/engram/
 

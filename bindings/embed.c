@@ -94,7 +94,11 @@ static void push_engram_path(lua_State *L) {
     slash = strrchr(exe, '/');
     if (slash) {
       *slash = '\0';
-      lua_pushfstring(L, "%s/../lua/?.lua;%s/../lua/?/init.lua;", exe, exe);
+      /* The build tree (build/engram -> lua/), then an installed tree moved
+      ** as a whole (bin/engram -> share/lua/5.4/): relocatable, and right
+      ** for a DESTDIR staging install too. */
+      lua_pushfstring(L, "%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/lua/5.4/?.lua;%s/../share/lua/5.4/?/init.lua;",
+                      exe, exe, exe, exe);
       luaL_addvalue(&b);
     }
   }
