@@ -8,14 +8,6 @@
 
 #include "lutil.h"
 
-/* Weak stand-ins so the module links while a binding source is still being
-** written (or is left out of a build): the real eg_lua_open_* in that source
-** is a strong definition and replaces these at link time. Keep them weak. */
-__attribute__((weak)) void eg_lua_open_tensor(lua_State *L) { (void)L; }
-__attribute__((weak)) void eg_lua_open_rng(lua_State *L) { (void)L; }
-__attribute__((weak)) void eg_lua_open_nn(lua_State *L) { (void)L; }
-__attribute__((weak)) void eg_lua_open_data(lua_State *L) { (void)L; }
-
 EG_API int luaopen_engram_core(lua_State *L);
 
 int luaopen_engram_core(lua_State *L) {
@@ -34,5 +26,8 @@ int luaopen_engram_core(lua_State *L) {
   eg_lua_open_rng(L);
   eg_lua_open_nn(L);
   eg_lua_open_data(L);
+  eg_lua_open_loss(L);
+  eg_lua_open_optim(L);
+  eg_lua_open_cl(L);
   return 1;
 }

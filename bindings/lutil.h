@@ -72,4 +72,10 @@ EG_HIDDEN void eg_lua_open_rng(lua_State *L);
 EG_HIDDEN void eg_lua_open_nn(lua_State *L);
 EG_HIDDEN void eg_lua_open_data(lua_State *L);
 
+/* ---- losses, optimisers, continual-learning primitives (lloss.c, loptim.c, lcl.c) ---- */
+EG_HIDDEN void eg_lua_open_loss(lua_State *L);
+EG_HIDDEN void eg_lua_open_optim(lua_State *L);
+EG_HIDDEN void eg_lua_open_cl(lua_State *L);
+/* ---- end losses, optimisers, cl ---- */
+
 #endif

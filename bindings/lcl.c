@@ -1,0 +1,240 @@
+/*
+** lcl.c — continual-learning primitives for lua/engram/cl.lua: importance
+** accumulation, the quadratic penalty, and engram.Memory, the replay memory
+** userdata over eg_memory (samples live in C memory, never in Lua tables).
+**
+** Memory:sample returns BORROWED buffers: the same tensors are refilled by
+** the next sample of the same size (clone to keep a batch). They are held as
+** the userdata's user values, so a warm sample call allocates nothing.
+*/
+#include <string.h>
+
+#include "cl.h"
+#include "lutil.h"
+
+#define EG_MEMORY_MT "engram.Memory"
+
+static eg_tensor *opt_tensor(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? NULL : eg_lua_checktensor(L, idx);
+}
+
+/* sq_accumulate(F, g, scale): F += scale * g^2 */
+static int l_sq_accumulate(lua_State *L) {
+  eg_tensor *F = eg_lua_checktensor(L, 1), *g = eg_lua_checktensor(L, 2);
+  eg_lua_try(L, eg_sq_accumulate(F, g, (float)luaL_optnumber(L, 3, 1)), "sq_accumulate");
+  return 0;
+}
+
+/* linear_sq_grad_accumulate(FW, Fb|nil, delta, x, scale) */
+static int l_linear_sq(lua_State *L) {
+  eg_tensor *FW = eg_lua_checktensor(L, 1), *Fb = opt_tensor(L, 2);
+  eg_tensor *d = eg_lua_checktensor(L, 3), *x = eg_lua_checktensor(L, 4);
+  eg_lua_try(L, eg_linear_sq_grad_accumulate(FW, Fb, d, x, (float)luaL_optnumber(L, 5, 1)),
+             "linear_sq_grad_accumulate");
+  return 0;
+}
+
+/* decay_accumulate(F, Fnew, gamma): F = gamma F + Fnew */
+static int l_decay_accumulate(lua_State *L) {
+  eg_tensor *F = eg_lua_checktensor(L, 1), *Fn = eg_lua_checktensor(L, 2);
+  eg_lua_try(L, eg_decay_accumulate(F, Fn, (float)luaL_checknumber(L, 3)), "decay_accumulate");
+  return 0;
+}
+
+/* quad_penalty(theta, anchor, F, lambda [, grad]) -> (lambda/2) sum F (theta-anchor)^2; grad += */
+static int l_quad_penalty(lua_State *L) {
+  eg_tensor *th = eg_lua_checktensor(L, 1), *an = eg_lua_checktensor(L, 2), *F = eg_lua_checktensor(L, 3);
+  double lambda = luaL_checknumber(L, 4), v;
+  eg_lua_try(L, eg_quad_penalty(&v, opt_tensor(L, 5), th, an, F, lambda), "quad_penalty");
+  lua_pushnumber(L, v);
+  return 1;
+}
+
+/* ---- engram.Memory ---- */
+
+typedef struct {
+  eg_memory *m;
+  int ndim; /* the shape of one sample, from the last add (default {dim}) */
+  int64_t shape[EG_MAXDIM];
+} lmemory;
+
+enum { UV_X = 1, UV_Y, UV_TASK, UV_LOGITS, UV_COUNT = UV_LOGITS };
+
+static lmemory *check_mem(lua_State *L) {
+  lmemory *lm = luaL_checkudata(L, 1, EG_MEMORY_MT);
+  if (!lm->m) luaL_error(L, "attempt to use a closed memory");
+  return lm;
+}
+
+/* memory(capacity, dim [, logits_dim [, balanced]]) */
+static int l_memory(lua_State *L) {
+  lua_Integer cap = luaL_checkinteger(L, 1), dim = luaL_checkinteger(L, 2);
+  lua_Integer k = luaL_optinteger(L, 3, 0);
+  int balanced = lua_toboolean(L, 4);
+  lmemory *lm = lua_newuserdatauv(L, sizeof *lm, UV_COUNT);
+  memset(lm, 0, sizeof *lm);
+  luaL_setmetatable(L, EG_MEMORY_MT);
+  eg_lua_try(L, eg_memory_new(&lm->m, (int64_t)cap, (int64_t)dim, (int64_t)k, balanced), "memory");
+  lm->ndim = 1;
+  lm->shape[0] = (int64_t)dim;
+  eg_lua_account(L, (size_t)cap * (size_t)(dim + k + 2) * sizeof(float));
+  return 1;
+}
+
+/* mem:add(x, y [, task [, logits]]) -> mem */
+static int m_add(lua_State *L) {
+  lmemory *lm = check_mem(L);
+  eg_tensor *x = eg_lua_checktensor(L, 2), *y = eg_lua_checktensor(L, 3);
+  lua_Integer task = luaL_optinteger(L, 4, 0);
+  eg_tensor *lg = opt_tensor(L, 5);
+  eg_lua_try(L, eg_memory_add_batch(lm->m, x, y, lg, (int64_t)task, eg_lua_optrng(L, 6)), "memory_add");
+  if (x->ndim >= 2) { /* remember the sample shape, so samples come back as they went in */
+    lm->ndim = x->ndim - 1;
+    memcpy(lm->shape, x->shape + 1, sizeof(int64_t) * (size_t)lm->ndim);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* mem:load(x, y [, task [, logits [, seen]]]) -> mem: replaces the contents
+** (restoring a checkpoint); seen defaults to the number of samples. */
+static int m_load(lua_State *L) {
+  lmemory *lm = check_mem(L);
+  eg_tensor *x = eg_lua_checktensor(L, 2), *y = eg_lua_checktensor(L, 3);
+  eg_tensor *task = opt_tensor(L, 4), *lg = opt_tensor(L, 5);
+  lua_Integer seen = luaL_optinteger(L, 6, x->ndim >= 1 ? (lua_Integer)x->shape[0] : 0);
+  eg_lua_try(L, eg_memory_load(lm->m, x, y, lg, task, (int64_t)seen), "memory_load");
+  if (x->ndim >= 2) {
+    lm->ndim = x->ndim - 1;
+    memcpy(lm->shape, x->shape + 1, sizeof(int64_t) * (size_t)lm->ndim);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* The buffer in user value uv with rows k and the given row shape: reused when it fits. */
+static eg_tensor *buffer(lua_State *L, int uv, int64_t k, int ndim, const int64_t *row) {
+  int64_t shape[EG_MAXDIM];
+  shape[0] = k;
+  if (ndim) memcpy(shape + 1, row, sizeof(int64_t) * (size_t)ndim);
+  lua_getiuservalue(L, 1, uv);
+  eg_tensor *t = eg_lua_totensor(L, -1);
+  if (t && t->ndim == ndim + 1 && memcmp(t->shape, shape, sizeof(int64_t) * (size_t)(ndim + 1)) == 0) return t;
+  lua_pop(L, 1);
+  t = eg_lua_pushnew(L, ndim + 1, shape, "memory_sample");
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, uv);
+  return t;
+}
+
+/* mem:sample(k [, gen]) -> x, y, task, logits (borrowed buffers) */
+static int m_sample(lua_State *L) {
+  lmemory *lm = check_mem(L);
+  lua_Integer k = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, k >= 1, 2, "batch size must be >= 1");
+  luaL_argcheck(L, k <= ((lua_Integer)1 << 30), 2, "batch size too large");
+  eg_rng *r = eg_lua_optrng(L, 3);
+  lua_settop(L, 3);
+  if (eg_memory_size(lm->m) == 0) luaL_error(L, "memory_sample: the memory is empty");
+  int64_t kd = eg_memory_logits_dim(lm->m);
+  eg_tensor *x = buffer(L, UV_X, k, lm->ndim, lm->shape);
+  eg_tensor *y = buffer(L, UV_Y, k, 0, NULL);
+  eg_tensor *t = buffer(L, UV_TASK, k, 0, NULL);
+  eg_tensor *lg = kd ? buffer(L, UV_LOGITS, k, 1, &kd) : NULL;
+  eg_lua_try(L, eg_memory_sample(lm->m, x, y, lg, t, r), "memory_sample");
+  return kd ? 4 : 3;
+}
+
+/* mem:tensors() -> x, y, task, logits: views of the stored samples (live, not copies) */
+static int m_tensors(lua_State *L) {
+  lmemory *lm = check_mem(L);
+  int kd = eg_memory_logits_dim(lm->m) > 0;
+  eg_tensor *x = eg_lua_newtensor(L), *y = eg_lua_newtensor(L), *t = eg_lua_newtensor(L);
+  eg_tensor *lg = kd ? eg_lua_newtensor(L) : NULL;
+  eg_lua_try(L, eg_memory_views(lm->m, x, y, lg, t), "memory_tensors");
+  int64_t shape[EG_MAXDIM];
+  shape[0] = eg_memory_size(lm->m);
+  memcpy(shape + 1, lm->shape, sizeof(int64_t) * (size_t)lm->ndim);
+  eg_lua_try(L, eg_view(x, x, lm->ndim + 1, shape), "memory_tensors");
+  return kd ? 4 : 3;
+}
+
+static int m_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)eg_memory_size(check_mem(L)->m));
+  return 1;
+}
+static int m_capacity(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)eg_memory_capacity(check_mem(L)->m));
+  return 1;
+}
+static int m_seen(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)eg_memory_seen(check_mem(L)->m));
+  return 1;
+}
+static int m_dim(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)eg_memory_dim(check_mem(L)->m));
+  return 1;
+}
+static int m_logits_dim(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)eg_memory_logits_dim(check_mem(L)->m));
+  return 1;
+}
+static int m_balanced(lua_State *L) {
+  lua_pushboolean(L, eg_memory_balanced(check_mem(L)->m));
+  return 1;
+}
+static int m_clear(lua_State *L) {
+  eg_memory_clear(check_mem(L)->m);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* __gc, __close and close(): idempotent. Views from tensors() keep the storage. */
+static int m_gc(lua_State *L) {
+  lmemory *lm = luaL_checkudata(L, 1, EG_MEMORY_MT);
+  eg_memory_free(lm->m);
+  lm->m = NULL;
+  return 0;
+}
+
+static int m_tostring(lua_State *L) {
+  lmemory *lm = luaL_checkudata(L, 1, EG_MEMORY_MT);
+  if (!lm->m) {
+    lua_pushliteral(L, EG_MEMORY_MT " (closed)");
+    return 1;
+  }
+  lua_pushfstring(L, EG_MEMORY_MT " (%I/%I samples of width %I, %I seen%s%s)",
+                  (lua_Integer)eg_memory_size(lm->m), (lua_Integer)eg_memory_capacity(lm->m),
+                  (lua_Integer)eg_memory_dim(lm->m), (lua_Integer)eg_memory_seen(lm->m),
+                  eg_memory_logits_dim(lm->m) ? ", with logits" : "", eg_memory_balanced(lm->m) ? ", balanced" : "");
+  return 1;
+}
+
+static const luaL_Reg mem_methods[] = {{"add", m_add},         {"sample", m_sample},   {"load", m_load},   {"tensors", m_tensors},
+                                       {"size", m_len},        {"capacity", m_capacity}, {"seen", m_seen},
+                                       {"dim", m_dim},         {"logits_dim", m_logits_dim},
+                                       {"balanced", m_balanced}, {"clear", m_clear},   {"close", m_gc},
+                                       {NULL, NULL}};
+
+static const luaL_Reg functions[] = {{"sq_accumulate", l_sq_accumulate},
+                                     {"linear_sq_grad_accumulate", l_linear_sq},
+                                     {"decay_accumulate", l_decay_accumulate},
+                                     {"quad_penalty", l_quad_penalty},
+                                     {"memory", l_memory},
+                                     {NULL, NULL}};
+
+void eg_lua_open_cl(lua_State *L) {
+  luaL_newmetatable(L, EG_MEMORY_MT);
+  luaL_newlib(L, mem_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, m_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, m_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, m_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, m_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, functions, 0);
+}

@@ -1,0 +1,396 @@
+/*
+** cl.c — importance accumulation, quadratic penalty and the replay memory.
+** See cl.h.
+*/
+#include "cl.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Class ids above this are refused in balanced mode: it keeps per-class
+** counters, indexed by class id. */
+#define EG_MEMORY_MAX_CLASS ((int64_t)1 << 20)
+#define EG_MAX_EXACT_INT ((int64_t)1 << 24)
+
+static int check_vec(const eg_tensor *t, int64_t n, const char *op, const char *what) {
+  if (!t || !t->storage) return eg_seterr(EG_ESTATE, "%s: %s is empty", op, what);
+  if (!eg_is_contiguous(t)) return eg_seterr(EG_ESHAPE, "%s: %s must be contiguous", op, what);
+  if (n >= 0 && eg_numel(t) != n)
+    return eg_seterr(EG_ESHAPE, "%s: %s has %lld elements, expected %lld", op, what, (long long)eg_numel(t),
+                     (long long)n);
+  return EG_OK;
+}
+
+/* ---- importance ---- */
+
+int eg_sq_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
+  static const char op[] = "sq_accumulate";
+  int st = check_vec(F, -1, op, "importance");
+  if (st || (st = check_vec(g, eg_numel(F), op, "gradient"))) return st;
+  float *f = eg_data(F);
+  const float *gg = eg_data(g);
+  int64_t n = eg_numel(F);
+  for (int64_t i = 0; i < n; i++) f[i] += scale * gg[i] * gg[i];
+  return EG_OK;
+}
+
+int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma) {
+  static const char op[] = "decay_accumulate";
+  int st = check_vec(F, -1, op, "importance");
+  if (st || (st = check_vec(Fnew, eg_numel(F), op, "new importance"))) return st;
+  if (!isfinite(gamma)) return eg_seterr(EG_EINVAL, "%s: gamma %g is not finite", op, (double)gamma);
+  float *f = eg_data(F);
+  const float *fn = eg_data(Fnew);
+  int64_t n = eg_numel(F);
+  for (int64_t i = 0; i < n; i++) f[i] = gamma * f[i] + fn[i];
+  return EG_OK;
+}
+
+int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                 float scale) {
+  static const char op[] = "linear_sq_grad_accumulate";
+  int st;
+  if ((st = check_vec(delta, -1, op, "delta")) || (st = check_vec(x, -1, op, "input")) ||
+      (st = check_vec(FW, -1, op, "weight importance")))
+    return st;
+  if (delta->ndim != 2 || x->ndim != 2 || FW->ndim != 2)
+    return eg_seterr(EG_ESHAPE, "%s: delta [B x out], input [B x in] and weight importance [out x in] must be 2-D",
+                     op);
+  int64_t B = delta->shape[0], No = delta->shape[1], Ni = x->shape[1];
+  if (x->shape[0] != B || FW->shape[0] != No || FW->shape[1] != Ni) {
+    char a[64], b[64], c[64];
+    return eg_seterr(EG_ESHAPE, "%s: delta %s, input %s and weight importance %s do not fit", op,
+                     eg_shape_str(delta, a, sizeof a), eg_shape_str(x, b, sizeof b), eg_shape_str(FW, c, sizeof c));
+  }
+  if (Fb && (st = check_vec(Fb, No, op, "bias importance"))) return st;
+  if (B == 0 || No == 0) return EG_OK;
+  float *d2 = eg_malloc(sizeof(float) * (size_t)(B * No)), *x2 = eg_malloc(sizeof(float) * (size_t)(B * Ni + 1));
+  if (!d2 || !x2) {
+    eg_free(d2);
+    eg_free(x2);
+    return eg_seterr(EG_ENOMEM, "%s: out of memory for a batch of %lld", op, (long long)B);
+  }
+  const float *dd = eg_data(delta), *xx = eg_data(x);
+  for (int64_t i = 0; i < B * No; i++) d2[i] = dd[i] * dd[i];
+  for (int64_t i = 0; i < B * Ni; i++) x2[i] = xx[i] * xx[i];
+  /* sum_n (delta_n x_n^T)^2 = sum_n delta_n^2 (x_n^2)^T = (delta^2)^T x^2 */
+  if (Ni > 0)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)No, (int)Ni, (int)B, scale, d2, (int)No, x2, (int)Ni, 1.0f,
+                eg_data(FW), (int)Ni);
+  if (Fb) {
+    float *fb = eg_data(Fb);
+    for (int64_t n = 0; n < B; n++)
+      for (int64_t o = 0; o < No; o++) fb[o] += scale * d2[n * No + o];
+  }
+  eg_free(d2);
+  eg_free(x2);
+  return EG_OK;
+}
+
+/* ---- penalty ---- */
+
+int eg_quad_penalty(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *anchor,
+                    const eg_tensor *F, double lambda) {
+  static const char op[] = "quad_penalty";
+  int st = check_vec(theta, -1, op, "parameters");
+  if (st) return st;
+  int64_t n = eg_numel(theta);
+  if ((st = check_vec(anchor, n, op, "anchor")) || (st = check_vec(F, n, op, "importance"))) return st;
+  if (grad && (st = check_vec(grad, n, op, "gradient"))) return st;
+  if (!isfinite(lambda)) return eg_seterr(EG_EINVAL, "%s: lambda %g is not finite", op, lambda);
+  const float *t = eg_data(theta), *a = eg_data(anchor), *f = eg_data(F);
+  float *g = grad ? eg_data(grad) : NULL;
+  const float lam = (float)lambda;
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) {
+    float d = t[i] - a[i];
+    s += (double)f[i] * d * d;
+    if (g) g[i] += lam * f[i] * d;
+  }
+  *value = 0.5 * lambda * s;
+  return EG_OK;
+}
+
+/* ---- replay memory ---- */
+
+struct eg_memory {
+  int64_t cap, dim, kdim, size, seen;
+  int balanced;
+  eg_storage *xs, *ys, *ls, *ts; /* [cap,D], [cap], [cap,K] or NULL, [cap] */
+  int64_t *perm;                 /* a permutation of 0..size-1, for sampling without replacement */
+  int64_t nclass;                /* balanced mode: counters allocated for class ids < nclass */
+  int64_t *held, *cseen;         /* per class: samples held, samples seen */
+};
+
+int eg_memory_new(eg_memory **out, int64_t capacity, int64_t dim, int64_t logits_dim, int balanced) {
+  static const char op[] = "memory";
+  *out = NULL;
+  if (capacity < 1) return eg_seterr(EG_EINVAL, "%s: capacity %lld must be >= 1", op, (long long)capacity);
+  if (dim < 1) return eg_seterr(EG_EINVAL, "%s: sample width %lld must be >= 1", op, (long long)dim);
+  if (logits_dim < 0) return eg_seterr(EG_EINVAL, "%s: logits width %lld is negative", op, (long long)logits_dim);
+  size_t nx, nl;
+  int st;
+  if ((st = eg_size_mul((size_t)capacity, (size_t)dim, &nx, op)) ||
+      (st = eg_size_mul((size_t)capacity, (size_t)(logits_dim ? logits_dim : 1), &nl, op)))
+    return st;
+  eg_memory *m = eg_calloc(1, sizeof *m);
+  if (!m) return eg_seterr(EG_ENOMEM, "%s: out of memory", op);
+  m->cap = capacity;
+  m->dim = dim;
+  m->kdim = logits_dim;
+  m->balanced = balanced != 0;
+  m->xs = eg_storage_new((int64_t)nx);
+  m->ys = m->xs ? eg_storage_new(capacity) : NULL;
+  m->ts = m->ys ? eg_storage_new(capacity) : NULL;
+  m->ls = m->ts && logits_dim ? eg_storage_new((int64_t)nl) : NULL;
+  m->perm = eg_malloc(sizeof(int64_t) * (size_t)capacity);
+  if (!m->xs || !m->ys || !m->ts || (logits_dim && !m->ls) || !m->perm) {
+    eg_memory_free(m);
+    return eg_seterr(EG_ENOMEM, "%s: out of memory for %lld samples of width %lld", op, (long long)capacity,
+                     (long long)dim);
+  }
+  *out = m;
+  return EG_OK;
+}
+
+void eg_memory_free(eg_memory *m) {
+  if (!m) return;
+  eg_storage_release(m->xs);
+  eg_storage_release(m->ys);
+  eg_storage_release(m->ls);
+  eg_storage_release(m->ts);
+  eg_free(m->perm);
+  eg_free(m->held);
+  eg_free(m->cseen);
+  eg_free(m);
+}
+
+int64_t eg_memory_size(const eg_memory *m) { return m->size; }
+int64_t eg_memory_capacity(const eg_memory *m) { return m->cap; }
+int64_t eg_memory_seen(const eg_memory *m) { return m->seen; }
+int64_t eg_memory_dim(const eg_memory *m) { return m->dim; }
+int64_t eg_memory_logits_dim(const eg_memory *m) { return m->kdim; }
+int eg_memory_balanced(const eg_memory *m) { return m->balanced; }
+
+void eg_memory_clear(eg_memory *m) {
+  m->size = m->seen = 0;
+  if (m->held) memset(m->held, 0, sizeof(int64_t) * (size_t)m->nclass);
+  if (m->cseen) memset(m->cseen, 0, sizeof(int64_t) * (size_t)m->nclass);
+}
+
+/* Grows the per-class counters to cover class ids < n (only when a new class appears). */
+static int grow_classes(eg_memory *m, int64_t n) {
+  if (n <= m->nclass) return EG_OK;
+  int64_t nn = m->nclass ? m->nclass : 16;
+  while (nn < n) nn *= 2;
+  int64_t *h = eg_realloc(m->held, sizeof(int64_t) * (size_t)nn);
+  if (!h) return eg_seterr(EG_ENOMEM, "memory: out of memory for class counters");
+  m->held = h;
+  int64_t *s = eg_realloc(m->cseen, sizeof(int64_t) * (size_t)nn);
+  if (!s) return eg_seterr(EG_ENOMEM, "memory: out of memory for class counters");
+  m->cseen = s;
+  memset(h + m->nclass, 0, sizeof(int64_t) * (size_t)(nn - m->nclass));
+  memset(s + m->nclass, 0, sizeof(int64_t) * (size_t)(nn - m->nclass));
+  m->nclass = nn;
+  return EG_OK;
+}
+
+/* memmove: eg_memory_load may be handed views of this memory's own storage. */
+static void put(eg_memory *m, int64_t slot, const float *x, float y, const float *lg, float task) {
+  memmove(m->xs->data + slot * m->dim, x, sizeof(float) * (size_t)m->dim);
+  if (m->balanced) {
+    if (slot < m->size) m->held[(int64_t)m->ys->data[slot]]--;
+    m->held[(int64_t)y]++;
+  }
+  m->ys->data[slot] = y;
+  m->ts->data[slot] = task;
+  if (m->kdim) memmove(m->ls->data + slot * m->kdim, lg, sizeof(float) * (size_t)m->kdim);
+}
+
+static void append(eg_memory *m, const float *x, float y, const float *lg, float task) {
+  put(m, m->size, x, y, lg, task);
+  m->perm[m->size] = m->size;
+  m->size++;
+}
+
+/* A uniformly random slot holding class c (rejection: c is a largest class,
+** so it holds at least size/C slots and this takes about C draws). */
+static int64_t random_slot_of(eg_memory *m, int64_t c, eg_rng *rng) {
+  for (;;) {
+    int64_t s = (int64_t)eg_rng_below(rng, (uint64_t)m->size);
+    if ((int64_t)m->ys->data[s] == c) return s;
+  }
+}
+
+static void offer_balanced(eg_memory *m, const float *x, float y, const float *lg, float task, eg_rng *rng) {
+  int64_t c = (int64_t)y;
+  m->cseen[c]++;
+  if (m->size < m->cap) {
+    append(m, x, y, lg, task);
+    return;
+  }
+  int64_t mx = 0, nmax = 0;
+  for (int64_t k = 0; k < m->nclass; k++) {
+    if (m->held[k] > mx) mx = m->held[k], nmax = 1;
+    else if (m->held[k] == mx && mx > 0) nmax++;
+  }
+  if (m->held[c] < mx) {
+    /* Evict from one of the largest classes, chosen uniformly. */
+    int64_t pick = (int64_t)eg_rng_below(rng, (uint64_t)nmax), victim = -1;
+    for (int64_t k = 0; k < m->nclass; k++)
+      if (m->held[k] == mx && pick-- == 0) {
+        victim = k;
+        break;
+      }
+    put(m, random_slot_of(m, victim, rng), x, y, lg, task);
+  } else if (eg_rng_uniform(rng) * (double)m->cseen[c] < (double)m->held[c]) {
+    put(m, random_slot_of(m, c, rng), x, y, lg, task);
+  }
+}
+
+static int rows_of(const eg_tensor *t, int64_t width, const char *op, const char *what, int64_t *rows) {
+  int st = check_vec(t, -1, op, what);
+  if (st) return st;
+  if (t->ndim < 1 || eg_numel(t) != t->shape[0] * width) {
+    char s[96];
+    return eg_seterr(EG_ESHAPE, "%s: %s %s does not have rows of width %lld", op, what, eg_shape_str(t, s, sizeof s),
+                     (long long)width);
+  }
+  *rows = t->shape[0];
+  return EG_OK;
+}
+
+int eg_memory_add_batch(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
+                        int64_t task, eg_rng *rng) {
+  static const char op[] = "memory_add";
+  int64_t B, nb;
+  int st = rows_of(x, m->dim, op, "samples", &B);
+  if (st) return st;
+  if ((st = check_vec(y, B, op, "labels"))) return st;
+  if (m->kdim) {
+    if (!logits) return eg_seterr(EG_EINVAL, "%s: this memory stores %lld logits per sample; give them", op,
+                                  (long long)m->kdim);
+    if ((st = rows_of(logits, m->kdim, op, "logits", &nb))) return st;
+    if (nb != B)
+      return eg_seterr(EG_ESHAPE, "%s: %lld rows of logits for %lld samples", op, (long long)nb, (long long)B);
+  } else if (logits) {
+    return eg_seterr(EG_EINVAL, "%s: this memory stores no logits (created with logits width 0)", op);
+  }
+  if (task < 0 || task >= EG_MAX_EXACT_INT)
+    return eg_seterr(EG_ERANGE, "%s: task id %lld out of range [0, 2^24)", op, (long long)task);
+  const float *yy = eg_data(y);
+  int64_t top = m->balanced ? EG_MEMORY_MAX_CLASS : EG_MAX_EXACT_INT, maxc = -1;
+  for (int64_t i = 0; i < B; i++) {
+    float v = yy[i];
+    if (!(v == floorf(v)) || v < 0 || v >= (float)top)
+      return eg_seterr(EG_ERANGE, "%s: label %g (sample %lld) is not a class id in [0, %lld)", op, v, (long long)i,
+                       (long long)top);
+    if ((int64_t)v > maxc) maxc = (int64_t)v;
+  }
+  if (m->balanced && (st = grow_classes(m, maxc + 1))) return st;
+  const float *xx = eg_data(x), *lg = logits ? eg_data(logits) : NULL;
+  for (int64_t i = 0; i < B; i++) {
+    const float *xi = xx + i * m->dim, *li = lg ? lg + i * m->kdim : NULL;
+    m->seen++;
+    if (m->balanced) {
+      offer_balanced(m, xi, yy[i], li, (float)task, rng);
+    } else if (m->size < m->cap) {
+      append(m, xi, yy[i], li, (float)task);
+    } else {
+      /* Algorithm R: the n-th sample replaces a random slot with probability M/n. */
+      int64_t j = (int64_t)eg_rng_below(rng, (uint64_t)m->seen);
+      if (j < m->cap) put(m, j, xi, yy[i], li, (float)task);
+    }
+  }
+  return EG_OK;
+}
+
+int eg_memory_sample(eg_memory *m, eg_tensor *x_out, eg_tensor *y_out, eg_tensor *logits_out, eg_tensor *task_out,
+                     eg_rng *rng) {
+  static const char op[] = "memory_sample";
+  int64_t k, r;
+  int st = rows_of(x_out, m->dim, op, "sample buffer", &k);
+  if (st) return st;
+  if ((st = check_vec(y_out, k, op, "label buffer"))) return st;
+  if (logits_out) {
+    if (!m->kdim) return eg_seterr(EG_EINVAL, "%s: this memory stores no logits", op);
+    if ((st = rows_of(logits_out, m->kdim, op, "logits buffer", &r))) return st;
+    if (r != k) return eg_seterr(EG_ESHAPE, "%s: logits buffer has %lld rows, expected %lld", op, (long long)r, (long long)k);
+  }
+  if (task_out && (st = check_vec(task_out, k, op, "task buffer"))) return st;
+  if (m->size == 0) return eg_seterr(EG_ESTATE, "%s: the memory is empty", op);
+  float *xo = eg_data(x_out), *yo = eg_data(y_out);
+  float *lo = logits_out ? eg_data(logits_out) : NULL, *to = task_out ? eg_data(task_out) : NULL;
+  int without = k <= m->size;
+  for (int64_t i = 0; i < k; i++) {
+    int64_t s;
+    if (without) {
+      /* Partial Fisher-Yates over a persistent permutation: any starting
+      ** order gives a uniform draw, so it is never reset. */
+      int64_t j = i + (int64_t)eg_rng_below(rng, (uint64_t)(m->size - i)), tmp = m->perm[i];
+      m->perm[i] = m->perm[j];
+      m->perm[j] = tmp;
+      s = m->perm[i];
+    } else {
+      s = (int64_t)eg_rng_below(rng, (uint64_t)m->size);
+    }
+    memcpy(xo + i * m->dim, m->xs->data + s * m->dim, sizeof(float) * (size_t)m->dim);
+    yo[i] = m->ys->data[s];
+    if (lo) memcpy(lo + i * m->kdim, m->ls->data + s * m->kdim, sizeof(float) * (size_t)m->kdim);
+    if (to) to[i] = m->ts->data[s];
+  }
+  return EG_OK;
+}
+
+int eg_memory_views(const eg_memory *m, eg_tensor *x, eg_tensor *y, eg_tensor *logits, eg_tensor *task) {
+  int64_t sx[2] = {m->size, m->dim}, sl[2] = {m->size, m->kdim}, s1[1] = {m->size};
+  int st;
+  if (x && (st = eg_tensor_from_storage(x, m->xs, 0, 2, sx, NULL))) return st;
+  if (y && (st = eg_tensor_from_storage(y, m->ys, 0, 1, s1, NULL))) return st;
+  if (logits && m->kdim && (st = eg_tensor_from_storage(logits, m->ls, 0, 2, sl, NULL))) return st;
+  if (task && (st = eg_tensor_from_storage(task, m->ts, 0, 1, s1, NULL))) return st;
+  return EG_OK;
+}
+
+int eg_memory_load(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
+                   const eg_tensor *task, int64_t seen) {
+  static const char op[] = "memory_load";
+  int64_t n, r;
+  int st = rows_of(x, m->dim, op, "samples", &n);
+  if (st) return st;
+  if (n > m->cap)
+    return eg_seterr(EG_ESHAPE, "%s: %lld samples for a capacity of %lld", op, (long long)n, (long long)m->cap);
+  if ((st = check_vec(y, n, op, "labels"))) return st;
+  if (task && (st = check_vec(task, n, op, "task ids"))) return st;
+  if (m->kdim) {
+    if (!logits) return eg_seterr(EG_EINVAL, "%s: this memory stores %lld logits per sample; give them", op,
+                                  (long long)m->kdim);
+    if ((st = rows_of(logits, m->kdim, op, "logits", &r))) return st;
+    if (r != n) return eg_seterr(EG_ESHAPE, "%s: %lld rows of logits for %lld samples", op, (long long)r, (long long)n);
+  } else if (logits) {
+    return eg_seterr(EG_EINVAL, "%s: this memory stores no logits", op);
+  }
+  if (seen < n) return eg_seterr(EG_EINVAL, "%s: seen %lld is below the %lld samples", op, (long long)seen, (long long)n);
+  const float *yy = eg_data(y), *tt = task ? eg_data(task) : NULL;
+  int64_t top = m->balanced ? EG_MEMORY_MAX_CLASS : EG_MAX_EXACT_INT, maxc = -1;
+  for (int64_t i = 0; i < n; i++) {
+    float v = yy[i], t = tt ? tt[i] : 0.0f;
+    if (!(v == floorf(v)) || v < 0 || v >= (float)top)
+      return eg_seterr(EG_ERANGE, "%s: label %g (sample %lld) is not a class id in [0, %lld)", op, v, (long long)i,
+                       (long long)top);
+    if (!(t == floorf(t)) || t < 0 || t >= (float)EG_MAX_EXACT_INT)
+      return eg_seterr(EG_ERANGE, "%s: task id %g (sample %lld) is not an integer >= 0", op, t, (long long)i);
+    if ((int64_t)v > maxc) maxc = (int64_t)v;
+  }
+  if (m->balanced && (st = grow_classes(m, maxc + 1))) return st;
+  eg_memory_clear(m);
+  const float *xx = eg_data(x), *lg = logits ? eg_data(logits) : NULL;
+  for (int64_t i = 0; i < n; i++)
+    append(m, xx + i * m->dim, yy[i], lg ? lg + i * m->kdim : NULL, tt ? tt[i] : 0.0f);
+  m->seen = seen;
+  if (m->balanced && n > 0)
+    for (int64_t c = 0; c < m->nclass; c++)
+      m->cseen[c] = m->held[c] ? (int64_t)((double)m->held[c] * (double)seen / (double)n) : 0;
+  return EG_OK;
+}

@@ -1,0 +1,78 @@
+/*
+** cl.h — continual-learning primitives: importance (Fisher) accumulation,
+** the quadratic penalty of EWC / online EWC / SI / MAS, and a reservoir
+** replay memory kept in C memory.
+**
+** Vectors are flat contiguous tensors with a parameter group's layout (the
+** importance F, the anchor theta*, ...); one call per batch or per task.
+*/
+#ifndef EG_CL_H
+#define EG_CL_H
+
+#include "rng.h"
+#include "tensor.h"
+
+/* ---- importance ---- */
+/* F += scale * g^2, element-wise (F and g contiguous, same numel). With
+** per-sample gradients this accumulates the EWC Fisher. */
+EG_API int eg_sq_accumulate(eg_tensor *F, const eg_tensor *g, float scale);
+/* The per-sample squared gradients of a linear layer y = x W^T + b in one
+** product: FW[out,in] += scale * (delta^2)^T (x^2) and Fb[out] += scale *
+** sum_n delta_n^2, for delta [B,out] = dL_n/dy_n and x [B,in]. Fb may be
+** NULL. Allocates two scratch buffers of the batch's size (once per call). */
+EG_API int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                        float scale);
+/* F = gamma * F + Fnew (online EWC's running importance). */
+EG_API int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma);
+
+/* ---- penalty ---- */
+/* *value = (lambda/2) sum F (theta - anchor)^2 (in double), and, when grad is
+** not NULL, grad += lambda F (theta - anchor). One loop over the vectors. */
+EG_API int eg_quad_penalty(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *anchor,
+                           const eg_tensor *F, double lambda);
+
+/* ---- replay memory ----
+** Capacity M samples of D floats, each with a label (an integer class id),
+** a task id and optionally K floats of logits (for DER). Plain mode is
+** reservoir sampling (Vitter's algorithm R): after n samples were offered,
+** each of them is in the memory with probability M/n. Balanced mode is
+** class-balanced reservoir sampling (Chrysakis & Moens 2020): while the
+** memory is full, a sample of a class that is not among the largest
+** replaces a random sample of a largest class; a sample of a largest class
+** c replaces a random sample of c with probability m_c/n_c (held/seen).
+** With C classes seen, each ends up with about M/C slots. */
+typedef struct eg_memory eg_memory;
+
+/* A new empty memory in *out; free with eg_memory_free. logits_dim may be 0. */
+EG_API int eg_memory_new(eg_memory **out, int64_t capacity, int64_t dim, int64_t logits_dim, int balanced);
+EG_API void eg_memory_free(eg_memory *m); /* accepts NULL */
+/* Offers a batch: x [B,D] (or B*D contiguous floats with B rows), y [B],
+** logits [B,K] (NULL, or required when K > 0), all with task id `task`. */
+EG_API int eg_memory_add_batch(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
+                               int64_t task, eg_rng *rng);
+/* Draws k = x_out->shape[0] samples into caller buffers x_out [k,D], y_out
+** [k] and optionally logits_out [k,K] and task_out [k] (NULL to skip):
+** without replacement when k <= size, with replacement otherwise.
+** EG_ESTATE when the memory is empty. Does not allocate. */
+EG_API int eg_memory_sample(eg_memory *m, eg_tensor *x_out, eg_tensor *y_out, eg_tensor *logits_out,
+                            eg_tensor *task_out, eg_rng *rng);
+EG_API int64_t eg_memory_size(const eg_memory *m);
+EG_API int64_t eg_memory_capacity(const eg_memory *m);
+EG_API int64_t eg_memory_seen(const eg_memory *m);
+EG_API int64_t eg_memory_dim(const eg_memory *m);
+EG_API int64_t eg_memory_logits_dim(const eg_memory *m);
+EG_API int eg_memory_balanced(const eg_memory *m);
+/* Views (retained; caller releases) of the first size rows: x [size,D],
+** y [size], logits [size,K] (left alone when K == 0), task [size]. Any may be
+** NULL. They see later changes of the memory (0 rows when it is empty). */
+EG_API int eg_memory_views(const eg_memory *m, eg_tensor *x, eg_tensor *y, eg_tensor *logits, eg_tensor *task);
+/* Replaces the contents with n samples (x [n,D], y [n], logits [n,K] when
+** K > 0, task [n] or NULL for 0), n <= capacity, as after `seen` offers
+** (seen >= n): restores a memory from a checkpoint. Balanced mode does not
+** store per-class seen counts there; they are estimated as held*seen/n. */
+EG_API int eg_memory_load(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
+                          const eg_tensor *task, int64_t seen);
+/* Empties the memory (keeps its buffers); the seen counters restart at 0. */
+EG_API void eg_memory_clear(eg_memory *m);
+
+#endif

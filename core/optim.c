@@ -1,0 +1,143 @@
+/*
+** optim.c — SGD (momentum, Nesterov, weight decay), Adam, AdamW and
+** gradient-norm clipping over flat vectors. See optim.h.
+*/
+#include "optim.h"
+
+#include <math.h>
+
+static int check_vec(const eg_tensor *t, int64_t n, const char *op, const char *what) {
+  if (!t || !t->storage) return eg_seterr(EG_ESTATE, "%s: %s is empty", op, what);
+  if (!eg_is_contiguous(t)) return eg_seterr(EG_ESHAPE, "%s: %s must be contiguous", op, what);
+  if (n >= 0 && eg_numel(t) != n)
+    return eg_seterr(EG_ESHAPE, "%s: %s has %lld elements, the parameters have %lld", op, what,
+                     (long long)eg_numel(t), (long long)n);
+  return EG_OK;
+}
+
+static int check_finite_nonneg(double x, const char *op, const char *what) {
+  if (!(x >= 0) || isinf(x)) return eg_seterr(EG_EINVAL, "%s: %s %g must be finite and >= 0", op, what, x);
+  return EG_OK;
+}
+
+int eg_sgd_check(const eg_sgd_config *c) {
+  static const char op[] = "sgd";
+  int st;
+  if ((st = check_finite_nonneg(c->lr, op, "learning rate")) ||
+      (st = check_finite_nonneg(c->weight_decay, op, "weight decay")))
+    return st;
+  if (!(c->momentum >= 0 && c->momentum < 1))
+    return eg_seterr(EG_EINVAL, "%s: momentum %g must be in [0, 1)", op, c->momentum);
+  if (!(c->dampening >= 0 && c->dampening <= 1))
+    return eg_seterr(EG_EINVAL, "%s: dampening %g must be in [0, 1]", op, c->dampening);
+  if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
+    return eg_seterr(EG_EINVAL, "%s: Nesterov momentum needs momentum > 0 and no dampening", op);
+  return EG_OK;
+}
+
+int eg_adam_check(const eg_adam_config *c) {
+  const char *op = c->decoupled ? "adamw" : "adam";
+  int st;
+  if ((st = check_finite_nonneg(c->lr, op, "learning rate")) ||
+      (st = check_finite_nonneg(c->weight_decay, op, "weight decay")))
+    return st;
+  if (!(c->beta1 >= 0 && c->beta1 < 1)) return eg_seterr(EG_EINVAL, "%s: beta1 %g must be in [0, 1)", op, c->beta1);
+  if (!(c->beta2 >= 0 && c->beta2 < 1)) return eg_seterr(EG_EINVAL, "%s: beta2 %g must be in [0, 1)", op, c->beta2);
+  if (!(c->eps > 0) || isinf(c->eps)) return eg_seterr(EG_EINVAL, "%s: eps %g must be positive", op, c->eps);
+  return EG_OK;
+}
+
+int eg_sgd_step(eg_tensor *p, const eg_tensor *g, eg_tensor *buf, const eg_sgd_config *c, int64_t step,
+                const eg_tensor *mask) {
+  static const char op[] = "sgd";
+  int st = check_vec(p, -1, op, "parameters");
+  if (st) return st;
+  int64_t n = eg_numel(p);
+  if ((st = check_vec(g, n, op, "gradients"))) return st;
+  if (c->momentum > 0 && (st = check_vec(buf, n, op, "momentum buffer"))) return st;
+  if (mask && (st = check_vec(mask, n, op, "mask"))) return st;
+  if ((st = eg_sgd_check(c))) return st;
+  if (step < 1) return eg_seterr(EG_EINVAL, "%s: step %lld must be >= 1", op, (long long)step);
+  float *pp = eg_data(p), *bb = c->momentum > 0 ? eg_data(buf) : NULL;
+  const float *gg = eg_data(g), *mm = mask ? eg_data(mask) : NULL;
+  const float lr = (float)c->lr, wd = (float)c->weight_decay, mu = (float)c->momentum;
+  const float damp = 1.0f - (float)c->dampening;
+  const int first = step == 1;
+  for (int64_t i = 0; i < n; i++) {
+    if (mm && mm[i] == 0) continue;
+    float d = gg[i] + wd * pp[i];
+    if (bb) {
+      float b = first ? d : mu * bb[i] + damp * d;
+      bb[i] = b;
+      d = c->nesterov ? d + mu * b : b;
+    }
+    pp[i] -= lr * d;
+  }
+  return EG_OK;
+}
+
+int eg_adam_step(eg_tensor *p, const eg_tensor *g, eg_tensor *m, eg_tensor *v, const eg_adam_config *c,
+                 int64_t step, const eg_tensor *mask) {
+  const char *op = c->decoupled ? "adamw" : "adam";
+  int st = check_vec(p, -1, op, "parameters");
+  if (st) return st;
+  int64_t n = eg_numel(p);
+  if ((st = check_vec(g, n, op, "gradients")) || (st = check_vec(m, n, op, "first moment")) ||
+      (st = check_vec(v, n, op, "second moment")))
+    return st;
+  if (mask && (st = check_vec(mask, n, op, "mask"))) return st;
+  if ((st = eg_adam_check(c))) return st;
+  if (step < 1) return eg_seterr(EG_EINVAL, "%s: step %lld must be >= 1", op, (long long)step);
+  float *pp = eg_data(p), *mp = eg_data(m), *vp = eg_data(v);
+  const float *gg = eg_data(g), *mk = mask ? eg_data(mask) : NULL;
+  const float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
+  /* Bias corrections in double: 1 - beta^t loses digits in float for small t. */
+  const double bc1 = 1.0 - pow(c->beta1, (double)step), bc2 = 1.0 - pow(c->beta2, (double)step);
+  const float step_size = (float)(c->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2));
+  const float l2 = c->decoupled ? 0.0f : (float)c->weight_decay;
+  const float shrink = c->decoupled ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f;
+  for (int64_t i = 0; i < n; i++) {
+    if (mk && mk[i] == 0) continue;
+    float gi = gg[i] + l2 * pp[i];
+    float mi = b1 * mp[i] + (1.0f - b1) * gi;
+    float vi = b2 * vp[i] + (1.0f - b2) * gi * gi;
+    mp[i] = mi;
+    vp[i] = vi;
+    pp[i] = pp[i] * shrink - step_size * mi / (sqrtf(vi) * rbc2 + eps);
+  }
+  return EG_OK;
+}
+
+int eg_grad_sumsq(double *sumsq, eg_tensor *const *grads, int n) {
+  static const char op[] = "grad_norm";
+  for (int k = 0; k < n; k++) {
+    int st = check_vec(grads[k], -1, op, "gradient");
+    if (st) return st;
+  }
+  double s = 0;
+  for (int k = 0; k < n; k++) {
+    const float *g = eg_data(grads[k]);
+    int64_t m = eg_numel(grads[k]);
+    for (int64_t i = 0; i < m; i++) s += (double)g[i] * g[i];
+  }
+  *sumsq += s;
+  return EG_OK;
+}
+
+int eg_clip_grad_norm(eg_tensor *const *grads, int n, double max_norm, double *norm) {
+  if (!(max_norm > 0)) return eg_seterr(EG_EINVAL, "clip_grad_norm: max norm %g must be positive", max_norm);
+  double s = 0;
+  int st = eg_grad_sumsq(&s, grads, n);
+  if (st) return st;
+  double total = sqrt(s);
+  if (norm) *norm = total;
+  if (!isfinite(total)) return eg_seterr(EG_EINVAL, "clip_grad_norm: the gradient norm is not finite");
+  double scale = max_norm / (total + 1e-6);
+  if (scale >= 1.0) return EG_OK;
+  for (int k = 0; k < n; k++) {
+    float *g = eg_data(grads[k]);
+    int64_t m = eg_numel(grads[k]);
+    for (int64_t i = 0; i < m; i++) g[i] = (float)(g[i] * scale);
+  }
+  return EG_OK;
+}

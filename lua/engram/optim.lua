@@ -1,0 +1,381 @@
+--- engram.optim: optimisers over flat parameter groups, and learning-rate schedules.
+--
+--   local opt = engram.optim.SGD(model, {lr = 0.1, momentum = 0.9})
+--   for x, y in batches do
+--     opt:zero_grad(); ... model:backward(x, gy); opt:step()
+--   end
+--   opt:reset()          -- drop momentum / moments and restart the schedule (between tasks)
+--
+-- Constructors (defaults shown; an unknown option is an error):
+--   SGD(model, {lr = 0.01, momentum = 0, dampening = 0, nesterov = false,
+--               weight_decay = 0, clip = nil, schedule = nil})
+--   Adam(model, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0,
+--                clip = nil, schedule = nil})      -- L2: weight decay added to the gradient
+--   AdamW(model, {... same, weight_decay = 0.01})  -- decoupled: p <- p (1 - lr wd) first
+-- The update rules are PyTorch's. `clip` is a maximum joint L2 norm of the
+-- gradients of all trainable groups (they are scaled down before the step;
+-- opt.last_grad_norm is the norm before clipping). `schedule` is one of the
+-- engram.optim.schedule objects below; it sets the learning rate of every step.
+--
+-- `model` is anything with model:groups() -> {{name=, params=, grads=,
+-- frozen=, mask=?}, ...} (flat tensors, engram.nn models), or such a list of
+-- groups itself. The groups are re-read at every step: a group added after
+-- the optimiser (a new head, adapters) gets its state at its first step.
+-- Frozen groups are skipped. A mask (1 train, 0 keep; same number of elements
+-- as the group) set with opt:set_mask(name, mask), or given as the group's
+-- `mask` field, freezes single elements: they and their state do not change.
+-- Each step is one C loop per group; a warm step allocates no tensors.
+--
+-- Schedules (engram.optim.schedule), objects with :lr_at(step, base_lr) where
+-- step counts the steps already taken (0 for the first):
+--   step{every = n, gamma = 0.1}       base * gamma^floor(step / every)
+--   cosine{total = n, min = 0}         min + (base - min)(1 + cos(pi min(step,total)/total))/2
+--   warmup{steps = n, after = nil}     base (step+1)/n for the first n steps, then
+--                                      after:lr_at(step - n, base) (or base)
+local core = require("engram.core")
+
+local optim = {}
+local schedule = {}
+optim.schedule = schedule
+
+local NONE = {} -- marks an option without a default
+
+local function check_opts(who, opts, defaults, level)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(string.format("%s: options must be a table, got %s", who, type(opts)), level + 1)
+  end
+  for k in pairs(opts) do
+    if defaults[k] == nil then
+      local known = {}
+      for name in pairs(defaults) do known[#known + 1] = name end
+      table.sort(known)
+      error(string.format("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(known, ", ")),
+        level + 1)
+    end
+  end
+  local o = {}
+  for k, v in pairs(defaults) do
+    if opts[k] ~= nil then o[k] = opts[k] elseif v ~= NONE then o[k] = v end
+  end
+  return o
+end
+
+local function check_number(who, name, v, lo, level, strict)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v < lo or (strict and v == lo) then
+    error(string.format("%s: %s must be a number %s %s, got %s", who, name, strict and ">" or ">=", lo, tostring(v)),
+      level + 1)
+  end
+  return v
+end
+
+local function call(op, f, ...)
+  local ok, a = pcall(f, ...)
+  if not ok then
+    if type(a) == "string" then a = a:gsub("to '%?'", "to '" .. op .. "'", 1) end
+    error(a, 3)
+  end
+  return a
+end
+
+-- ---------------------------------------------------------------- schedules
+
+local Schedule = {}
+Schedule.__index = Schedule
+function Schedule:__tostring() return "engram.optim.schedule." .. self.kind end
+
+local function check_step(who, step)
+  if math.type(step) ~= "integer" and not (type(step) == "number" and step == math.floor(step)) or step < 0 then
+    error(string.format("%s: step must be an integer >= 0, got %s", who, tostring(step)), 3)
+  end
+end
+
+--- Multiplies the rate by gamma every `every` steps.
+function schedule.step(opts)
+  local o = check_opts("schedule.step", opts, { every = NONE, gamma = 0.1 }, 2)
+  if math.type(o.every) ~= "integer" or o.every < 1 then
+    error("schedule.step: 'every' must be an integer >= 1, got " .. tostring(o.every), 2)
+  end
+  check_number("schedule.step", "gamma", o.gamma, 0, 2)
+  return setmetatable({ kind = "step", every = o.every, gamma = o.gamma, lr_at = function(self, step, base)
+    check_step("schedule.step", step)
+    return base * self.gamma ^ (step // self.every)
+  end }, Schedule)
+end
+
+--- Cosine annealing from the base rate to `min` over `total` steps, then `min`.
+function schedule.cosine(opts)
+  local o = check_opts("schedule.cosine", opts, { total = NONE, min = 0 }, 2)
+  if math.type(o.total) ~= "integer" or o.total < 1 then
+    error("schedule.cosine: 'total' must be an integer >= 1, got " .. tostring(o.total), 2)
+  end
+  check_number("schedule.cosine", "min", o.min, 0, 2)
+  return setmetatable({ kind = "cosine", total = o.total, min = o.min, lr_at = function(self, step, base)
+    check_step("schedule.cosine", step)
+    local s = math.min(step, self.total)
+    return self.min + (base - self.min) * (1 + math.cos(math.pi * s / self.total)) / 2
+  end }, Schedule)
+end
+
+--- Linear warm-up over `steps` steps, then another schedule (or the base rate).
+function schedule.warmup(opts)
+  local o = check_opts("schedule.warmup", opts, { steps = NONE, after = NONE }, 2)
+  if math.type(o.steps) ~= "integer" or o.steps < 1 then
+    error("schedule.warmup: 'steps' must be an integer >= 1, got " .. tostring(o.steps), 2)
+  end
+  if o.after ~= nil and (type(o.after) ~= "table" or type(o.after.lr_at) ~= "function") then
+    error("schedule.warmup: 'after' must be a schedule (an object with lr_at)", 2)
+  end
+  return setmetatable({ kind = "warmup", steps = o.steps, after = o.after, lr_at = function(self, step, base)
+    check_step("schedule.warmup", step)
+    if step < self.steps then return base * (step + 1) / self.steps end
+    if self.after then return self.after:lr_at(step - self.steps, base) end
+    return base
+  end }, Schedule)
+end
+
+-- ---------------------------------------------------------------- optimisers
+
+local Optimizer = {}
+Optimizer.__index = Optimizer
+
+local weak = { __mode = "k" }
+
+local function check_model(who, model, level)
+  if type(model) ~= "table" then
+    error(string.format("%s: expected a model or a list of parameter groups, got %s", who, type(model)), level + 1)
+  end
+  if type(model.groups) ~= "function" then
+    for i, g in ipairs(model) do
+      if type(g) ~= "table" or not core.istensor(g.params) or not core.istensor(g.grads) then
+        error(string.format("%s: group #%d needs tensors 'params' and 'grads'", who, i), level + 1)
+      end
+    end
+  end
+end
+
+-- level: where the recipe is, seen from new_optimizer's caller.
+local function new_optimizer(kind, model, opts, defaults, level)
+  level = level + 1
+  check_model(kind, model, level)
+  local o = check_opts(kind, opts, defaults, level)
+  check_number(kind, "lr", o.lr, 0, level)
+  check_number(kind, "weight_decay", o.weight_decay, 0, level)
+  if o.clip ~= nil then check_number(kind, "clip", o.clip, 0, level, true) end
+  if o.schedule ~= nil and (type(o.schedule) ~= "table" or type(o.schedule.lr_at) ~= "function") then
+    error(kind .. ": 'schedule' must be a schedule (an object with lr_at)", level)
+  end
+  local self = setmetatable({ kind = kind, model = model, opts = o, _base_lr = o.lr, _step = 0,
+                              _state = setmetatable({}, weak), _masks = {}, _clip = {} }, Optimizer)
+  return self
+end
+
+function Optimizer:__tostring()
+  local o, parts = self.opts, {}
+  for _, k in ipairs({ "lr", "momentum", "nesterov", "eps", "weight_decay", "clip" }) do
+    if o[k] ~= nil and o[k] ~= false and not (k ~= "lr" and o[k] == 0) then
+      parts[#parts + 1] = k .. "=" .. tostring(o[k])
+    end
+  end
+  if o.betas then parts[#parts + 1] = string.format("betas={%g,%g}", o.betas[1], o.betas[2]) end
+  return "engram.optim." .. self.kind .. "{" .. table.concat(parts, ", ") .. "}"
+end
+
+function Optimizer:_groups()
+  local m = self.model
+  if type(m.groups) == "function" then return m:groups() end
+  return m
+end
+
+--- The learning rate the next step will use.
+function Optimizer:lr()
+  local s = self.opts.schedule
+  if s then return s:lr_at(self._step, self._base_lr) end
+  return self._base_lr
+end
+
+--- Sets the base learning rate (what schedules scale).
+function Optimizer:set_lr(lr)
+  self._base_lr = check_number(self.kind .. ":set_lr", "lr", lr, 0, 2)
+  return self
+end
+
+--- Number of steps taken since creation or the last reset.
+function Optimizer:steps() return self._step end
+
+--- Sets (or with nil removes) the element mask of the group named name.
+function Optimizer:set_mask(name, mask)
+  if mask ~= nil and not core.istensor(mask) then
+    error(self.kind .. ":set_mask: the mask must be a tensor (1 train, 0 keep) or nil", 2)
+  end
+  self._masks[name] = mask
+  return self
+end
+
+--- Zeroes the gradients of the model (every group).
+function Optimizer:zero_grad()
+  local m = self.model
+  if type(m.zero_grad) == "function" then
+    m:zero_grad()
+  else
+    for _, g in ipairs(m) do g.grads:zero_() end
+  end
+  return self
+end
+
+--- Drops all optimiser state (momentum, moments, step counts) and restarts the schedule.
+function Optimizer:reset()
+  self._state = setmetatable({}, weak)
+  self._step = 0
+  return self
+end
+
+function Optimizer:_state_for(g)
+  local st = self._state[g.params]
+  local n = g.params:numel()
+  if st and st.numel == n then return st end
+  st = { numel = n, t = 0 }
+  self:_init_state(st, n)
+  self._state[g.params] = st
+  return st
+end
+
+--- One update of every trainable group from its gradients.
+function Optimizer:step()
+  local groups = self:_groups()
+  local lr = self:lr()
+  if type(lr) ~= "number" or lr ~= lr or lr < 0 then
+    error(string.format("%s: the schedule gave learning rate %s", self.kind, tostring(lr)), 2)
+  end
+  if self.opts.clip then
+    local list = self._clip
+    for i = #list, 1, -1 do list[i] = nil end
+    for _, g in ipairs(groups) do
+      if not g.frozen then list[#list + 1] = g.grads end
+    end
+    self.last_grad_norm = call(self.kind, core.clip_grad_norm, list, self.opts.clip)
+  end
+  for _, g in ipairs(groups) do
+    if not g.frozen then
+      local st = self:_state_for(g)
+      st.t = st.t + 1
+      self:_update(g, st, lr, g.mask or (g.name ~= nil and self._masks[g.name]) or nil)
+    end
+  end
+  self._step = self._step + 1
+  return self
+end
+
+--- The state as named tensors (copies) per group name, for checkpoints.
+function Optimizer:state_dict()
+  local out = { kind = self.kind, step = self._step, lr = self._base_lr, groups = {} }
+  for _, g in ipairs(self:_groups()) do
+    local st = g.name and self._state[g.params]
+    if st then
+      local e = { t = st.t }
+      for _, k in ipairs({ "buf", "m", "v" }) do
+        if st[k] then e[k] = st[k]:clone() end
+      end
+      out.groups[g.name] = e
+    end
+  end
+  return out
+end
+
+--- Restores what state_dict returned (groups matched by name and size).
+function Optimizer:load_state_dict(sd)
+  if type(sd) ~= "table" or sd.kind ~= self.kind then
+    error(string.format("%s:load_state_dict: not a %s state", self.kind, self.kind), 2)
+  end
+  self:reset()
+  self._step, self._base_lr = sd.step or 0, sd.lr or self._base_lr
+  for _, g in ipairs(self:_groups()) do
+    local e = g.name and sd.groups[g.name]
+    if e then
+      local st = self:_state_for(g)
+      st.t = e.t
+      for _, k in ipairs({ "buf", "m", "v" }) do
+        if e[k] then
+          if e[k]:numel() ~= st.numel then
+            error(string.format("%s:load_state_dict: group '%s' has %d parameters, the state %d", self.kind,
+              g.name, st.numel, e[k]:numel()), 2)
+          end
+          st[k]:copy(e[k])
+        end
+      end
+    end
+  end
+  return self
+end
+
+-- ---- SGD
+
+local SGD = setmetatable({}, { __index = Optimizer })
+SGD.__index = SGD
+SGD.__tostring = Optimizer.__tostring
+
+function SGD:_init_state(st, n)
+  if self.opts.momentum > 0 then st.buf = core.zeros(n) end
+end
+
+function SGD:_update(g, st, lr, mask)
+  local o = self.opts
+  call("sgd", core.sgd_step, g.params, g.grads, st.buf, lr, o.momentum, o.dampening, o.nesterov, o.weight_decay,
+    st.t, mask)
+end
+
+--- Stochastic gradient descent (momentum, Nesterov, weight decay).
+function optim.SGD(model, opts)
+  local self = new_optimizer("SGD", model, opts, { lr = 0.01, momentum = 0, dampening = 0, nesterov = false,
+                             weight_decay = 0, clip = NONE, schedule = NONE }, 2)
+  local o = self.opts
+  local ok, err = pcall(core.sgd_check, o.lr, check_number("SGD", "momentum", o.momentum, 0, 2),
+    check_number("SGD", "dampening", o.dampening, 0, 2), o.nesterov, o.weight_decay)
+  if not ok then error("SGD: " .. tostring(err):gsub("^sgd: ", ""), 2) end
+  return setmetatable(self, SGD)
+end
+
+-- ---- Adam / AdamW
+
+local Adam = setmetatable({}, { __index = Optimizer })
+Adam.__index = Adam
+Adam.__tostring = Optimizer.__tostring
+
+function Adam._init_state(_, st, n)
+  st.m = core.zeros(n)
+  st.v = core.zeros(n)
+end
+
+function Adam:_update(g, st, lr, mask)
+  local o = self.opts
+  call(self.kind, core.adam_step, g.params, g.grads, st.m, st.v, lr, o.betas[1], o.betas[2], o.eps,
+    o.weight_decay, self._decoupled, st.t, mask)
+end
+
+local function new_adam(kind, model, opts, wd, decoupled)
+  local self = new_optimizer(kind, model, opts, { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = wd,
+                             clip = NONE, schedule = NONE }, 3)
+  local o = self.opts
+  if type(o.betas) ~= "table" or type(o.betas[1]) ~= "number" or type(o.betas[2]) ~= "number" then
+    error(kind .. ": 'betas' must be a pair of numbers {beta1, beta2}", 3)
+  end
+  check_number(kind, "eps", o.eps, 0, 3, true)
+  local ok, err = pcall(core.adam_check, o.lr, o.betas[1], o.betas[2], o.eps, o.weight_decay, decoupled)
+  if not ok then error(kind .. ": " .. tostring(err):gsub("^adamw?: ", ""), 3) end
+  self._decoupled = decoupled
+  return setmetatable(self, Adam)
+end
+
+--- Adam (Kingma & Ba) with L2 weight decay added to the gradient.
+function optim.Adam(model, opts)
+  local o = new_adam("Adam", model, opts, 0, false) -- not a tail call: error levels count this frame
+  return o
+end
+
+--- AdamW (Loshchilov & Hutter): decoupled weight decay.
+function optim.AdamW(model, opts)
+  local o = new_adam("AdamW", model, opts, 0.01, true)
+  return o
+end
+
+return optim
