@@ -5,10 +5,19 @@
 ** preloaded (package.preload) by the `engram` command and engram_open().
 */
 #include <cblas.h>
+#include <unistd.h>
 
 #include "lutil.h"
 
 EG_API int luaopen_engram_core(lua_State *L);
+
+/* isatty(fd) -> boolean: progress lines rewrite themselves only on a terminal. */
+static int l_isatty(lua_State *L) {
+  lua_Integer fd = luaL_optinteger(L, 1, 2);
+  luaL_argcheck(L, fd >= 0 && fd <= 1024, 1, "file descriptor out of range");
+  lua_pushboolean(L, isatty((int)fd));
+  return 1;
+}
 
 int luaopen_engram_core(lua_State *L) {
   /* The module is compiled against one Lua; refuse a mismatched interpreter
@@ -22,6 +31,8 @@ int luaopen_engram_core(lua_State *L) {
   /* Which OpenBLAS kernels run the matrix products (see main.c on why it varies). */
   lua_pushstring(L, openblas_get_corename());
   lua_setfield(L, -2, "blas_core");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "isatty");
   eg_lua_open_tensor(L);
   eg_lua_open_rng(L);
   eg_lua_open_nn(L);

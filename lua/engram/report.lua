@@ -1,0 +1,318 @@
+--- A self-contained HTML report (inline CSS and SVG, no scripts, no network)
+-- of one or more results documents: a metrics table, the average accuracy
+-- after each task of every run on one chart, and a heatmap of each accuracy
+-- matrix.
+--
+--   local html = report.html(docs, {title = "Split MNIST"})
+--   report.write("report.html", docs)
+local results = require("engram.results")
+local metrics = require("engram.metrics")
+local json = require("engram.json")
+
+local report = {}
+
+local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
+--- Escapes text for HTML element content and attribute values.
+function report.escape(s)
+  return (tostring(s):gsub("[&<>\"']", ESC))
+end
+local esc = report.escape
+
+-- Distinct colours for the runs' lines (Okabe-Ito, readable by colour-blind eyes).
+local PALETTE = { "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999" }
+
+local function lerp(a, b, t) return a + (b - a) * t end
+
+-- The heatmap colour of an accuracy in [0, 1]: a sequential scale from pale
+-- yellow (0) through green to dark blue (1), like viridis reversed.
+local STOPS = {
+  { 0.00, 255, 255, 217 }, { 0.25, 199, 233, 180 }, { 0.50, 65, 182, 196 },
+  { 0.75, 34, 94, 168 }, { 1.00, 8, 29, 88 },
+}
+function report.color(v)
+  if v ~= v then v = 0 end
+  v = math.max(0, math.min(1, v))
+  for k = 2, #STOPS do
+    local a, b = STOPS[k - 1], STOPS[k]
+    if v <= b[1] then
+      local t = (v - a[1]) / (b[1] - a[1])
+      return string.format("#%02x%02x%02x", math.floor(lerp(a[2], b[2], t) + 0.5),
+        math.floor(lerp(a[3], b[3], t) + 0.5), math.floor(lerp(a[4], b[4], t) + 0.5))
+    end
+  end
+  return "#081d58"
+end
+
+local function num(x) return string.format("%.1f", x) end
+
+local function pct(v) return v == nil and "n/a" or string.format("%.1f%%", 100 * v) end
+local function pp(v) return v == nil and "n/a" or string.format("%+.1f", 100 * v) end
+local function pts(v) return v == nil and "n/a" or string.format("%.1f", 100 * v) end
+local function ratio(v) return v == nil and "n/a" or string.format("%.2f", v) end
+
+local function strategies_text(doc)
+  local names = {}
+  for _, s in ipairs(doc.strategies or {}) do
+    local opts = {}
+    local keys = {}
+    for k in pairs(s.options or {}) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local v = s.options[k]
+      opts[#opts + 1] = k .. "=" .. (type(v) == "table" and json.encode(v) or tostring(v))
+    end
+    names[#names + 1] = s.name .. (#opts > 0 and (" (" .. table.concat(opts, ", ") .. ")") or "")
+  end
+  return #names > 0 and table.concat(names, " + ") or "–"
+end
+
+--- One accuracy matrix as an SVG heatmap with cell values and a colour scale.
+local scale_ids = 0
+function report.heatmap_svg(doc, label)
+  scale_ids = scale_ids + 1
+  local scale_id = "scale" .. scale_ids
+  local R = doc.acc
+  local T = #R
+  local cell = T <= 6 and 56 or (T <= 12 and 40 or 26)
+  local left, top = 78, 44
+  local w = left + T * cell + 90
+  -- room for the rotated axis title and the colour scale even for one task
+  local ph = math.max(T * cell, 130)
+  local h = top + ph + 12
+  local out = {}
+  out[#out + 1] = string.format(
+    '<svg class="heatmap" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" ' ..
+      'role="img" aria-label="accuracy matrix of %s">',
+    w, h, w, h, esc(label))
+  out[#out + 1] = string.format('<text x="%d" y="14" class="axis-title" text-anchor="middle">evaluated on task</text>',
+    left + T * cell // 2)
+  for j = 1, T do
+    out[#out + 1] = string.format('<text x="%d" y="%d" text-anchor="middle" class="tick">%d</text>',
+      left + (j - 1) * cell + cell // 2, top - 8, j)
+  end
+  out[#out + 1] = string.format(
+    '<text x="14" y="%d" class="axis-title" text-anchor="middle" transform="rotate(-90 14 %d)">' ..
+      'after training task</text>',
+    top + ph // 2, top + ph // 2)
+  for i = 1, T do
+    local y = top + (i - 1) * cell
+    out[#out + 1] = string.format('<text x="%d" y="%d" text-anchor="end" class="tick">%d</text>',
+      left - 8, y + cell // 2 + 4, i)
+    for j = 1, T do
+      local v = R[i][j]
+      local x = left + (j - 1) * cell
+      local fill = report.color(v)
+      local ink = v > 0.55 and "#ffffff" or "#111111"
+      out[#out + 1] = string.format(
+        '<rect class="cell%s" x="%d" y="%d" width="%d" height="%d" fill="%s">' ..
+          '<title>after task %d, task %d: %.2f%%</title></rect>',
+        j > i and " future" or "", x, y, cell - 1, cell - 1, fill, i, j, 100 * v)
+      if cell >= 34 then
+        out[#out + 1] = string.format('<text x="%d" y="%d" text-anchor="middle" class="val" fill="%s">%s</text>',
+          x + cell // 2, y + cell // 2 + 4, ink, num(100 * v))
+      end
+    end
+  end
+  -- diagonal outline: each task right after training it
+  for i = 1, T do
+    out[#out + 1] = string.format(
+      '<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#e41a1c" stroke-width="1.5"/>',
+      left + (i - 1) * cell, top + (i - 1) * cell, cell - 1, cell - 1)
+  end
+  -- colour scale
+  local sx, sh = left + T * cell + 24, ph
+  out[#out + 1] = string.format('<defs><linearGradient id="%s" x1="0" y1="1" x2="0" y2="0">', scale_id)
+  for _, s in ipairs(STOPS) do
+    out[#out + 1] = string.format('<stop offset="%g" stop-color="%s"/>', s[1], report.color(s[1]))
+  end
+  out[#out + 1] = "</linearGradient></defs>"
+  out[#out + 1] = string.format('<rect x="%d" y="%d" width="14" height="%d" fill="url(#%s)" stroke="#888"/>',
+    sx, top, sh, scale_id)
+  for _, v in ipairs({ 0, 50, 100 }) do
+    out[#out + 1] = string.format('<text x="%d" y="%d" class="tick">%d%%</text>',
+      sx + 20, top + sh - sh * v // 100 + 4, v)
+  end
+  out[#out + 1] = "</svg>"
+  return table.concat(out, "\n")
+end
+
+--- The average accuracy after each task of every run, on one SVG line chart.
+function report.curves_svg(docs, labels)
+  local W, H = 920, 380
+  local ml, mr, mt, mb = 60, 250, 20, 50
+  local pw, ph = W - ml - mr, H - mt - mb
+  local Tmax = 1
+  for _, d in ipairs(docs) do Tmax = math.max(Tmax, #d.acc) end
+  local function X(t)
+    if Tmax == 1 then return ml + pw / 2 end
+    return ml + (t - 1) / (Tmax - 1) * pw
+  end
+  local function Y(v) return mt + (1 - v) * ph end
+  local out = {}
+  out[#out + 1] = string.format(
+    '<svg class="curves" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" ' ..
+      'role="img" aria-label="average accuracy after each task">',
+    W, H, W, H)
+  for v = 0, 100, 10 do
+    local y = Y(v / 100)
+    out[#out + 1] = string.format('<line x1="%d" y1="%s" x2="%d" y2="%s" class="grid"/>', ml, num(y), ml + pw, num(y))
+    out[#out + 1] = string.format('<text x="%d" y="%s" text-anchor="end" class="tick">%d%%</text>',
+      ml - 6, num(y + 4), v)
+  end
+  for t = 1, Tmax do
+    local x = X(t)
+    out[#out + 1] = string.format('<line x1="%s" y1="%d" x2="%s" y2="%d" class="axis"/>', num(x), mt + ph, num(x),
+      mt + ph + 5)
+    out[#out + 1] = string.format('<text x="%s" y="%d" text-anchor="middle" class="tick">%d</text>', num(x),
+      mt + ph + 18, t)
+  end
+  out[#out + 1] = string.format('<line x1="%d" y1="%d" x2="%d" y2="%d" class="axis"/>', ml, mt, ml, mt + ph)
+  out[#out + 1] = string.format('<line x1="%d" y1="%d" x2="%d" y2="%d" class="axis"/>', ml, mt + ph, ml + pw, mt + ph)
+  out[#out + 1] = string.format('<text x="%d" y="%d" text-anchor="middle" class="axis-title">tasks learned</text>',
+    ml + pw // 2, H - 8)
+  out[#out + 1] = string.format(
+    '<text x="16" y="%d" text-anchor="middle" class="axis-title" transform="rotate(-90 16 %d)">' ..
+      'average accuracy on tasks so far</text>',
+    mt + ph // 2, mt + ph // 2)
+  for k, d in ipairs(docs) do
+    local color = PALETTE[(k - 1) % #PALETTE + 1]
+    local a = d.avg_acc_per_task or metrics.avg_acc_per_task(d.acc)
+    local points = {}
+    for t = 1, #a do points[#points + 1] = num(X(t)) .. "," .. num(Y(a[t])) end
+    out[#out + 1] = string.format(
+      '<polyline class="run-line" points="%s" fill="none" stroke="%s" stroke-width="2.5"%s>' ..
+        '<title>%s</title></polyline>',
+      table.concat(points, " "), color, k > #PALETTE and ' stroke-dasharray="6 3"' or "", esc(labels[k]))
+    for t = 1, #a do
+      out[#out + 1] = string.format(
+        '<circle cx="%s" cy="%s" r="3.5" fill="%s"><title>%s after task %d: %.1f%%</title></circle>',
+        num(X(t)), num(Y(a[t])), color, esc(labels[k]), t, 100 * a[t])
+    end
+    local ly = mt + 10 + (k - 1) * 20
+    local lx = ml + pw + 20
+    out[#out + 1] = string.format('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2.5"/>',
+      lx, ly, lx + 22, ly, color)
+    local text = labels[k]
+    if utf8.len(text) and utf8.len(text) > 30 then text = text:sub(1, utf8.offset(text, 30) - 1) .. "…" end
+    out[#out + 1] = string.format('<text x="%d" y="%d" class="legend">%s</text>', lx + 28, ly + 4, esc(text))
+  end
+  out[#out + 1] = "</svg>"
+  return table.concat(out, "\n")
+end
+
+local CSS = [[
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1b1b; margin: 20px 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 0 0 4px; }
+.meta { color: #666; font-size: 12px; }
+table.metrics { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.table-wrap { overflow-x: auto; }
+table.metrics { font-size: 13px; }
+table.metrics th, table.metrics td { padding: 4px 7px; border-bottom: 1px solid #e5e5e5; text-align: right;
+  white-space: nowrap; vertical-align: top; }
+table.metrics td.wrap { white-space: normal; min-width: 90px; max-width: 200px; }
+table.metrics th { background: #f4f4f4; font-weight: 600; }
+table.metrics td.name, table.metrics th.name { text-align: left; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+.grid-runs { display: flex; flex-wrap: wrap; gap: 18px 28px; align-items: flex-start; }
+.run { border: 1px solid #e3e3e3; border-radius: 6px; padding: 10px 12px; }
+svg text { font-family: system-ui, sans-serif; }
+svg.curves { max-width: 100%; height: auto; }
+svg .tick { font-size: 11px; fill: #444; }
+svg .val { font-size: 11px; }
+svg .axis-title { font-size: 12px; fill: #333; }
+svg .legend { font-size: 12px; fill: #222; }
+svg .grid { stroke: #e8e8e8; }
+svg .axis { stroke: #555; }
+svg rect.future { opacity: 0.55; }
+.note { color: #666; font-size: 12px; max-width: 900px; }
+]]
+
+local known = { title = true, created = true }
+
+--- The report page for an array of documents (a new string). opts: title,
+-- created (a timestamp text; default now). Raises on an invalid document.
+function report.html(docs, opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not known[k] then error("report.html: unknown option '" .. tostring(k) .. "' (known: created, title)", 2) end
+  end
+  if type(docs) ~= "table" or #docs == 0 then error("report.html: expected a non-empty array of results", 2) end
+  local labels, seen = {}, {}
+  for k, d in ipairs(docs) do
+    local ok, err = results.validate(d)
+    if not ok then error(string.format("report.html: run %d: %s", k, err), 2) end
+    local label = tostring(d.name or ("run " .. k))
+    if seen[label] then label = label .. " #" .. k end
+    seen[label] = true
+    labels[k] = label
+  end
+  local title = opts.title or "engram report"
+  local out = {}
+  out[#out + 1] = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">"
+  out[#out + 1] = "<title>" .. esc(title) .. "</title>"
+  out[#out + 1] = "<style>\n" .. CSS .. "</style>\n</head>\n<body>"
+  out[#out + 1] = "<h1>" .. esc(title) .. "</h1>"
+  out[#out + 1] = string.format('<p class="meta">%d run%s · generated %s</p>', #docs, #docs == 1 and "" or "s",
+    esc(opts.created or os.date("!%Y-%m-%d %H:%M UTC")))
+
+  out[#out + 1] = "<h2>Metrics</h2>"
+  out[#out + 1] = '<div class="table-wrap"><table class="metrics">\n' ..
+      '<tr><th class="name">run</th><th class="name">scenario</th>' ..
+      '<th class="name">strategies</th><th>tasks</th><th>seed</th><th>ACC</th><th>BWT</th><th>FWT</th>' ..
+      '<th>forgetting</th><th>RKR</th><th>NAR</th><th>CER</th><th>train s</th><th>eval s</th>' ..
+      '<th>params</th><th>peak MB</th></tr>'
+  for k, d in ipairs(docs) do
+    local sc = d.scenario and (d.scenario.name .. (d.scenario.kind and (" (" .. d.scenario.kind .. ")") or "")) or "–"
+    local function cell(v) return "<td>" .. esc(v) .. "</td>" end
+    out[#out + 1] = table.concat({
+      "<tr>",
+      string.format('<td class="name wrap"><span class="swatch" style="background:%s"></span>%s</td>',
+        PALETTE[(k - 1) % #PALETTE + 1], esc(labels[k])),
+      '<td class="name wrap">' .. esc(sc) .. "</td>",
+      '<td class="name wrap">' .. esc(strategies_text(d)) .. "</td>",
+      cell(#d.acc), cell(d.seed ~= nil and tostring(d.seed) or "–"),
+      cell(pct(d.avg_acc or metrics.acc(d.acc))), cell(pp(d.bwt)), cell(pp(d.fwt)), cell(pts(d.forgetting)),
+      cell(ratio(d.rkr)), cell(ratio(d.nar)), cell(pp(d.cer)),
+      cell(results.seconds(d.train_seconds)), cell(results.seconds(d.eval_seconds)),
+      cell(results.thousands(d.trainable_params)),
+      cell(d.peak_rss_mb and string.format("%.0f", d.peak_rss_mb) or "n/a"),
+      "</tr>",
+    })
+  end
+  out[#out + 1] = "</table></div>"
+  out[#out + 1] = '<p class="note">ACC: mean accuracy over all tasks after the last one. ' ..
+      'BWT, FWT, forgetting and CER in percentage points; BWT &lt; 0 means forgetting. ' ..
+      'RKR: retained fraction of each task\'s accuracy; NAR: accuracy ' ..
+      'right after training relative to training the task alone. n/a: undefined for this run (see the JSON\'s ' ..
+      '"undefined").</p>'
+
+  out[#out + 1] = "<h2>Average accuracy after each task</h2>"
+  out[#out + 1] = report.curves_svg(docs, labels)
+
+  out[#out + 1] = "<h2>Accuracy matrices</h2>"
+  out[#out + 1] = '<p class="note">Row i, column j: accuracy on task j after training task i, in %. ' ..
+      'Outlined: each task right after training it; faded: tasks not trained yet.</p>'
+  out[#out + 1] = '<div class="grid-runs">'
+  for k, d in ipairs(docs) do
+    out[#out + 1] = '<div class="run">'
+    out[#out + 1] = string.format("<h3>%s</h3>", esc(labels[k]))
+    out[#out + 1] = report.heatmap_svg(d, labels[k])
+    out[#out + 1] = "</div>"
+  end
+  out[#out + 1] = "</div>\n</body>\n</html>\n"
+  return table.concat(out, "\n")
+end
+
+--- Writes report.html(docs, opts) to path atomically; raises on failure.
+function report.write(path, docs, opts)
+  local ok, html = pcall(report.html, docs, opts)
+  if not ok then error(html, 2) end
+  local wok, err = json.write_atomic(path, html)
+  if not wok then error("report.write: " .. err, 2) end
+  return true
+end
+
+return report

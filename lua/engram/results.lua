@@ -1,0 +1,368 @@
+--- The results document of a run (docs/results-schema.md): build, validate,
+-- print, compare, save and load. Reports and comparisons read only this.
+--
+--   local doc = results.new{name = "ewc", scenario = {name = "split-mnist", kind = "class-IL"},
+--                           strategies = {{name = "ewc", options = {lambda = 100}}},
+--                           seed = 1, acc = R, baseline_acc = b, train_seconds = 12.5}
+--   results.print(doc)
+--   results.save("ewc.json", doc)          -- or results.save(path, {doc1, doc2})
+--   local docs = results.load("ewc.json")  -- always an array of documents
+--
+-- Accuracies are fractions in [0, 1]; printed tables show percentages, and
+-- BWT, FWT, forgetting and CER as percentage points.
+local json = require("engram.json")
+local metrics = require("engram.metrics")
+
+local results = {}
+
+results.SCHEMA = "engram.results/1"
+
+local METRICS = { "bwt", "fwt", "forgetting", "rkr", "nar", "cer" }
+
+--- Peak resident memory of this process in MB (VmHWM from /proc/self/status), or nil.
+function results.peak_rss_mb()
+  local f = io.open("/proc/self/status", "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local kb = s:match("VmHWM:%s*(%d+)%s*kB")
+  return kb and math.floor(tonumber(kb) / 1024 * 10 + 0.5) / 10 or nil
+end
+
+local function engram_version()
+  local ok, core = pcall(require, "engram.core")
+  if ok and type(core) == "table" and core.version then return tostring(core.version) end
+  return "unknown"
+end
+
+local function copy_matrix(R)
+  local c = json.array()
+  for i, row in ipairs(R) do
+    c[i] = json.array()
+    for j, v in ipairs(row) do c[i][j] = v end
+  end
+  return c
+end
+
+local function copy_array(v)
+  if v == nil then return nil end
+  local c = json.array()
+  for i, x in ipairs(v) do c[i] = x end
+  return c
+end
+
+-- A shallow copy marked as a JSON object, so the caller's table (which may
+-- have its own metatable) is left alone.
+local function object_copy(t)
+  local c = json.object()
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+local function norm_strategies(s)
+  local out = json.array()
+  if s == nil then return out end
+  if type(s) == "string" then s = { s } end
+  for i, e in ipairs(s) do
+    if type(e) == "string" then
+      out[i] = { name = e, options = json.object() }
+    elseif type(e) == "table" and type(e.name) == "string" then
+      out[i] = { name = e.name, options = object_copy(e.options) }
+    else
+      error(string.format("results.new: strategies[%d] must be a name or {name=, options=}", i), 3)
+    end
+  end
+  return out
+end
+
+local function norm_scenario(s, T)
+  if s == nil then return nil end
+  if type(s) == "string" then s = { name = s } end
+  if type(s) ~= "table" or type(s.name) ~= "string" then
+    error("results.new: scenario must be a name or {name=, kind=, tasks=, details=}", 3)
+  end
+  return { name = s.name, kind = s.kind, tasks = s.tasks or T, details = s.details and object_copy(s.details) }
+end
+
+local new_keys = {
+  "acc", "baseline_acc", "created", "engram_version", "eval_seconds", "extra", "naive",
+  "name", "peak_rss_mb", "reference", "reference_acc", "scenario", "seed", "strategies",
+  "train_seconds", "trainable_params",
+}
+local new_known = {}
+for _, k in ipairs(new_keys) do new_known[k] = true end
+
+--- A new results document from a run's measurements; the derived metrics
+-- (avg_acc, avg_acc_per_task, bwt, fwt, forgetting, rkr, nar, cer) are
+-- computed here with engram.metrics. Required: acc. Optional: name, scenario,
+-- strategies, seed, baseline_acc (b, for FWT), reference_acc and reference
+-- (A and what it is, for NAR), naive = {acc=, train_seconds=} (for CER),
+-- train_seconds, eval_seconds, trainable_params, peak_rss_mb (default: read
+-- now), created (default: now), engram_version, extra (a table of anything).
+function results.new(o)
+  if type(o) ~= "table" then error("results.new: expected a table of fields", 2) end
+  for k in pairs(o) do
+    if not new_known[k] then
+      error("results.new: unknown field '" .. tostring(k) .. "' (known: " .. table.concat(new_keys, ", ") .. ")", 2)
+    end
+  end
+  if o.acc == nil then error("results.new: the accuracy matrix 'acc' is required", 2) end
+  local ok, T = pcall(metrics.check, o.acc)
+  if not ok then error("results.new: " .. tostring(T):gsub("^.-metrics: ", ""), 2) end
+  local naive = o.naive
+  if naive ~= nil and type(naive) ~= "table" then error("results.new: naive must be {acc=, train_seconds=}", 2) end
+  local mok, m = pcall(metrics.all, o.acc, {
+    baseline = o.baseline_acc, reference = o.reference_acc,
+    naive_acc = naive and naive.acc, naive_cost = naive and naive.train_seconds, cost = o.train_seconds,
+  })
+  if not mok then error("results.new: " .. tostring(m):gsub("^.-metrics: ", ""), 2) end
+  local doc = {
+    schema = results.SCHEMA,
+    name = o.name or "run",
+    scenario = norm_scenario(o.scenario, T),
+    tasks = T,
+    strategies = norm_strategies(o.strategies),
+    seed = o.seed,
+    acc = copy_matrix(o.acc),
+    baseline_acc = copy_array(o.baseline_acc),
+    reference_acc = copy_array(o.reference_acc),
+    reference = o.reference,
+    naive = naive and { acc = naive.acc, train_seconds = naive.train_seconds, name = naive.name },
+    avg_acc = m.acc,
+    avg_acc_per_task = copy_array(m.avg_acc_per_task),
+    train_seconds = o.train_seconds,
+    eval_seconds = o.eval_seconds,
+    trainable_params = o.trainable_params,
+    peak_rss_mb = o.peak_rss_mb or results.peak_rss_mb(),
+    engram_version = o.engram_version or engram_version(),
+    created = o.created or os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    undefined = json.object(m.undefined),
+    extra = o.extra,
+  }
+  for _, k in ipairs(METRICS) do doc[k] = m[k] end
+  return doc
+end
+
+-- validation -------------------------------------------------------------
+
+local function is_num(v) return type(v) == "number" end
+
+local typed = {
+  name = "string", tasks = "number", seed = "number", avg_acc = "number",
+  bwt = "number", fwt = "number", forgetting = "number", rkr = "number", nar = "number", cer = "number",
+  train_seconds = "number", eval_seconds = "number", peak_rss_mb = "number", trainable_params = "number",
+  engram_version = "string", created = "string", scenario = "table", strategies = "table",
+  undefined = "table", reference = "string",
+}
+
+--- Checks one document; returns true, or nil and a message naming the field.
+function results.validate(doc)
+  if type(doc) ~= "table" then return nil, "a run must be a JSON object" end
+  local R = doc.acc
+  if R == nil then return nil, "field 'acc' (the accuracy matrix) is missing" end
+  if type(R) ~= "table" or #R == 0 then return nil, "field 'acc' must be a non-empty array of rows" end
+  local T = #R
+  for i = 1, T do
+    if type(R[i]) ~= "table" or #R[i] ~= T then
+      return nil, string.format("acc[%d] must be an array of %d numbers (acc is %dx%d)", i, T, T, T)
+    end
+    for j = 1, T do
+      if not is_num(R[i][j]) then return nil, string.format("acc[%d][%d] must be a number", i, j) end
+    end
+  end
+  for k, t in pairs(typed) do
+    if doc[k] ~= nil and type(doc[k]) ~= t then
+      return nil, string.format("field '%s' must be a %s, not a %s", k, t == "table" and "JSON object or array" or t,
+        type(doc[k]))
+    end
+  end
+  if doc.tasks ~= nil and doc.tasks ~= T then
+    return nil, string.format("field 'tasks' is %s but acc is %dx%d", tostring(doc.tasks), T, T)
+  end
+  for _, k in ipairs({ "baseline_acc", "reference_acc", "avg_acc_per_task" }) do
+    local v = doc[k]
+    if v ~= nil then
+      if type(v) ~= "table" or #v ~= T then
+        return nil, string.format("field '%s' must be an array of %d numbers", k, T)
+      end
+      for j = 1, T do
+        if not is_num(v[j]) then return nil, string.format("%s[%d] must be a number", k, j) end
+      end
+    end
+  end
+  if doc.scenario ~= nil and type(doc.scenario.name) ~= "string" then
+    return nil, "field 'scenario.name' must be a string"
+  end
+  if doc.strategies ~= nil then
+    for i, s in ipairs(doc.strategies) do
+      if type(s) ~= "table" or type(s.name) ~= "string" then
+        return nil, string.format("strategies[%d] must be an object with a string 'name'", i)
+      end
+    end
+  end
+  return true
+end
+
+-- printing ---------------------------------------------------------------
+
+local function pct(v) return v == nil and "n/a" or string.format("%.1f%%", 100 * v) end
+local function pp(v) return v == nil and "n/a" or string.format("%+.1f", 100 * v) end
+local function pts(v) return v == nil and "n/a" or string.format("%.1f", 100 * v) end
+local function ratio(v) return v == nil and "n/a" or string.format("%.2f", v) end
+-- Seconds with two decimals below 10 s, so short runs do not all read 0.0.
+local function seconds(v)
+  if v == nil then return "n/a" end
+  return string.format(math.abs(v) < 10 and "%.2f" or "%.1f", v)
+end
+results.seconds = seconds
+local function secs(v) return v == nil and "n/a" or seconds(v) .. "s" end
+
+local function thousands(n)
+  if n == nil then return "n/a" end
+  local s = string.format("%d", math.floor(n + 0.5))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^(%-?),", "%1"))
+end
+results.thousands = thousands
+
+local function strategy_names(doc)
+  local names = {}
+  for _, s in ipairs(doc.strategies or {}) do names[#names + 1] = s.name end
+  return #names > 0 and table.concat(names, "+") or "-"
+end
+
+--- A run's document as a readable fixed-width table (a new string).
+function results.format(doc)
+  local ok, err = results.validate(doc)
+  if not ok then error("results.format: " .. err, 2) end
+  local R = doc.acc
+  local T = #R
+  local avg = doc.avg_acc_per_task or metrics.avg_acc_per_task(R)
+  local lines = {}
+  local sc = doc.scenario
+  local head = "run " .. tostring(doc.name or "?")
+  local bits = {}
+  if sc then bits[#bits + 1] = sc.name .. (sc.kind and (", " .. sc.kind) or "") end
+  bits[#bits + 1] = T .. (T == 1 and " task" or " tasks")
+  if doc.seed then bits[#bits + 1] = "seed " .. tostring(doc.seed) end
+  lines[#lines + 1] = head .. " (" .. table.concat(bits, ", ") .. ")  strategies: " .. strategy_names(doc)
+  local hdr = { string.format("%-10s", "after") }
+  for j = 1, T do hdr[#hdr + 1] = string.format("%7s", "T" .. j) end
+  hdr[#hdr + 1] = string.format("  %7s", "avg")
+  lines[#lines + 1] = table.concat(hdr)
+  for i = 1, T do
+    local row = { string.format("%-10s", "task " .. i) }
+    for j = 1, T do row[#row + 1] = string.format("%7.1f", 100 * R[i][j]) end
+    row[#row + 1] = string.format("  %7.1f", 100 * avg[i])
+    lines[#lines + 1] = table.concat(row)
+  end
+  if doc.baseline_acc then
+    local row = { string.format("%-10s", "untrained") }
+    for j = 1, T do row[#row + 1] = string.format("%7.1f", 100 * doc.baseline_acc[j]) end
+    lines[#lines + 1] = table.concat(row)
+  end
+  local acc = doc.avg_acc or metrics.acc(R)
+  lines[#lines + 1] = string.format("ACC %s  BWT %s  FWT %s  forgetting %s  RKR %s  NAR %s  CER %s",
+    pct(acc), pp(doc.bwt), pp(doc.fwt), pts(doc.forgetting), ratio(doc.rkr), ratio(doc.nar), pp(doc.cer))
+  lines[#lines + 1] = string.format("train %s  eval %s  params %s  peak RSS %s",
+    secs(doc.train_seconds), secs(doc.eval_seconds), thousands(doc.trainable_params),
+    doc.peak_rss_mb and string.format("%.0f MB", doc.peak_rss_mb) or "n/a")
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Prints results.format(doc) to out (default io.stdout).
+function results.print(doc, out)
+  local ok, s = pcall(results.format, doc)
+  if not ok then error(s, 2) end
+  ;(out or io.stdout):write(s)
+end
+
+--- A side-by-side table of several runs, one row per run (a new string).
+function results.compare_table(docs)
+  if type(docs) ~= "table" then error("results.compare_table: expected an array of documents", 2) end
+  local rows = { { "run", "ACC", "BWT", "FWT", "forget", "RKR", "NAR", "train s", "params" } }
+  for i, d in ipairs(docs) do
+    local ok, err = results.validate(d)
+    if not ok then error(string.format("results.compare_table: run %d: %s", i, err), 2) end
+    rows[#rows + 1] = {
+      tostring(d.name or ("run " .. i)), pct(d.avg_acc or metrics.acc(d.acc)), pp(d.bwt), pp(d.fwt),
+      pts(d.forgetting), ratio(d.rkr), ratio(d.nar),
+      seconds(d.train_seconds), thousands(d.trainable_params),
+    }
+  end
+  local widths = {}
+  for _, r in ipairs(rows) do
+    for c, v in ipairs(r) do widths[c] = math.max(widths[c] or 0, utf8.len(v) or #v) end
+  end
+  local lines = {}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for c, v in ipairs(r) do
+      local pad = (" "):rep(widths[c] - (utf8.len(v) or #v))
+      cells[c] = c == 1 and (v .. pad) or (pad .. v)
+    end
+    lines[#lines + 1] = table.concat(cells, "  ")
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- files ------------------------------------------------------------------
+
+local function is_doc_list(t)
+  return type(t) == "table" and t.acc == nil and t.runs == nil and #t > 0
+end
+
+--- Writes one document, or an array of documents as {"runs": [...]}, to path
+-- atomically (temporary file, then rename). Validates first; raises on failure.
+function results.save(path, doc_or_docs)
+  local docs = is_doc_list(doc_or_docs) and doc_or_docs or { doc_or_docs }
+  for i, d in ipairs(docs) do
+    local ok, err = results.validate(d)
+    if not ok then
+      error(string.format("results.save: %s%s", #docs > 1 and ("run " .. i .. ": ") or "", err), 2)
+    end
+  end
+  local value = is_doc_list(doc_or_docs) and { runs = json.array(docs) } or doc_or_docs
+  local ok, text = pcall(json.encode, value, { pretty = true })
+  if not ok then error("results.save: " .. tostring(text), 2) end
+  local wok, werr = json.write_atomic(path, text .. "\n")
+  if not wok then error("results.save: " .. werr, 2) end
+  return true
+end
+
+--- Reads a results file holding one document or {"runs": [...]}; returns an
+-- array of documents (nulls dropped) or nil and a message naming the file and
+-- the problem.
+function results.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, tostring(err) end
+  local text = f:read("a")
+  f:close()
+  local v, derr = json.try_decode(text, { drop_null = true })
+  if v == nil then return nil, path .. ": invalid JSON: " .. tostring(derr) end
+  local docs
+  if type(v) == "table" and v.runs ~= nil then
+    if type(v.runs) ~= "table" or #v.runs == 0 then
+      return nil, path .. ": 'runs' must be a non-empty array of runs"
+    end
+    docs = v.runs
+  else
+    docs = { v }
+  end
+  for i, d in ipairs(docs) do
+    local ok, verr = results.validate(d)
+    if not ok then
+      return nil, string.format("%s: %s%s", path, v.runs and ("runs[" .. i .. "]: ") or "", verr)
+    end
+  end
+  return docs
+end
+
+--- Like results.read but raises "results.load: message" on failure.
+function results.load(path)
+  local docs, err = results.read(path)
+  if not docs then error("results.load: " .. err, 2) end
+  return docs
+end
+
+return results

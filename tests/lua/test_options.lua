@@ -1,0 +1,162 @@
+-- engram.options: the recipes' option parser: forms, types, defaults, --only,
+-- generated help, and errors with an injectable exit.
+local lu = require("luaunit")
+local options = require("engram.options")
+
+local function spec(extra)
+  local s = {
+    name = "split_mnist",
+    description = "Compare strategies on Split MNIST.",
+    options = {
+      { "memory", 1000, "replay memory size" },
+      { "strategies", "naive,ewc", "strategies to compare" },
+      { "lambda", 100.0, "EWC strength" },
+      { "online", false, "online EWC" },
+      { "probe-size", 256, "samples in the drift probe" },
+    },
+    defaults = { epochs = 2 },
+    exit = false,
+  }
+  for k, v in pairs(extra or {}) do s[k] = v end
+  return s
+end
+
+-- A file-like sink that records what is written.
+local function sink()
+  local t = { text = "" }
+  function t:write(...)
+    for _, s in ipairs({ ... }) do self.text = self.text .. s end
+    return self
+  end
+  return t
+end
+
+TestOptions = {}
+
+function TestOptions.test_defaults_common_and_recipe_specific()
+  local o = options.parse({}, spec())
+  lu.assertEquals(o.epochs, 2) -- recipe's default overrides the common one
+  lu.assertEquals(o.seed, 1)
+  lu.assertEquals(o.batch, 64)
+  lu.assertEquals(o.memory, 1000)
+  lu.assertEquals(o.strategies, "naive,ewc")
+  lu.assertFalse(o.online)
+  lu.assertFalse(o.quiet)
+  lu.assertNil(o.out)
+  lu.assertEquals(o.probe_size, 256)
+  lu.assertEquals(o.only, {})
+  lu.assertEquals(o.args, {})
+end
+
+function TestOptions.test_all_value_forms_and_types()
+  local o = options.parse({ "--seed", "7", "--lr=0.05", "--memory", "200", "--online", "--quiet=false",
+    "--strategies", "replay", "--probe-size=32", "--out", "r.json", "--threads", "2", "--tasks", "5" }, spec())
+  lu.assertEquals(o.seed, 7)
+  lu.assertEquals(math.type(o.seed), "integer")
+  lu.assertEquals(o.lr, 0.05)
+  lu.assertEquals(o.memory, 200)
+  lu.assertTrue(o.online)
+  lu.assertFalse(o.quiet)
+  lu.assertEquals(o.strategies, "replay")
+  lu.assertEquals(o.probe_size, 32)
+  lu.assertEquals(o.out, "r.json")
+  lu.assertEquals(o.threads, 2)
+  lu.assertEquals(o.tasks, 5)
+  o = options.parse({ "--no-online", "--lambda", "5e3", "--probe_size", "8" }, spec({ defaults = { online = true } }))
+  lu.assertFalse(o.online)
+  lu.assertEquals(o.lambda, 5000.0)
+  lu.assertEquals(o.probe_size, 8)
+end
+
+function TestOptions.test_positional_words_and_double_dash()
+  local o = options.parse({ "a.json", "--seed", "3", "--", "--not-an-option" }, spec())
+  lu.assertEquals(o.args, { "a.json", "--not-an-option" })
+  lu.assertEquals(o.seed, 3)
+end
+
+function TestOptions.test_only_is_a_set_with_selected()
+  local o = options.parse({ "--only", "ewc, replay" }, spec())
+  lu.assertEquals(o.only, { "ewc", "replay" })
+  lu.assertTrue(o.selected("ewc"))
+  lu.assertTrue(o.selected("replay"))
+  lu.assertFalse(o.selected("naive"))
+  local all = options.parse({}, spec())
+  lu.assertTrue(all.selected("naive"))
+  local o2, err, status = options.parse({ "--only", "ewc,typo" }, spec({ runs = { "naive", "ewc" } }))
+  lu.assertNil(o2)
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "unknown run 'typo' (known: naive, ewc)")
+end
+
+function TestOptions.test_unknown_option_lists_the_known_ones()
+  local o, err, status = options.parse({ "--foo" }, spec())
+  lu.assertNil(o)
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "unknown option --foo (known: --batch, --epochs, --help, --lambda, --log, --lr, " ..
+    "--memory, --online, --only, --out, --probe-size, --quiet, --scenario, --seed, --strategies, --tasks, --threads)")
+  err = select(2, options.parse({ "-x" }, spec()))
+  lu.assertStrContains(err, "unknown option -x")
+end
+
+function TestOptions.test_bad_values_are_errors()
+  local o, err, status = options.parse({ "--epochs", "abc" }, spec())
+  lu.assertNil(o)
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "bad value for --epochs: 'abc' is not a number")
+  err = select(2, options.parse({ "--epochs", "1.5" }, spec()))
+  lu.assertStrContains(err, "not an integer")
+  err = select(2, options.parse({ "--online=maybe" }, spec()))
+  lu.assertStrContains(err, "not a boolean")
+  err = select(2, options.parse({ "--seed" }, spec()))
+  lu.assertStrContains(err, "--seed needs a value")
+  err = select(2, options.parse({ "--no-online=1" }, spec()))
+  lu.assertStrContains(err, "takes no value")
+end
+
+function TestOptions.test_errors_print_and_call_the_injected_exit()
+  local err, code = sink(), nil
+  local o = options.parse({ "--bogus" }, spec({ exit = function(c) code = c end, err = err }))
+  lu.assertNil(o)
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(err.text, "split_mnist: unknown option --bogus (known: --batch")
+end
+
+function TestOptions.test_help_prints_every_option_with_default_and_exits_0()
+  local out, code = sink(), nil
+  options.parse({ "--help" }, spec({ exit = function(c) code = c end, out = out }))
+  lu.assertEquals(code, 0)
+  local h = out.text
+  lu.assertStrContains(h, "usage: split_mnist [options]")
+  lu.assertStrContains(h, "Compare strategies on Split MNIST.")
+  lu.assertStrMatches(h, ".*%-%-memory N%s+replay memory size %(default: 1000%).*")
+  lu.assertStrMatches(h, ".*%-%-epochs N%s+epochs per task %(default: 2%).*")
+  lu.assertStrContains(h, "--strategies S")
+  lu.assertStrContains(h, "(default: naive,ewc)")
+  lu.assertStrContains(h, "--[no-]online")
+  lu.assertStrContains(h, "--only A,B")
+  lu.assertStrContains(h, "--threads N")
+  local o, text, status = options.parse({ "-h" }, spec())
+  lu.assertNil(o)
+  lu.assertEquals(status, 0)
+  lu.assertEquals(text, h)
+end
+
+function TestOptions.test_list_typed_options_split_on_commas()
+  local o = options.parse({ "--sizes", "1, 2,3" }, spec({ options = { { "sizes", { "4" }, "sizes" } } }))
+  lu.assertEquals(o.sizes, { "1", "2", "3" })
+  local d = options.parse({}, spec({ options = { { "sizes", { "4" }, "sizes" } } }))
+  lu.assertEquals(d.sizes, { "4" })
+  lu.assertEquals(options.split(" a, ,b "), { "a", "b" })
+end
+
+function TestOptions.test_spec_mistakes_are_errors()
+  local ok, err = pcall(options.parse, {}, { defaults = { epoch = 1 } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "unknown option 'epoch'")
+  ok, err = pcall(options.parse, {}, { option = {} })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "unknown spec key 'option'")
+  ok, err = pcall(options.parse, "--seed 1", {})
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "argument array")
+end
