@@ -1,0 +1,678 @@
+--- engram.learner: the continual-learning loop (task -> epoch -> batch) and
+-- the hook points strategies plug into (docs/strategies.md).
+--
+--   local L = engram.learner(model, {epochs = 1, batch = 128, lr = 1e-3})
+--   L:use(engram.strategies.replay{memory = 1000})
+--   local doc = L:run(scenario)          -- a results document (engram.results)
+--   engram.results.print(doc)
+--
+-- Options (defaults in brackets; an unknown key is an error):
+--   name ["run"]           the run's name in results
+--   optimizer ["adam"]     "adam" | "sgd" | function(model) -> optimiser
+--   lr [0.001]             learning rate; momentum [0] for sgd
+--   reset_optimizer [true] drop optimiser state at the start of every task
+--   epochs [1]             passes over each task's training data
+--   iterations [nil]       steps per task instead of epochs (loops the data)
+--   batch [128]            minibatch size; eval_batch [1000] for evaluation
+--   seed [1]               shuffling and the strategies' generator (ctx.rng)
+--   heads [false]          call model:set_head(t) for task t (a MultiHead model)
+--   validate [false]       evaluate task.val after every epoch (logged)
+--   patience [nil]         early stopping on task.val: stop after this many
+--                          epochs without improvement, keep the best weights
+--   reference [false]      also train a fresh copy of the initial model on each
+--                          task alone with the same budget (for NAR)
+--   drift_layer [auto]     module index of the hidden layer whose activations
+--                          on a probe set of task 1 are tracked (mlp: the last
+--                          hidden activation); false to skip
+--   probe [256]            probe set size for representation drift
+--   quiet [false]          no progress lines
+--   log [nil]              a path or a json.lines writer: JSON Lines events
+--   naive [nil]            {acc=, train_seconds=} of a naive run, for CER
+--
+-- The context passed to every hook (one table per run, fields updated in place):
+--   learner, model, optimizer, criterion, scenario, opts
+--   tasks, T             the scenario's tasks, their number
+--   t, task              the current task's index and table
+--   epoch, step          epoch within the task, steps taken in the task
+--   global_step          steps since the run started
+--   train_set            the dataset the task trains on (before_task may replace it)
+--   train_parts          nil, or {{ds=, task=}, ...}: batches interleaved from
+--                        several tasks, each batch from one (labels/masks of its task)
+--   skip_training        set in before_task to skip the task's training
+--   stop                 set during training to end the task now
+--   task_x, task_y       the stream's batch (borrowed buffers)
+--   x, y                 the batch trained on (before_batch may replace them)
+--   batch_task           the task whose batch this is
+--   logits               the model's output for x (borrowed)
+--   loss                 the loss value; the loss hook adds penalties to it
+--   grad_logits          d loss / d logits (borrowed; the loss hook may add to it)
+--   penalty              what loss hooks added this step
+--   old_model            a frozen copy of the model at the end of the previous
+--                        task (only when a strategy sets needs_old_model = true)
+--   rng                  an engram generator seeded from the run seed
+--   log(event, fields)   writes an event to the log (and keeps it in ctx.events)
+--   eval_task            during before_eval / after_eval: the index evaluated
+--   acc                  the accuracy matrix so far
+--   extra                a table strategies may fill; saved in the results
+local core = require("engram.core")
+
+local learner = {}
+
+local Learner = {}
+Learner.__index = Learner
+
+learner.HOOKS = {
+  "before_run", "before_task", "before_epoch", "before_batch", "loss", "after_backward", "after_step",
+  "after_epoch", "after_task", "before_eval", "after_eval", "after_run",
+}
+local HOOK_SET = {}
+for _, h in ipairs(learner.HOOKS) do HOOK_SET[h] = true end
+
+local DEFAULTS = {
+  name = "run", optimizer = "adam", lr = 0.001, momentum = 0, reset_optimizer = true, epochs = 1,
+  iterations = false, batch = 128, eval_batch = 1000, seed = 1, heads = false, validate = false,
+  patience = false, reference = false, drift_layer = "auto", probe = 256, quiet = false, log = false,
+  naive = false,
+}
+
+local function options(opts, level)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("learner: options must be a table, got " .. type(opts), level + 1) end
+  for k in pairs(opts) do
+    if DEFAULTS[k] == nil then
+      local names = {}
+      for n in pairs(DEFAULTS) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("learner: unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", ")),
+        level + 1)
+    end
+  end
+  local o = {}
+  for k, v in pairs(DEFAULTS) do
+    if opts[k] ~= nil then o[k] = opts[k] else o[k] = v end
+  end
+  for _, k in ipairs { "epochs", "batch", "eval_batch", "probe" } do
+    if math.type(o[k]) ~= "integer" or o[k] < 1 then
+      error(string.format("learner: %s must be a positive integer, got %s", k, tostring(o[k])), level + 1)
+    end
+  end
+  if o.iterations and (math.type(o.iterations) ~= "integer" or o.iterations < 1) then
+    error("learner: iterations must be a positive integer, got " .. tostring(o.iterations), level + 1)
+  end
+  if o.patience and (math.type(o.patience) ~= "integer" or o.patience < 1) then
+    error("learner: patience must be a positive integer, got " .. tostring(o.patience), level + 1)
+  end
+  if type(o.lr) ~= "number" or o.lr <= 0 then
+    error("learner: lr must be a positive number, got " .. tostring(o.lr), level + 1)
+  end
+  local opt = o.optimizer
+  if opt ~= "adam" and opt ~= "sgd" and type(opt) ~= "function" then
+    error("learner: optimizer must be 'adam', 'sgd' or a function(model) -> optimiser, got " .. tostring(opt),
+      level + 1)
+  end
+  return o
+end
+
+--- A new learner for model (see the header for opts).
+function learner.new(model, opts)
+  if type(model) ~= "table" or type(model.forward) ~= "function" or type(model.backward) ~= "function" then
+    error("learner: expected a model (forward/backward) as argument 1", 2)
+  end
+  local o = options(opts, 2)
+  return setmetatable({ model = model, opts = o, strategies = {} }, Learner)
+end
+
+setmetatable(learner, { __call = function(_, model, opts)
+  local ok, l = pcall(learner.new, model, opts)
+  if not ok then error(l, 2) end
+  return l
+end })
+
+--- Checks that s is a strategy: a table whose function fields named like
+-- hooks are hooks; returns s.
+function learner.check_strategy(s, level)
+  if type(s) ~= "table" then
+    error("use: a strategy must be a table of hooks, got " .. type(s), (level or 1) + 1)
+  end
+  local any = false
+  for k, v in pairs(s) do
+    if HOOK_SET[k] then
+      if type(v) ~= "function" then error("use: hook '" .. k .. "' must be a function", (level or 1) + 1) end
+      any = true
+    end
+  end
+  local mt = getmetatable(s)
+  if mt and type(mt.__index) == "table" then
+    for _, h in ipairs(learner.HOOKS) do
+      if type(mt.__index[h]) == "function" then any = true end
+    end
+  end
+  if not any and not s.name then
+    error("use: the table has no hook (" .. table.concat(learner.HOOKS, ", ") .. ")", (level or 1) + 1)
+  end
+  return s
+end
+
+--- Adds a strategy; hooks run in the order strategies were added. opts.tasks
+-- limits it to some tasks (see engram.schedule.tasks). Returns self.
+function Learner:use(s, opts)
+  learner.check_strategy(s, 2)
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("use: options must be a table", 2) end
+    for k in pairs(opts) do
+      if k ~= "tasks" then error("use: unknown option '" .. tostring(k) .. "' (known: tasks)", 2) end
+    end
+    if opts.tasks ~= nil then
+      local ok, w = pcall(require("engram.schedule").only, s, opts.tasks)
+      if not ok then error(w, 2) end
+      s = w
+    end
+  end
+  self.strategies[#self.strategies + 1] = s
+  return self
+end
+
+-- Calls hook h of every strategy, in order.
+local function dispatch(self, h, ctx)
+  local list = self._hooks[h]
+  for i = 1, #list do
+    local s = list[i]
+    s[h](s, ctx)
+  end
+end
+
+-- ------------------------------------------------------------- evaluation
+
+local function count_correct(logits, y, active)
+  local loss = require("engram.loss")
+  local _, n = loss.accuracy(logits, y, active)
+  return n
+end
+
+--- The labels the model is trained and tested on for a batch y of `task`
+-- (the scenario's label map, or with compact per-task heads the class's
+-- position in its task). May change y in place; returns the labels.
+function Learner:targets(task, y)
+  local map = (self._head_maps and self._head_maps[task.index]) or task.label_map
+  if map then return map:index(y:add_(1)) end
+  return y
+end
+
+--- The output units the loss and the accuracy are restricted to for `task`
+-- (task-IL masks; nil when all count, as with compact per-task heads).
+function Learner:active(task)
+  if self._head_maps then return nil end
+  return task.active
+end
+
+--- Accuracy of the model on a task's test set (or `ds` with the task's labels and mask).
+function Learner:evaluate(task, ds)
+  local model, o = self.model, self.opts
+  ds = ds or task.test
+  if o.heads then model:set_head(task.index) end
+  local was_training = model.training
+  if model.evaluate then model:evaluate() end
+  local correct, n = 0, 0
+  for x, y in ds:chunks { batch = o.eval_batch, flat = true } do
+    y = self:targets(task, y)
+    local logits = model:forward(x)
+    correct = correct + count_correct(logits, y, self:active(task))
+    n = n + y:size(1)
+  end
+  if was_training ~= false and model.train then model:train() end
+  return n > 0 and correct / n or 0
+end
+
+-- ------------------------------------------------------------- helpers
+
+local function default_drift_layer(model)
+  local mods = rawget(model, "modules")
+  if type(mods) ~= "table" or #mods < 2 then return nil end
+  -- the output of the module feeding the last layer: the last hidden activation
+  return #mods - 1
+end
+
+local function hidden(model, x, k)
+  model:forward(x)
+  local m = model.modules[k]
+  return m and m.output
+end
+
+local function make_optimizer(model, o)
+  local optim = require("engram.optim")
+  if type(o.optimizer) == "function" then return o.optimizer(model) end
+  if o.optimizer == "sgd" then return optim.SGD(model, { lr = o.lr, momentum = o.momentum }) end
+  return optim.Adam(model, { lr = o.lr })
+end
+
+local function shuffle_in_place(t, gen)
+  for i = #t, 2, -1 do
+    local j = gen:randint(1, i)
+    t[i], t[j] = t[j], t[i]
+  end
+end
+
+-- Checks the model against the scenario before any training: one forward on
+-- a few test samples of task 1 must give num_classes outputs.
+local function check_model(self, scenario)
+  local model, o = self.model, self.opts
+  local task = scenario.tasks[1]
+  if o.heads then
+    if not pcall(model.set_head, model, 1) then
+      error("learner: heads = true needs a model with a MultiHead (model:set_head)", 3)
+    end
+  end
+  local x = task.test:chunks { batch = 2, flat = true }:next()
+  local ok, out = pcall(model.forward, model, x)
+  if not ok then error("learner: the model cannot take the scenario's inputs: " .. tostring(out), 3) end
+  local width = out:dim() == 2 and out:size(2) or -1
+  local need = scenario.num_classes
+  self._head_maps = nil
+  if o.heads and width ~= need then
+    -- compact heads: each task's classes become 0..k-1 on its own head
+    local maps = {}
+    for t, tk in ipairs(scenario.tasks) do
+      local k = #(tk.targets or tk.classes)
+      if width ~= k then
+        error(string.format("learner: head 1 outputs %d values per sample; per-task heads need %d (all classes) " ..
+          "or task %d's %d classes", width, need, t, k), 3)
+      end
+      local pos = {}
+      for i, c in ipairs(tk.targets or tk.classes) do pos[c] = i - 1 end
+      local C = 0
+      for _, c in ipairs(tk.classes) do C = math.max(C, c + 1) end
+      C = math.max(C, need)
+      local m = core.zeros(C)
+      local src = tk.label_map
+      for c = 0, C - 1 do
+        local tc = src and (c < src:numel() and src:get(c + 1) or c) or c
+        m:set(c + 1, pos[math.tointeger(tc)] or 0)
+      end
+      maps[t] = m
+    end
+    self._head_maps = maps
+  elseif not o.heads and width ~= need then
+    error(string.format("learner: the model outputs %d values per sample but the scenario (%s, %s-IL) has %d classes",
+      width, scenario.name, scenario.kind, need), 3)
+  end
+end
+
+local function snapshot_params(model)
+  local s = {}
+  for i, g in ipairs(model:groups()) do s[i] = g.params:clone() end
+  return s
+end
+
+local function restore_params(model, s)
+  for i, g in ipairs(model:groups()) do
+    if s[i] then g.params:copy_(s[i]) end
+  end
+end
+
+-- ------------------------------------------------------------- training
+
+-- One optimisation step on the batch (x, y) of task `btask`.
+local function train_step(self, ctx, x, y, btask)
+  local model, crit = self.model, ctx.criterion
+  y = self:targets(btask, y)
+  if ctx.batch_task ~= btask then
+    crit:set_active(self:active(btask))
+    if self.opts.heads then model:set_head(btask.index) end
+    ctx.batch_task = btask
+  end
+  ctx.task_x, ctx.task_y, ctx.x, ctx.y = x, y, x, y
+  ctx.penalty = 0
+  dispatch(self, "before_batch", ctx)
+  model:zero_grad()
+  local logits = model:forward(ctx.x)
+  ctx.logits = logits
+  ctx.loss, ctx.grad_logits = crit:forward_backward(logits, ctx.y)
+  ctx.task_loss = ctx.loss
+  dispatch(self, "loss", ctx)
+  model:backward(ctx.x, ctx.grad_logits, false)
+  dispatch(self, "after_backward", ctx)
+  ctx.optimizer:step()
+  ctx.step, ctx.global_step = ctx.step + 1, ctx.global_step + 1
+  dispatch(self, "after_step", ctx)
+  return ctx.loss
+end
+
+-- The batch iterators of this task's training: one per part.
+local function make_parts(self, ctx)
+  local o = self.opts
+  local parts = ctx.train_parts or { { ds = ctx.train_set, task = ctx.task } }
+  for p, part in ipairs(parts) do
+    if #part.ds == 0 then error(string.format("learner: task %d has an empty training set", ctx.t), 0) end
+    part.it = part.ds:batches { batch = o.batch, shuffle = part.task.shuffle ~= false, flat = true,
+      seed = o.seed * 100003 + ctx.t * 101 + p }
+  end
+  return parts
+end
+
+local function train_task(self, ctx, prog)
+  local o, model = self.opts, self.model
+  local parts = make_parts(self, ctx)
+  local per_epoch = 0
+  for _, p in ipairs(parts) do per_epoch = per_epoch + #p.it end
+  local budget = o.iterations
+  local epochs = budget and math.huge or o.epochs
+  local total = budget or per_epoch * o.epochs
+  local best, best_params, bad = -1, nil, 0
+  local patience = o.patience and ctx.task.val and o.patience
+  ctx.step, ctx.stop, ctx.batch_task = 0, false, nil
+  model:train()
+  local epoch = 0
+  while epoch < epochs and not ctx.stop do
+    epoch = epoch + 1
+    ctx.epoch = epoch
+    dispatch(self, "before_epoch", ctx)
+    local t0 = core.clock()
+    local lsum, nb, ns = 0, 0, 0
+    local order = {}
+    for p, part in ipairs(parts) do
+      for _ = 1, #part.it do order[#order + 1] = p end
+    end
+    if #parts > 1 then shuffle_in_place(order, ctx.rng) end
+    for _, p in ipairs(order) do
+      local part = parts[p]
+      local x, y = part.it:next()
+      if x == nil then x, y = part.it:next() end
+      if x ~= nil then
+        lsum = lsum + train_step(self, ctx, x, y, part.task)
+        nb, ns = nb + 1, ns + x:size(1)
+        prog:update { task = ctx.t, tasks = ctx.T, epoch = epoch, epochs = budget and "-" or o.epochs,
+          done = budget and ctx.step or (epoch - 1) * per_epoch + nb, total = total, loss = lsum / nb }
+      end
+      if ctx.stop or (budget and ctx.step >= budget) then break end
+    end
+    if budget and ctx.step >= budget then ctx.stop = true end
+    local dt = core.clock() - t0
+    ctx.train_seconds = ctx.train_seconds + dt
+    ctx.epoch_loss = nb > 0 and lsum / nb or nil
+    local val
+    if ctx.task.val and (o.validate or patience) then
+      local te = core.clock()
+      val = self:evaluate(ctx.task, ctx.task.val)
+      ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
+      model:train()
+      if patience then
+        if val > best then
+          best, bad, best_params = val, 0, snapshot_params(model)
+        else
+          bad = bad + 1
+          if bad >= patience then ctx.stop = true end
+        end
+      end
+    end
+    ctx.val_acc = val
+    dispatch(self, "after_epoch", ctx)
+    ctx.log("epoch", { task = ctx.t, epoch = epoch, loss = ctx.epoch_loss, val_acc = val, seconds = dt,
+      samples = ns, steps = nb })
+    prog:finish(string.format("%s  task %d/%d  epoch %s  loss %.4f%s  %.0f samples/s", self.opts.name, ctx.t, ctx.T,
+      budget and tostring(epoch) or (epoch .. "/" .. o.epochs), ctx.epoch_loss or 0 / 0,
+      val and string.format("  val %.1f%%", 100 * val) or "", dt > 0 and ns / dt or 0))
+  end
+  if best_params then
+    restore_params(model, best_params)
+    ctx.log("early_stop", { task = ctx.t, epochs = epoch, best_val_acc = best })
+  end
+end
+
+-- Trains a fresh copy of the initial model on task j alone with the same
+-- budget and no strategies; returns its test accuracy (NAR's A_j).
+local function reference_accuracy(self, init_model, scenario, j)
+  local model = init_model:clone()
+  local o = {}
+  for k, v in pairs(self.opts) do o[k] = v end
+  o.quiet, o.log, o.reference, o.drift_layer, o.name = true, false, false, false, "reference"
+  local ref = learner.new(model, o)
+  local sub = { name = scenario.name, kind = scenario.kind, num_classes = scenario.num_classes,
+    tasks = { scenario.tasks[j] }, mixable = scenario.mixable }
+  ref:_prepare_hooks()
+  local ctx = ref:_context(sub)
+  ctx.t, ctx.task, ctx.train_set = 1, scenario.tasks[j], scenario.tasks[j].train
+  ctx.optimizer = make_optimizer(model, o)
+  train_task(ref, ctx, require("engram.progress").new { quiet = true })
+  return ref:evaluate(scenario.tasks[j])
+end
+
+function Learner:_prepare_hooks()
+  local hooks = {}
+  for _, h in ipairs(learner.HOOKS) do
+    local list = {}
+    for _, s in ipairs(self.strategies) do
+      if type(s[h]) == "function" then list[#list + 1] = s end
+    end
+    hooks[h] = list
+  end
+  self._hooks = hooks
+end
+
+function Learner:_context(scenario)
+  local o = self.opts
+  local events, writer = {}, nil
+  if o.log then
+    if type(o.log) == "string" then
+      writer = require("engram.json").lines(o.log)
+    else
+      writer = o.log
+    end
+  end
+  local ctx = {
+    learner = self, model = self.model, scenario = scenario, opts = o, tasks = scenario.tasks, T = #scenario.tasks,
+    t = 0, epoch = 0, step = 0, global_step = 0, rng = core.generator(o.seed * 7 + 3), extra = {}, events = events,
+    criterion = require("engram.loss").CrossEntropy(), train_seconds = 0, eval_seconds = 0, acc = {},
+  }
+  local name = o.name
+  function ctx.log(event, fields)
+    local e = { event = event, run = name, time = os.time() }
+    for k, v in pairs(fields or {}) do e[k] = v end
+    if e.loss ~= nil and e.loss ~= e.loss then e.loss = nil end
+    events[#events + 1] = e
+    if writer then writer:write(e) end
+  end
+  ctx._writer = writer
+  return ctx
+end
+
+local function describe_strategy(s)
+  if type(s.describe) == "function" then return s:describe() end
+  local opts = {}
+  for k, v in pairs(s.options or {}) do
+    local tv = type(v)
+    if tv == "number" or tv == "string" or tv == "boolean" then opts[k] = v end
+  end
+  return { name = s.name or "custom", options = opts }
+end
+
+--- Runs the scenario: evaluates the untrained model, then for each task
+-- trains it (with the strategies' hooks) and evaluates every task. Returns
+-- the run's results document (engram.results.new).
+function Learner:run(scenario)
+  local scen = require("engram.scenarios")
+  if not scen.is_scenario(scenario) and not (type(scenario) == "table" and type(scenario.tasks) == "table") then
+    error("run: expected a scenario (engram.scenarios.split/permuted/rotated)", 2)
+  end
+  local T = #scenario.tasks
+  if T == 0 then error("run: the scenario has no tasks", 2) end
+  for t, task in ipairs(scenario.tasks) do
+    if #task.train == 0 then error(string.format("run: task %d has no training samples", t), 2) end
+    if #task.test == 0 then error(string.format("run: task %d has no test samples", t), 2) end
+  end
+  check_model(self, scenario)
+  local o, model = self.opts, self.model
+  self:_prepare_hooks()
+  local ctx = self:_context(scenario)
+  self.ctx = ctx
+  local prog = require("engram.progress").new { quiet = o.quiet }
+  local t_start = core.clock()
+  local init_model = o.reference and model:clone() or nil
+  dispatch(self, "before_run", ctx)
+  ctx.optimizer = make_optimizer(model, o)
+  -- the untrained model's accuracies (FWT's b)
+  local te = core.clock()
+  local untrained = {}
+  for j, task in ipairs(scenario.tasks) do untrained[j] = self:evaluate(task) end
+  ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
+  ctx.untrained = untrained
+  -- representation drift on a probe set of task 1
+  local layer = o.drift_layer
+  if layer == "auto" then layer = default_drift_layer(model) end
+  local probe, h1, drift = nil, nil, {}
+  if layer then
+    local n = math.min(o.probe, #scenario.tasks[1].test)
+    probe = scenario.tasks[1].test:range(1, n, nil, nil, true)
+  end
+  local acc = ctx.acc
+  local per_task = {}
+  local need_old = false
+  for _, s in ipairs(self.strategies) do if s.needs_old_model then need_old = true end end
+  for t, task in ipairs(scenario.tasks) do
+    ctx.t, ctx.task, ctx.train_set, ctx.train_parts, ctx.skip_training = t, task, task.train, nil, false
+    ctx.epoch, ctx.step = 0, 0
+    ctx.criterion:set_active(self:active(task))
+    if o.heads then model:set_head(t) end
+    if o.reset_optimizer and t > 1 and ctx.optimizer.reset then ctx.optimizer:reset() end
+    ctx.log("task_start", { task = t, name = task.name })
+    local t0 = ctx.train_seconds
+    dispatch(self, "before_task", ctx)
+    if not ctx.skip_training then train_task(self, ctx, prog) end
+    local ta = core.clock()
+    dispatch(self, "after_task", ctx)
+    ctx.train_seconds = ctx.train_seconds + (core.clock() - ta)
+    if need_old then
+      ctx.old_model = model:clone()
+      if ctx.old_model.evaluate then ctx.old_model:evaluate() end
+    end
+    -- evaluate every task, seen and unseen
+    te = core.clock()
+    acc[t] = {}
+    for j, tj in ipairs(scenario.tasks) do
+      ctx.eval_task = j
+      dispatch(self, "before_eval", ctx)
+      acc[t][j] = self:evaluate(tj)
+      dispatch(self, "after_eval", ctx)
+    end
+    ctx.eval_task = nil
+    if probe then
+      model:evaluate()
+      local h = hidden(model, probe, layer)
+      if h then
+        if t == 1 then
+          h1 = h:clone()
+          drift[t] = 0
+        else
+          local metrics = require("engram.metrics")
+          local d = (h - h1):norm(2)
+          local nrm = h1:norm(2)
+          drift[t] = metrics.drift { distances = d:totable(), norms = nrm:totable() }
+        end
+      end
+      model:train()
+    end
+    ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
+    local avg = 0
+    for j = 1, t do avg = avg + acc[t][j] end
+    avg = avg / t
+    per_task[t] = { train_seconds = ctx.train_seconds - t0, avg_acc = avg }
+    ctx.log("task_end", { task = t, acc = acc[t], avg_acc = avg, seconds = ctx.train_seconds - t0,
+      drift = drift[t] })
+    if not o.quiet then
+      local row = {}
+      for j = 1, T do row[j] = string.format("%.1f", 100 * acc[t][j]) end
+      prog:message(string.format("%s  after task %d/%d: avg %.1f%%  [%s]", o.name, t, T, 100 * avg,
+        table.concat(row, " ")))
+    end
+  end
+  dispatch(self, "after_run", ctx)
+  -- per-task references for NAR
+  local reference_acc, reference
+  if init_model then
+    reference_acc = {}
+    local tr = core.clock()
+    for j = 1, T do reference_acc[j] = reference_accuracy(self, init_model, scenario, j) end
+    reference = string.format("scratch: a fresh copy of the initial model trained on each task alone " ..
+      "(%s, same budget: %s, batch %d, lr %g, %s), %.1fs", o.name,
+      o.iterations and (o.iterations .. " steps") or (o.epochs .. " epochs"), o.batch, o.lr,
+      type(o.optimizer) == "string" and o.optimizer or "custom optimiser", core.clock() - tr)
+  end
+  if ctx._writer and type(o.log) == "string" then ctx._writer:close() end
+  local strategies = {}
+  for i, s in ipairs(self.strategies) do strategies[i] = describe_strategy(s) end
+  local sd = scenario.describe and scenario:describe() or { name = scenario.name, kind = scenario.kind }
+  local extra = ctx.extra
+  extra.drift = drift[2] and drift or nil
+  extra.drift_layer = probe and layer or nil
+  extra.per_task = per_task
+  extra.total_seconds = core.clock() - t_start
+  extra.options = { epochs = o.epochs, iterations = o.iterations or nil, batch = o.batch, lr = o.lr,
+    optimizer = type(o.optimizer) == "string" and o.optimizer or "custom", heads = o.heads or nil,
+    patience = o.patience or nil }
+  extra.total_params = model:numel()
+  local results = require("engram.results")
+  local doc = results.new {
+    name = o.name, seed = o.seed, acc = acc, baseline_acc = untrained,
+    scenario = { name = sd.name, kind = sd.kind .. "-IL", tasks = T,
+      details = { num_classes = sd.num_classes, tasks = sd.tasks, options = sd.options } },
+    strategies = strategies, reference_acc = reference_acc, reference = reference,
+    naive = o.naive or nil, train_seconds = ctx.train_seconds, eval_seconds = ctx.eval_seconds,
+    trainable_params = model:numel { trainable = true }, extra = extra,
+  }
+  return doc
+end
+
+--- CER for runs compared with a naive one: fills doc.cer (and doc.naive) in
+-- every document from the document named `naive_name` (default "naive").
+function learner.with_naive(docs, naive_name)
+  naive_name = naive_name or "naive"
+  local naive
+  for _, d in ipairs(docs) do if d.name == naive_name then naive = d end end
+  if not naive then return docs end
+  local metrics = require("engram.metrics")
+  for _, d in ipairs(docs) do
+    d.naive = { acc = naive.avg_acc, train_seconds = naive.train_seconds, name = naive.name }
+    local cer, why = metrics.cer(d.avg_acc, naive.avg_acc, d.train_seconds, naive.train_seconds)
+    d.cer = cer
+    if d.undefined then d.undefined.cer = cer == nil and why or nil end
+  end
+  return docs
+end
+
+--- Runs several configurations on one scenario; returns their documents in
+-- order, with CER filled against the run named "naive" when there is one.
+--   runs: { {name = "replay", strategies = function() return {S.replay{}} end,
+--            opts = {...}?, model = function() ... end?}, ... }
+--   common: model (function() -> a fresh model; required unless every run
+--           has one), opts (learner options shared by the runs), only (a set
+--           of run names to keep; nil or empty: all), scenario (per-run
+--           override: a function(run) -> scenario).
+function learner.compare(scenario, runs, common)
+  common = common or {}
+  if type(runs) ~= "table" or #runs == 0 then error("compare: expected a non-empty list of runs", 2) end
+  local docs = {}
+  for i, r in ipairs(runs) do
+    if type(r) ~= "table" or type(r.name) ~= "string" then
+      error(string.format("compare: run %d needs a name", i), 2)
+    end
+    local only = common.only
+    if not (only and next(only) ~= nil and not only[r.name]) then
+      local make = r.model or common.model
+      if type(make) ~= "function" then error("compare: run '" .. r.name .. "' has no model function", 2) end
+      local o = {}
+      for k, v in pairs(common.opts or {}) do o[k] = v end
+      for k, v in pairs(r.opts or {}) do o[k] = v end
+      o.name = r.name
+      local L = learner.new(make(), o)
+      local list = r.strategies
+      if type(list) == "function" then list = list() end
+      for _, s in ipairs(list or {}) do L:use(s) end
+      local scen = r.scenario or scenario
+      if type(scen) == "function" then scen = scen(r) end
+      docs[#docs + 1] = L:run(scen)
+    end
+  end
+  return learner.with_naive(docs)
+end
+
+learner.Learner = Learner
+return learner

@@ -1,0 +1,76 @@
+--- engram.strategies: continual-learning strategies as objects of hooks.
+--
+--   local S = engram.strategies
+--   learner:use(S.replay{memory = 1000})
+--   learner:use(S.ewc{lambda = 1000})
+--   learner:use(S.new("my-strategy", {after_task = function(self, ctx) ... end}))
+--
+-- A strategy is any table with some of the learner's hook methods
+-- (before_run, before_task, before_epoch, before_batch, loss, after_backward,
+-- after_step, after_epoch, after_task, before_eval, after_eval, after_run),
+-- each called as s:hook(ctx); optional fields: name, options (for results),
+-- needs_old_model (the learner keeps ctx.old_model), describe(). See
+-- docs/strategies.md for the protocol and the composition order.
+--
+-- Built in: naive, joint, cumulative (baselines), replay (experience replay
+-- with a reservoir memory in C), ewc (elastic weight consolidation, separate
+-- or online). Each loads on first use: S.replay is engram.strategies.replay.
+local strategies = {}
+
+local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true }
+strategies.names = { "naive", "joint", "cumulative", "replay", "ewc" }
+
+--- Checks opts against defaults (an unknown key is an error naming the known
+-- ones); returns a new table with the defaults filled in.
+function strategies.options(who, opts, defaults, level)
+  level = (level or 1) + 1
+  opts = opts or {}
+  if type(opts) ~= "table" then error(who .. ": options must be a table, got " .. type(opts), level) end
+  for k in pairs(opts) do
+    if defaults[k] == nil then
+      local names = {}
+      for n in pairs(defaults) do names[#names + 1] = n end
+      table.sort(names)
+      if #names == 0 then error(string.format("%s: unknown option '%s' (it takes none)", who, tostring(k)), level) end
+      error(string.format("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(names, ", ")), level)
+    end
+  end
+  local o = {}
+  for k, v in pairs(defaults) do
+    if opts[k] ~= nil then o[k] = opts[k] else o[k] = v end
+  end
+  return o
+end
+
+--- A strategy from a name and a table of hooks (the table is used as is).
+function strategies.new(name, hooks)
+  if type(name) ~= "string" then error("strategies.new: the strategy needs a name", 2) end
+  hooks = hooks or {}
+  if type(hooks) ~= "table" then error("strategies.new: hooks must be a table", 2) end
+  hooks.name = name
+  local learner = require("engram.learner")
+  local ok, err = pcall(learner.check_strategy, hooks, 1)
+  if not ok then error("strategies.new: " .. tostring(err):gsub("^.-use: ", ""), 2) end
+  return hooks
+end
+
+--- A built-in strategy by name with options: strategies.make("ewc", {lambda = 100}).
+function strategies.make(name, opts)
+  if not BUILTIN[name] then
+    error(string.format("strategies: unknown strategy '%s' (known: %s)", tostring(name),
+      table.concat(strategies.names, ", ")), 2)
+  end
+  local ok, s = pcall(strategies[name], opts)
+  if not ok then error(s, 2) end
+  return s
+end
+
+return setmetatable(strategies, {
+  __index = function(t, k)
+    if BUILTIN[k] then
+      local m = require("engram.strategies." .. k)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})

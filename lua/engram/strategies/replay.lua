@@ -1,0 +1,107 @@
+--- Experience replay (Chaudhry et al. 2019, "On tiny episodic memories"):
+-- a reservoir memory of past samples held in C (engram.cl.memory); every
+-- training batch becomes the current batch plus a memory batch of the same
+-- size (one combined forward/backward, so both halves weigh the same).
+--
+--   learner:use(engram.strategies.replay{memory = 1000})
+--
+-- Options (defaults in brackets):
+--   memory [1000]        capacity in samples
+--   batch [nil]          memory samples per batch (default: the current batch's size)
+--   update ["task_end"]  "task_end": after each task its training samples are
+--                        offered to the reservoir (the memory holds past tasks
+--                        only while a task trains); "stream": every batch is
+--                        offered after its step (memory includes the current task)
+--   balanced [false]     class-balanced reservoir (about capacity/C per class)
+--   seed [nil]           the sampling generator's seed (default: the run's ctx.rng)
+--
+-- Hooks: before_batch (append a memory batch), after_step (stream) or
+-- after_task (task_end). Per batch: one sample call and four copies in C.
+-- Meant for class- and domain-IL: the combined batch is trained under the
+-- current task's loss, so in task-IL (masked logits or per-task heads) the
+-- replayed samples would be judged by the current task's mask or head.
+local core = require("engram.core")
+local strategies = require("engram.strategies")
+
+local Replay = {}
+Replay.__index = Replay
+
+local function new(opts)
+  local o = strategies.options("replay", opts,
+    { memory = 1000, batch = false, update = "task_end", balanced = false, seed = false }, 2)
+  if math.type(o.memory) ~= "integer" or o.memory < 1 then
+    error("replay: memory must be a positive integer, got " .. tostring(o.memory), 2)
+  end
+  if o.batch and (math.type(o.batch) ~= "integer" or o.batch < 1) then
+    error("replay: batch must be a positive integer, got " .. tostring(o.batch), 2)
+  end
+  if o.update ~= "task_end" and o.update ~= "stream" then
+    error("replay: update must be 'task_end' or 'stream', got " .. tostring(o.update), 2)
+  end
+  local s = setmetatable({ name = "replay", options = o }, Replay)
+  if o.update == "stream" then
+    s.after_step = Replay._stream_add
+  else
+    s.after_task = Replay._task_add
+  end
+  return s
+end
+
+function Replay:describe()
+  local o = self.options
+  return { name = "replay", options = { memory = o.memory, batch = o.batch or nil, update = o.update,
+    balanced = o.balanced or nil } }
+end
+
+function Replay:_memory(dim)
+  if not self.mem then
+    self.mem = require("engram.cl").memory(self.options.memory, { dim = dim, balanced = self.options.balanced })
+  end
+  return self.mem
+end
+
+function Replay:before_run(ctx)
+  self.mem = nil
+  self.gen = self.options.seed and core.generator(self.options.seed) or ctx.rng
+end
+
+-- Appends k memory samples to the batch: ctx.x, ctx.y become [B+k, ...].
+function Replay:before_batch(ctx)
+  local mem = self.mem
+  if not mem or #mem == 0 then return end
+  local x, y = ctx.x, ctx.y
+  local B = x:size(1)
+  local k = math.min(self.options.batch or B, #mem)
+  local mx, my = mem:sample(k, self.gen)
+  local n, D = B + k, x:size(2)
+  local bx, by = self._bx, self._by
+  if not bx or bx:size(1) ~= n or bx:size(2) ~= D then
+    bx, by = core.zeros(n, D), core.zeros(n)
+    self._bx, self._by = bx, by
+  end
+  bx:narrow(1, 1, B):copy_(x)
+  bx:narrow(1, B + 1, k):copy_(mx:view(k, D))
+  by:narrow(1, 1, B):copy_(y)
+  by:narrow(1, B + 1, k):copy_(my)
+  ctx.x, ctx.y = bx, by
+end
+
+function Replay:_stream_add(ctx)
+  local x = ctx.task_x
+  self:_memory(x:size(2)):add(x, ctx.task_y, ctx.t - 1, nil, self.gen)
+end
+
+-- Offers every training sample of the finished task to the reservoir.
+function Replay:_task_add(ctx)
+  local task = ctx.task
+  local mem
+  for x, y in task.train:chunks { batch = 1000, flat = true } do
+    y = ctx.learner:targets(task, y)
+    mem = mem or self:_memory(x:size(2))
+    mem:add(x, y, ctx.t - 1, nil, self.gen)
+  end
+  ctx.extra.replay_memory = { size = mem and #mem or 0, capacity = self.options.memory,
+    seen = mem and mem:seen() or 0 }
+end
+
+return new

@@ -1,0 +1,34 @@
+-- Integration: Split Fashion-MNIST, class-IL, 5 tasks, mlp{784, 256, 10},
+-- naive fine-tuning against experience replay, on a subset (2,000 training
+-- and 500 test images per task, 1 epoch) so it runs in a few seconds.
+-- Naive ends near 20% (only the last task survives); replay with a 500-sample
+-- memory keeps the old tasks (measured, seed 1: 21% vs 74%; about 2 s).
+local lu = require("luaunit")
+local engram = require("engram")
+local S = engram.strategies
+
+TestCLFashionMNIST = {}
+
+local function run(strategy)
+  local train, test = engram.data.fashion_mnist()
+  train, test = train:normalized(0.2860, 0.3530), test:normalized(0.2860, 0.3530)
+  local scen = engram.scenarios.split(train, test, { tasks = 5, samples = 2000, test_samples = 500, seed = 1 })
+  local model = engram.nn.mlp { 784, 256, 10 }:build { seed = 1 }
+  local L = engram.learner(model, { epochs = 1, batch = 64, lr = 0.001, quiet = true, name = strategy.name })
+  L:use(strategy)
+  return L:run(scen)
+end
+
+function TestCLFashionMNIST.test_replay_beats_naive_in_class_il()
+  local naive = run(S.naive())
+  local replay = run(S.replay { memory = 500 })
+  -- naive: each task learnt, then forgotten
+  for t = 1, 5 do lu.assertTrue(naive.acc[t][t] > 0.85, "naive learns task " .. t) end
+  lu.assertTrue(naive.avg_acc < 0.3, "naive ACC " .. naive.avg_acc)
+  lu.assertTrue(naive.forgetting > 0.8)
+  lu.assertTrue(replay.avg_acc > naive.avg_acc + 0.3,
+    string.format("replay ACC %.3f vs naive %.3f", replay.avg_acc, naive.avg_acc))
+  lu.assertTrue(replay.forgetting < naive.forgetting - 0.3)
+  lu.assertEquals(replay.scenario.kind, "class-IL")
+  lu.assertEquals(#replay.acc, 5)
+end
