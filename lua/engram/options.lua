@@ -23,12 +23,12 @@ local common = {
   { "epochs", 1, "epochs per task" },
   { "batch", 64, "minibatch size" },
   { "lr", 0.01, "learning rate" },
-  { "scenario", nil, "scenario name (e.g. split-mnist, permuted-mnist)", type = "string" },
+  { "scenario", nil, "scenario to run (the recipe says which it knows)", type = "string" },
   { "tasks", nil, "number of tasks (default: the scenario's)", type = "number" },
   { "out", nil, "write the results JSON to this file", type = "string" },
   { "log", nil, "append JSON Lines events to this file", type = "string" },
   { "quiet", false, "no progress output" },
-  { "threads", nil, "BLAS threads (default: OpenBLAS's choice)", type = "number" },
+  { "threads", nil, "BLAS threads (OpenBLAS chooses when not given)", type = "number" },
   { "only", {}, "run only these runs of a comparison (comma-separated)" },
   { "help", false, "show this help and exit" },
 }
@@ -98,6 +98,8 @@ end
 
 local function show_default(o)
   if o.default == nil then return "" end
+  -- Help text that already names its default (e.g. "... (default: 2)") is not told twice.
+  if o.help and o.help:find("%(default:") then return "" end
   if o.kind == "list" then
     if #o.default == 0 then return "" end
     return " (default: " .. table.concat(o.default, ",") .. ")"
