@@ -256,7 +256,9 @@ int engram_dofile(engram_state *E, const char *path, int argc, char **argv) {
   a.argv = argv;
   lua_pushcfunction(L, push_file_args);
   lua_pushlightuserdata(L, &a);
-  st = lua_pcall(L, 1, argc, 0);
+  /* LUA_MULTRET, not argc: Lua keeps a call's result count in a short, so
+  ** lua_pcall(L, 1, argc, 0) with 32768 or more arguments corrupts the stack. */
+  st = lua_pcall(L, 1, LUA_MULTRET, 0);
   if (st != LUA_OK) {
     lua_remove(L, -2); /* the chunk */
     return take_error(E, from_lua_status(st));

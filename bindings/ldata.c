@@ -92,7 +92,7 @@ static int64_t read_list(lua_State *L, int arg, int64_t n, int64_t **out, const 
   } else {
     if (!lua_istable(L, arg))
       luaL_error(L, "%s: %s must be a table or a 1-D tensor, got %s", op, what, luaL_typename(L, arg));
-    m = (int64_t)luaL_len(L, arg);
+    m = (int64_t)lua_rawlen(L, arg); /* never negative or a non-integer, unlike a __len */
   }
   int64_t *p = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(m ? m : 1), 0);
   for (int64_t k = 0; k < m; k++) {
@@ -177,6 +177,9 @@ static int l_csv(lua_State *L) {
   size_t sl = 1;
   const char *sep = lua_isnoneornil(L, 4) ? "," : lua_tolstring(L, 4, &sl);
   if (!sep || sl != 1) luaL_error(L, "csv: sep must be one character");
+  /* NUL would mean the default ',' to the core; line ends cannot separate fields. */
+  if (sep[0] == '\0' || sep[0] == '\n' || sep[0] == '\r')
+    luaL_error(L, "csv: sep cannot be a NUL, newline or carriage return character");
   o.sep = sep[0];
   ldataset *d = push_ds(L);
   eg_lua_try(L, eg_dataset_from_csv(&d->ds, path, &o), "csv");
@@ -214,7 +217,7 @@ static int l_from_tensors(lua_State *L) {
   eg_tensor *x = eg_lua_checktensor(L, 1), *y = eg_lua_checktensor(L, 2);
   lua_Integer c = lua_isnoneornil(L, 3) ? 0 : int_arg(L, 3, 0, 1 << 24, "from_tensors", "classes");
   ldataset *d = push_ds(L);
-  eg_lua_try(L, eg_dataset_from_tensors(&d->ds, x, y, (int)c), "dataset");
+  eg_lua_try(L, eg_dataset_from_tensors(&d->ds, x, y, (int)c), "from_tensors");
   account_ds(L, d->ds);
   return 1;
 }
@@ -363,6 +366,17 @@ static int m_subset_fractions(lua_State *L) {
   if (!lua_istable(L, 2)) luaL_error(L, "subset: fractions must be a table {[class id] = fraction}");
   uint64_t seed = opt_seed(L, 3, "subset");
   int nc = eg_dataset_nclasses(ds);
+  /* Every key must be a class id: a misspelt or out-of-range key would
+  ** otherwise be ignored silently and the subset left balanced. */
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_pop(L, 1);
+    int isint;
+    lua_Integer c = lua_tointegerx(L, -1, &isint);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isint || c < 0 || c >= nc)
+      luaL_error(L, "subset: fractions key %s is not a class id of this dataset (0..%d)",
+                 luaL_tolstring(L, -1, NULL), nc - 1);
+  }
   double *fr = lua_newuserdatauv(L, sizeof(double) * (size_t)nc, 0);
   for (int c = 0; c < nc; c++) {
     int t = lua_geti(L, 2, c);

@@ -68,10 +68,10 @@ static int l_adam_check(lua_State *L) {
 #define MAX_GROUPS 256
 static int read_grads(lua_State *L, int idx, eg_tensor **out) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, idx);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   if (n > MAX_GROUPS) luaL_error(L, "clip_grad_norm: %I gradient tensors (at most %d)", n, MAX_GROUPS);
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, idx, i);
+    lua_rawgeti(L, idx, i);
     eg_tensor *t = eg_lua_totensor(L, -1);
     if (!t) luaL_error(L, "clip_grad_norm: entry %I of the gradient list is not a tensor", i);
     out[i - 1] = t; /* the table keeps it alive */

@@ -7,6 +7,7 @@
 ** still reproducible, and is what every stochastic function uses when it is
 ** not given a generator. engram.seed(n) reseeds it.
 */
+#include <math.h>
 #include <string.h>
 
 #include "lutil.h"
@@ -96,6 +97,8 @@ static int g_seed(lua_State *L) {
 static int g_uniform(lua_State *L) {
   generator *g = check_gen(L);
   double lo = luaL_optnumber(L, 2, 0), hi = luaL_optnumber(L, 3, 1);
+  if (!isfinite(lo) || !isfinite(hi) || !isfinite(hi - lo))
+    luaL_error(L, "uniform: bounds %f and %f must be finite (and their difference too)", lo, hi);
   if (!(lo <= hi)) luaL_error(L, "uniform: lower bound %f is above upper bound %f", lo, hi);
   lua_pushnumber(L, lo + (hi - lo) * eg_rng_uniform(&g->r));
   return 1;
@@ -105,7 +108,8 @@ static int g_uniform(lua_State *L) {
 static int g_normal(lua_State *L) {
   generator *g = check_gen(L);
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
-  if (!(std >= 0)) luaL_error(L, "normal: standard deviation %f is negative", std);
+  if (!isfinite(mean)) luaL_error(L, "normal: mean %f is not finite", mean);
+  if (!isfinite(std) || std < 0) luaL_error(L, "normal: standard deviation %f must be finite and >= 0", std);
   lua_pushnumber(L, mean + std * eg_rng_normal(&g->r));
   return 1;
 }
@@ -128,11 +132,11 @@ static int g_randint(lua_State *L) {
 }
 
 /* A 1-D tensor holding a random permutation of 1..n (1-based indices in floats). */
-static int permutation(lua_State *L, eg_rng *r, int arg) {
+static int permutation(lua_State *L, eg_rng *r, int arg, const char *op) {
   lua_Integer n = luaL_checkinteger(L, arg);
-  if (n < 0) luaL_error(L, "permutation: size %I is negative", n);
+  if (n < 0) luaL_error(L, "%s: size %I is negative", op, n);
   if (n > ((lua_Integer)1 << 24))
-    luaL_error(L, "permutation: size %I is above 2^24, where float indices stop being exact", n);
+    luaL_error(L, "%s: size %I is above 2^24, where float indices stop being exact", op, n);
   int64_t shape[1] = {(int64_t)n};
   eg_tensor *t = eg_lua_pushnew(L, 1, shape, "permutation");
   int64_t *perm = eg_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
@@ -146,10 +150,10 @@ static int permutation(lua_State *L, eg_rng *r, int arg) {
   return 1;
 }
 
-static int g_permutation(lua_State *L) { return permutation(L, &check_gen(L)->r, 2); }
+static int g_permutation(lua_State *L) { return permutation(L, &check_gen(L)->r, 2, "permutation"); }
 
 /* engram.randperm(n [, gen]) */
-static int l_randperm(lua_State *L) { return permutation(L, eg_lua_optrng(L, 2), 1); }
+static int l_randperm(lua_State *L) { return permutation(L, eg_lua_optrng(L, 2), 1, "randperm"); }
 
 static int g_tostring(lua_State *L) {
   generator *g = check_gen(L);

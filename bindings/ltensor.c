@@ -105,6 +105,7 @@ static int tl_tensor(lua_State *L) {
     eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
     return 1;
   }
+  if (luaL_testudata(L, 1, EG_TENSOR_MT)) eg_lua_checktensor(L, 1); /* "released tensor", not "table expected" */
   luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, "table of numbers");
   lua_settop(L, 1);
   /* Follow first elements to find the shape. */
@@ -318,8 +319,18 @@ static void push_table(lua_State *L, const float *p, const eg_tensor *t, int d) 
   }
 }
 
+/* Beyond this a Lua table of numbers takes gigabytes: refuse by name rather
+** than let Lua fail with a bare "not enough memory" (an expanded view can be
+** that large over a few floats). */
+#define TOTABLE_MAX ((int64_t)1 << 26)
+
 static int tl_totable(lua_State *L) {
   eg_tensor *t = eg_lua_checktensor(L, 1);
+  if (eg_numel(t) > TOTABLE_MAX) {
+    char b[MAXSTR];
+    luaL_error(L, "totable: tensor %s has %I elements, too many for a Lua table (at most %I)", shape_str(t, b),
+               (lua_Integer)eg_numel(t), (lua_Integer)TOTABLE_MAX);
+  }
   if (t->ndim == 0)
     lua_pushnumber(L, eg_data(t)[0]);
   else
@@ -455,14 +466,22 @@ static int tl_squeeze(lua_State *L) {
 
 /* engram.cat({a, b, ...}[, d = 1]): a new tensor joining the tensors along
 ** dimension d; every other size must agree. */
+static eg_tensor *cat_element(lua_State *L, lua_Integer i) {
+  eg_tensor *x = eg_lua_totensor(L, -1);
+  if (!x) {
+    if (luaL_testudata(L, -1, EG_TENSOR_MT)) luaL_error(L, "cat: element %I of the list is a released tensor", i);
+    luaL_error(L, "cat: element %I of the list is not an engram.Tensor (got %s)", i, luaL_typename(L, -1));
+  }
+  return x;
+}
+
 static int tl_cat(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   if (n < 1) luaL_error(L, "cat: expected a non-empty list of tensors");
   lua_settop(L, 2);
   lua_rawgeti(L, 1, 1);
-  eg_tensor *first = eg_lua_totensor(L, -1);
-  if (!first) luaL_error(L, "cat: element 1 of the list is not an engram.Tensor");
+  eg_tensor *first = cat_element(L, 1);
   if (first->ndim == 0) luaL_error(L, "cat: cannot join 0-dimensional tensors");
   int d = lua_isnil(L, 2) ? 0 : eg_lua_checkdim(L, 2, first->ndim);
   int64_t shape[EG_MAXDIM];
@@ -470,8 +489,7 @@ static int tl_cat(lua_State *L) {
   shape[d] = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    eg_tensor *x = eg_lua_totensor(L, -1);
-    if (!x) luaL_error(L, "cat: element %I of the list is not an engram.Tensor", i);
+    eg_tensor *x = cat_element(L, i);
     int ok = x->ndim == first->ndim;
     for (int k = 0; ok && k < x->ndim; k++) ok = k == d || x->shape[k] == first->shape[k];
     if (!ok) {
@@ -592,9 +610,9 @@ static void bad_operand(lua_State *L, int arg, const char *op) {
   luaL_error(L, "%s: bad argument #%d (engram.Tensor or number expected, got %s)", op, arg, got);
 }
 
-/* Pushes a op b where either may be a number (at least one a tensor). */
-static void binary_new(lua_State *L, int ia, int ib, eg_binop op) {
-  const char *name = binop_names[op];
+/* Pushes a op b where either may be a number (at least one a tensor). Errors
+** name `name` (the method the user called: sub(x, alpha) computes an add). */
+static void binary_named(lua_State *L, int ia, int ib, eg_binop op, const char *name) {
   eg_tensor *a = eg_lua_totensor(L, ia), *b = eg_lua_totensor(L, ib);
   if (a && b) {
     int ndim;
@@ -624,6 +642,8 @@ static void binary_new(lua_State *L, int ia, int ib, eg_binop op) {
   if (luaL_testudata(L, ib, EG_TENSOR_MT)) eg_lua_checktensor(L, ib);
   luaL_checkudata(L, ia, EG_TENSOR_MT);
 }
+
+static void binary_new(lua_State *L, int ia, int ib, eg_binop op) { binary_named(L, ia, ib, op, binop_names[op]); }
 
 /* self op= other, other a tensor broadcast to self's shape or a number. */
 static void binary_inplace(lua_State *L, eg_binop op) {
@@ -659,7 +679,9 @@ static int add_sub(lua_State *L, int sub, int inplace) {
   if (sub) alpha = -alpha;
   eg_tensor *x = eg_lua_totensor(L, 2);
   if (!x) {
-    float s = (float)luaL_checknumber(L, 2) * alpha;
+    if (luaL_testudata(L, 2, EG_TENSOR_MT)) eg_lua_checktensor(L, 2); /* "released tensor" */
+    if (lua_type(L, 2) != LUA_TNUMBER) bad_operand(L, 2, name);
+    float s = (float)lua_tonumber(L, 2) * alpha;
     eg_tensor *out = t;
     if (!inplace) out = eg_lua_pushnew(L, t->ndim, t->shape, name);
     eg_lua_try(L, eg_binary_scalar(out, t, s, EG_ADD, 0), name);
@@ -677,7 +699,7 @@ static int add_sub(lua_State *L, int sub, int inplace) {
     eg_lua_try(L, eg_binary(t, t, scaled, EG_ADD), name);
     lua_settop(L, 1);
   } else {
-    binary_new(L, 1, lua_gettop(L), EG_ADD);
+    binary_named(L, 1, lua_gettop(L), EG_ADD, name);
   }
   return 1;
 }
@@ -781,6 +803,12 @@ typedef struct {
   int out; /* stack index of an output tensor, 0 if none */
 } mm_opts;
 
+static float mm_number_opt(lua_State *L, const char *op, const char *key) {
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "%s: option %s must be a number, got %s", op, key, luaL_typename(L, -1));
+  return (float)lua_tonumber(L, -1);
+}
+
 /* Reads an options table at idx; an unknown key is an error naming the known ones. */
 static void read_mm_opts(lua_State *L, int idx, mm_opts *o, const char *op) {
   o->ta = o->tb = 0;
@@ -801,8 +829,8 @@ static void read_mm_opts(lua_State *L, int idx, mm_opts *o, const char *op) {
   }
   if (lua_getfield(L, idx, "ta") != LUA_TNIL) o->ta = lua_toboolean(L, -1);
   if (lua_getfield(L, idx, "tb") != LUA_TNIL) o->tb = lua_toboolean(L, -1);
-  if (lua_getfield(L, idx, "alpha") != LUA_TNIL) o->alpha = (float)luaL_checknumber(L, -1);
-  if (lua_getfield(L, idx, "beta") != LUA_TNIL) o->beta = (float)luaL_checknumber(L, -1);
+  if (lua_getfield(L, idx, "alpha") != LUA_TNIL) o->alpha = mm_number_opt(L, op, "alpha");
+  if (lua_getfield(L, idx, "beta") != LUA_TNIL) o->beta = mm_number_opt(L, op, "beta");
   lua_pop(L, 4);
 }
 

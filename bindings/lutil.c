@@ -140,7 +140,9 @@ int eg_lua_readshape(lua_State *L, int first, int last, int64_t *shape, int allo
   int ndim;
   if (first <= last && lua_type(L, first) == LUA_TTABLE) {
     if (last > first) luaL_error(L, "%s: give the sizes either as numbers or as one table, not both", op);
-    lua_Integer n = luaL_len(L, first);
+    /* The raw length: a __len that returns a non-integer would raise an error
+    ** that does not name op. */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, first);
     if (n > EG_MAXDIM) luaL_error(L, "%s: %I dimensions (at most %d)", op, n, EG_MAXDIM);
     ndim = (int)n;
     for (int d = 0; d < ndim; d++) shape[d] = size_at(L, 0, first, d + 1, allow_infer, op);

@@ -226,6 +226,14 @@ int eg_dataset_from_idx(eg_dataset **out, const char *images_path, const char *l
       case EG_IDX_I16: labels[i] = ((int16_t *)lb.data)[i]; break;
       default: labels[i] = ((int32_t *)lb.data)[i]; break;
     }
+    /* Checked here too (the dataset builder would reject it) so that the
+    ** message names the labels file. */
+    if (labels[i] < 0 || labels[i] >= (1 << 24)) {
+      st = eg_seterr(EG_EFORMAT, "idx: %s: label %ld (entry %lld of %lld) is not a class id in [0, 2^24)", labels_path,
+                     (long)labels[i], (long long)i + 1, (long long)n);
+      eg_free(labels);
+      goto fail;
+    }
   }
   eg_idx_free(&lb);
   int64_t shape[EG_MAXDIM];
@@ -418,8 +426,10 @@ int eg_dataset_from_csv(eg_dataset **out, const char *path, const eg_csv_opts *o
           lab = o.label_column < 0 ? ncols + o.label_column : o.label_column;
           if (lab < 0 || lab >= ncols) {
             eg_free(tmp);
-            st = eg_seterr(EG_ERANGE, "%s: label column %d out of range: %s has %d columns", op, o.label_column, path,
-                           ncols);
+            /* Counted from 1 in the message: Lua users number columns that way. */
+            st = eg_seterr(EG_ERANGE,
+                           "%s: label column %d (counting from 1, negative from the end) out of range: %s has %d columns",
+                           op, o.label_column >= 0 ? o.label_column + 1 : o.label_column, path, ncols);
             goto done;
           }
         }

@@ -243,6 +243,22 @@ static int need(const eg_tensor *t, const char *op) {
   return EG_OK;
 }
 
+/* A tensor written to: not empty, and no two of its elements share memory
+** (an expanded view has stride 0 along a dimension of size > 1), because an
+** element-wise write there silently keeps only one of the results. */
+static int need_out(const eg_tensor *t, const char *op) {
+  int st = need(t, op);
+  if (st) return st;
+  for (int d = 0; d < t->ndim; d++)
+    if (t->stride[d] == 0 && t->shape[d] > 1) {
+      char b[96];
+      return eg_seterr(EG_EINVAL,
+                       "%s: cannot write into expanded tensor %s (its elements share memory); clone() it first", op,
+                       eg_shape_str(t, b, sizeof b));
+    }
+  return EG_OK;
+}
+
 static int check_idx(const eg_tensor *t, const int64_t *idx, const char *op) {
   for (int d = 0; d < t->ndim; d++)
     if (idx[d] < 0 || idx[d] >= t->shape[d])
@@ -327,8 +343,9 @@ int eg_narrow(eg_tensor *dst, const eg_tensor *src, int dim, int64_t start, int6
   if (!st) st = check_dim(src, dim, "narrow");
   if (st) return st;
   if (start < 0 || len < 0 || start > src->shape[dim] || len > src->shape[dim] - start)
-    return eg_seterr(EG_ERANGE, "narrow: elements %lld..%lld out of range for dimension %d of size %lld",
-                     (long long)start + 1, (long long)(start + len), dim + 1, (long long)src->shape[dim]);
+    /* In double: start + len may overflow int64 for absurd requests. */
+    return eg_seterr(EG_ERANGE, "narrow: elements %.0f..%.0f out of range for dimension %d of size %lld",
+                     (double)start + 1, (double)start + (double)len, dim + 1, (long long)src->shape[dim]);
   eg_tensor v = *src;
   v.offset += start * src->stride[dim];
   v.shape[dim] = len;
@@ -477,7 +494,7 @@ static int overlaps(const eg_tensor *a, const eg_tensor *b) {
 }
 
 int eg_copy(eg_tensor *dst, const eg_tensor *src) {
-  int st = need(dst, "copy");
+  int st = need_out(dst, "copy");
   if (!st) st = need(src, "copy");
   if (st) return st;
   int64_t n = eg_numel(dst);
@@ -550,7 +567,7 @@ int eg_contiguous(eg_tensor *dst, const eg_tensor *src) {
 }
 
 int eg_fill(eg_tensor *t, float v) {
-  int st = need(t, "fill");
+  int st = need_out(t, "fill");
   if (st) return st;
   walk_t w;
   walk_init(&w, t);
@@ -562,7 +579,7 @@ int eg_fill(eg_tensor *t, float v) {
 }
 
 int eg_fill_range(eg_tensor *t, double start, double step) {
-  int st = need(t, "arange");
+  int st = need_out(t, "arange");
   if (st) return st;
   int64_t k = 0;
   walk_t w;
@@ -575,7 +592,7 @@ int eg_fill_range(eg_tensor *t, double start, double step) {
 }
 
 int eg_index_rows(eg_tensor *out, const eg_tensor *src, const eg_tensor *idx) {
-  int st = need(out, "index");
+  int st = need_out(out, "index");
   if (!st) st = need(src, "index");
   if (!st) st = need(idx, "index");
   if (st) return st;
@@ -679,7 +696,7 @@ int eg_broadcast_shape(const eg_tensor *a, const eg_tensor *b, int *ndim, int64_
 
 int eg_binary(eg_tensor *out, const eg_tensor *a, const eg_tensor *b, eg_binop op) {
   const char *name = eg_binop_name(op);
-  int st = need(out, name);
+  int st = need_out(out, name);
   if (!st) st = need(a, name);
   if (!st) st = need(b, name);
   if (st) return st;
@@ -742,7 +759,7 @@ int eg_binary(eg_tensor *out, const eg_tensor *a, const eg_tensor *b, eg_binop o
 
 int eg_binary_scalar(eg_tensor *out, const eg_tensor *a, float s, eg_binop op, int scalar_first) {
   const char *name = eg_binop_name(op);
-  int st = need(out, name);
+  int st = need_out(out, name);
   if (!st) st = need(a, name);
   if (st) return st;
   if (!eg_same_shape(out, a)) {
@@ -806,7 +823,7 @@ static inline float unop_apply(eg_unop op, float x) {
 }
 
 static int unary_shape_check(const eg_tensor *out, const eg_tensor *a, const char *name) {
-  int st = need(out, name);
+  int st = need_out(out, name);
   if (!st) st = need(a, name);
   if (st) return st;
   if (!eg_same_shape(out, a)) {
@@ -898,7 +915,7 @@ static int blas_layout(const eg_tensor *t, int *trans, int64_t *ld) {
 }
 
 int eg_mm(eg_tensor *out, const eg_tensor *a, const eg_tensor *b, int ta, int tb, float alpha, float beta) {
-  int st = need(out, "mm");
+  int st = need_out(out, "mm");
   if (!st) st = need(a, "mm");
   if (!st) st = need(b, "mm");
   if (st) return st;
@@ -1040,8 +1057,8 @@ static double reduce_run(const float *p, int64_t n, int64_t s, eg_redop op, int6
 int eg_reduce(eg_tensor *out, eg_tensor *idx, const eg_tensor *a, int dim, eg_redop op) {
   const char *name = eg_redop_name(op);
   int st = need(a, name);
-  if (!st) st = need(out, name);
-  if (!st && idx) st = need(idx, name);
+  if (!st) st = need_out(out, name);
+  if (!st && idx) st = need_out(idx, name);
   if (!st) st = check_dim(a, dim, name);
   if (st) return st;
   int64_t len = a->shape[dim];

@@ -3,6 +3,13 @@
 # the engram command) and ends with one line "N passed, N failed".
 # Exits non-zero when anything failed or a suite crashed.
 BUILD=${1:-build}
+# The CLI tests run the command under test (build-asan/engram for check-asan).
+ENGRAM_BIN=${ENGRAM_BIN:-$BUILD/engram}; export ENGRAM_BIN
+# Under AddressSanitizer a failed huge allocation must come back as NULL (and
+# so as EG_ENOMEM), as it does without it, instead of aborting the run.
+if [ -n "$ENGRAM_ASAN" ]; then
+  ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1}; export ASAN_OPTIONS
+fi
 pass=0; fail=0; crashed=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 count() { # reads "...: N passed, M failed" lines from $log

@@ -45,11 +45,29 @@ local function check_opts(op, opts, known, level)
   return opts
 end
 
--- Runs a C function, re-raising its error at the caller's caller (the recipe line).
-local function call(f, ...)
+-- Runs a C function, re-raising its error at the caller's caller (the recipe
+-- line). Called through pcall, a C function's argument errors cannot find its
+-- name ("bad argument #1 to '?'"), so op is put in.
+local function call(op, f, ...)
   local ok, a, b = pcall(f, ...)
-  if not ok then error(a, 3) end
+  if not ok then
+    if type(a) == "string" then a = a:gsub("to '%?'", "to '" .. op .. "'", 1) end
+    error(a, 3)
+  end
   return a, b
+end
+
+-- The receiver of a method written in Lua: a live dataset, or an error naming
+-- op (instead of "attempt to index a nil value" from inside this file).
+local function check_self(op, self)
+  if not C.is_dataset(self) then
+    local what = type(self)
+    local mt = what == "userdata" and getmetatable(self)
+    if type(mt) == "table" and type(mt.__name) == "string" then
+      what = mt.__name == "engram.Dataset" and "a released dataset" or mt.__name
+    end
+    error(string.format("%s: expected a dataset as self (use ds:%s), got %s", op, op, what), 3)
+  end
 end
 
 local function opt(v, default)
@@ -74,7 +92,7 @@ function data.fashion_mnist(opts)
   if opts.path ~= nil and type(opts.path) ~= "string" then
     error("fashion_mnist: path must be a string, got " .. type(opts.path), 2)
   end
-  return call(C.fashion_mnist, opts.path)
+  return call("fashion_mnist", C.fashion_mnist, opts.path)
 end
 
 --- A dataset from an IDX image file and an IDX label file (gzipped or plain).
@@ -82,7 +100,7 @@ function data.idx(images_path, labels_path)
   if type(images_path) ~= "string" or type(labels_path) ~= "string" then
     error("idx: expected two file names (images, labels)", 2)
   end
-  return call(C.idx, images_path, labels_path)
+  return call("idx", C.idx, images_path, labels_path)
 end
 
 --- A float32 dataset from a CSV file of numbers (one sample per line).
@@ -98,7 +116,7 @@ function data.csv(path, opts)
   if type(label) == "string" and not opts.header then
     error("csv: label_column by name ('" .. label .. "') needs header = true", 2)
   end
-  return call(C.csv, path, opts.header and true or false, opt(label, -1), opts.sep or ",")
+  return call("csv", C.csv, path, opts.header and true or false, opt(label, -1), opts.sep or ",")
 end
 
 --- Gaussian blobs: n samples of `dim` features in `classes` classes (sample i
@@ -106,7 +124,7 @@ end
 -- Defaults: n = 1000, classes = 3, dim = 2, std = 1.
 function data.blobs(opts)
   opts = check_opts("blobs", opts, {n = true, classes = true, dim = true, std = true, seed = true}, 2)
-  return call(C.blobs, opt(opts.n, 1000), opt(opts.classes, 3), opt(opts.dim, 2),
+  return call("blobs", C.blobs, opt(opts.n, 1000), opt(opts.classes, 3), opt(opts.dim, 2),
     check_number("blobs", "std", opt(opts.std, 1.0), 2), opts.seed)
 end
 
@@ -115,7 +133,7 @@ end
 -- Defaults: n = 1000, classes = 2, turns = 1.5, noise = 0.05.
 function data.spirals(opts)
   opts = check_opts("spirals", opts, {n = true, classes = true, turns = true, noise = true, seed = true}, 2)
-  return call(C.spirals, opt(opts.n, 1000), opt(opts.classes, 2),
+  return call("spirals", C.spirals, opt(opts.n, 1000), opt(opts.classes, 2),
     check_number("spirals", "turns", opt(opts.turns, 1.5), 2),
     check_number("spirals", "noise", opt(opts.noise, 0.05), 2), opts.seed)
 end
@@ -124,7 +142,7 @@ end
 -- opts.classes: the number of classes (default max(y) + 1).
 function data.from_tensors(x, y, opts)
   opts = check_opts("from_tensors", opts, {classes = true}, 2)
-  return call(C.from_tensors, x, y, opts.classes or 0)
+  return call("from_tensors", C.from_tensors, x, y, opts.classes or 0)
 end
 
 --- True when v is a (live) dataset.
@@ -133,7 +151,13 @@ function data.is_dataset(v) return C.is_dataset(v) end
 --- Per-class fractions of a Zipf long tail: class c keeps (c + 1)^-exponent,
 -- so class 0 is whole and later classes thin out. Keys are class ids.
 function data.zipf_fractions(classes, exponent)
+  if math.type(classes) ~= "integer" or classes < 1 or classes > 16777216 then
+    error("zipf_fractions: classes must be an integer in [1, 2^24], got " .. tostring(classes), 2)
+  end
   exponent = exponent or 1
+  if type(exponent) ~= "number" or exponent ~= exponent then
+    error("zipf_fractions: exponent must be a number, got " .. tostring(exponent), 2)
+  end
   local f = {}
   for c = 0, classes - 1 do f[c] = (c + 1) ^ -exponent end
   return f
@@ -169,6 +193,7 @@ end
 -- (duplicates allowed); fractions: keep about f of class c (absent classes
 -- whole), chosen at random with seed — for class imbalance.
 function Dataset:subset(opts)
+  check_self("subset", self)
   opts = check_opts("subset", opts, {labels = true, indices = true, fractions = true, seed = true}, 2)
   local n = (opts.labels ~= nil and 1 or 0) + (opts.indices ~= nil and 1 or 0) + (opts.fractions ~= nil and 1 or 0)
   if n ~= 1 then error("subset: give exactly one of labels, indices or fractions", 2) end
@@ -176,18 +201,19 @@ function Dataset:subset(opts)
   if opts.labels ~= nil then
     local labels = opts.labels
     if type(labels) == "number" then labels = {labels} end
-    return call(self.subset_labels, self, labels)
+    return call("subset", self.subset_labels, self, labels)
   elseif opts.indices ~= nil then
-    return call(self.subset_indices, self, opts.indices)
+    return call("subset", self.subset_indices, self, opts.indices)
   end
-  return call(self.subset_fractions, self, opts.fractions, opts.seed)
+  return call("subset", self.subset_fractions, self, opts.fractions, opts.seed)
 end
 
 --- ds:long_tail{exponent = 1, seed = s}: a Zipf-imbalanced subset (see data.zipf_fractions).
 function Dataset:long_tail(opts)
+  check_self("long_tail", self)
   opts = check_opts("long_tail", opts, {exponent = true, seed = true}, 2)
   local e = check_number("long_tail", "exponent", opt(opts.exponent, 1), 2)
-  return call(self.subset_fractions, self, data.zipf_fractions(self:num_classes(), e), opts.seed)
+  return call("long_tail", self.subset_fractions, self, data.zipf_fractions(self:num_classes(), e), opts.seed)
 end
 
 --- ds:batches{batch = 128, shuffle = true, seed = nil, drop_last = false, flat = false}
@@ -200,6 +226,7 @@ end
 -- epoch. Methods: #it (batches per epoch), it:epoch(), it:indices() (1-based
 -- dataset positions of the last batch), it:rewind(), it:next().
 function Dataset:batches(opts)
+  check_self("batches", self)
   opts = check_opts("batches", opts,
     {batch = true, batch_size = true, shuffle = true, seed = true, drop_last = true, flat = true}, 2)
   local batch = opts.batch or opts.batch_size or 128
@@ -207,14 +234,15 @@ function Dataset:batches(opts)
     error("batches: batch size must be a positive integer, got " .. tostring(batch), 2)
   end
   local shuffle = opt(opts.shuffle, true)
-  return call(self.batcher, self, batch, shuffle, opts.drop_last and true or false, opts.seed,
+  return call("batches", self.batcher, self, batch, shuffle, opts.drop_last and true or false, opts.seed,
     opts.flat and true or false)
 end
 
 --- ds:chunks{batch = 1000, flat = false}: in-order batches for evaluation.
 function Dataset:chunks(opts)
+  check_self("chunks", self)
   opts = check_opts("chunks", opts, {batch = true, flat = true}, 2)
-  return call(self.batcher, self, opts.batch or 1000, false, false, nil, opts.flat and true or false)
+  return call("chunks", self.batcher, self, opts.batch or 1000, false, false, nil, opts.flat and true or false)
 end
 
 return data

@@ -39,4 +39,4 @@ local failures = runner:runSuite(table.unpack(luargs))
 local r = runner.result
 local failed = r.failureCount + r.errorCount
 print(string.format("lua: %d passed, %d failed", r.runCount - failed - r.skippedCount, failed))
-os.exit(failures == 0 and 0 or 1)
+os.exit(failures == 0 and 0 or 1, true)

@@ -1,0 +1,342 @@
+-- A randomized, seeded fuzzer of the Lua API of tensors, generators and
+-- datasets. It calls every function and method with wrong types, odd numbers
+-- (NaN, inf, negative, huge, non-integral), mismatched shapes, released or
+-- closed objects, views whose parent was collected, zero-size, 0-dim and
+-- large-rank tensors, and checks that every call either returns or raises a
+-- Lua error whose message is a string naming the operation. A crash or a
+-- sanitizer report ends the process, which is the point of running it under
+-- the ASan build:
+--
+--   ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=512 \
+--     build-asan/engram tests/lua/fuzz_api.lua [seed] [seconds]
+--
+-- As a module (require "fuzz_api"), run{seed=, seconds=, iterations=, safe=}
+-- returns the list of bad messages found; safe = true leaves out sizes that
+-- a build without an allocation cap could really try to allocate.
+local core = require("engram.core")
+local data = require("engram.data")
+
+local M = {}
+
+-- The module functions of tensors and generators (bindings/ltensor.c and
+-- lrng.c); engram.core also holds other parts' functions (nn, optim, loss,
+-- threads), which are theirs to fuzz.
+local OWN = {}
+for name in ([[tensor zeros ones full arange rand randn istensor mm dot add sub mul div pow maximum minimum
+  clamp exp log sqrt abs tanh sigmoid relu sign floor sum mean max min argmax argmin norm equal allclose clone index
+  cat generator seed default_generator randperm]]):gmatch("%S+") do OWN[name] = true end
+-- fashion_mnist reads 50 MB: a path that exists would make the run slow.
+local SKIP = { fashion_mnist = true }
+
+-- Messages that betray a library bug rather than a checked argument.
+local BAD_PATTERNS = { "attempt to index", "attempt to perform", "attempt to compare", "attempt to call",
+  "attempt to concatenate", "attempt to get length", "stack overflow", "C stack", "table index is" }
+
+local function method_caller(name)
+  -- A real method call, so Lua's argument errors carry the method's name.
+  return assert(load("return function(o, ...) return o:" .. name .. "(...) end"))()
+end
+local function field_caller(tname, name)
+  return assert(load("local t = ... return function(...) return t." .. name .. "(...) end"))(tname)
+end
+
+local function new_state(rng, safe)
+  local S = { rng = rng }
+  local function R(n) return rng:randint(1, n) end
+  S.R = R
+
+  local numbers = { 0, 1, 2, 3, -1, -2, 0.5, -0.5, 1.5, 0 / 0, math.huge, -math.huge, 9, 2 ^ 53, -2 ^ 53,
+    2 ^ 63, -2 ^ 63, 1e300, -1e300, math.maxinteger, math.mininteger, 2 ^ 41, 2 ^ 62, 1e-300, 4, 1 / 3 }
+  if not safe then
+    for _, v in ipairs { 2 ^ 31, 2 ^ 32, 2 ^ 24 + 1, 65536, 1e9, 2 ^ 40 } do numbers[#numbers + 1] = v end
+  end
+  S.numbers = numbers
+
+  local pool = {}
+  local function keep(v) pool[#pool + 1] = v; return v end
+  S.pool = pool
+
+  local function tensors()
+    keep(core.zeros(3)); keep(core.ones(2, 3)); keep(core.randn(4, 2, rng)); keep(core.tensor(2.5))
+    keep(core.zeros(0)); keep(core.zeros(2, 0, 3)); keep(core.arange(6):view(2, 3))
+    keep(core.zeros(1, 1, 1, 1, 1, 1, 1, 1)); keep(core.tensor { { 1, 2 }, { 3, 4 } })
+    keep(core.arange(12):view(3, 4):t()); keep(core.ones(3):view(3, 1):expand(3, 4))
+    keep(core.tensor { 0 / 0, math.huge, -1, 2 })
+    keep(core.arange(5):add(1)) -- 1-based indices
+    -- a view whose parent was dropped and collected
+    local v = core.randn(5, 5, rng):narrow(1, 2, 3):select(2, 1)
+    collectgarbage(); keep(v)
+    -- a released tensor
+    local r = core.ones(2, 2); getmetatable(r).__close(r); keep(r)
+  end
+  tensors()
+  keep(core.generator(7)); keep(core.default_generator())
+  local ds = keep(data.blobs { n = 20, classes = 3, dim = 4, seed = 1 })
+  keep(data.spirals { n = 12, classes = 2, seed = 2 })
+  keep(ds:subset { labels = { 0, 1 } }); keep(ds:permuted(3)); keep(ds:normalized(0.5, 2))
+  keep(data.from_tensors(core.zeros(6, 1, 3, 3), core.tensor { 0, 1, 2, 0, 1, 2 }))
+  local dr = data.blobs { n = 5, seed = 3 }; dr:release(); keep(dr)
+  keep(ds:batches { batch = 7, seed = 1 })
+  local br = ds:batches { batch = 4 }; br:release(); keep(br)
+  -- a batcher whose dataset handle was released: the batcher keeps its own reference
+  local d2 = data.blobs { n = 9, seed = 4 }; keep(d2:batches { batch = 2 }); d2:release()
+  keep(io.stdout); keep(coroutine.create(function() end))
+
+  function S.value(depth)
+    depth = depth or 0
+    local k = R(20)
+    if k <= 6 then return numbers[R(#numbers)]
+    elseif k <= 11 then return pool[R(#pool)]
+    elseif k == 12 then return nil
+    elseif k == 13 then return R(2) == 1
+    elseif k == 14 then return ({ "", "abc", "1", "0x10", "sum", "nan", "-1", "uint8", "float32" })[R(9)]
+    elseif k == 15 then return function() end
+    elseif k <= 18 then -- small integers dominate real calls
+      return R(7) - 3
+    else -- tables: shapes, index lists, options, nested rows
+      if depth > 2 then return {} end
+      local n = R(5) - 1
+      local t = {}
+      if R(4) == 1 then
+        for _ = 1, n do
+          local key = ({ "batch", "shuffle", "seed", "labels", "indices", "fractions", "n", "classes", "dim", "std",
+            "ta", "tb", "alpha", "beta", "out", "flat", "drop_last", "header", "sep", "label_column", "turns",
+            "noise", "path", "exponent", "bogus" })[R(25)]
+          t[key] = S.value(depth + 1)
+        end
+      else
+        for i = 1, n do t[i] = S.value(depth + 1) end
+      end
+      if R(10) == 1 then setmetatable(t, { __len = function() return numbers[R(#numbers)] end }) end
+      return t
+    end
+  end
+
+  function S.refresh() -- replace a few pool entries by fresh objects
+    for i = 1, #pool do if R(50) == 1 and core.istensor(pool[i]) then pool[i] = core.randn(R(3), R(3), rng) end end
+  end
+  return S
+end
+
+-- Every target: {label, op names accepted in its messages, caller, receiver kind}.
+local function targets()
+  local list = {}
+  local function add(label, opname, f, kind) list[#list + 1] = { label = label, op = opname, f = f, kind = kind } end
+  for k, v in pairs(core) do
+    if type(v) == "function" and OWN[k] then
+      add("engram." .. k, k, field_caller(core, k))
+    end
+  end
+  for k, v in pairs(data) do
+    if type(v) == "function" and not SKIP[k] then add("data." .. k, k, field_caller(data, k)) end
+  end
+  -- With the right kind of receiver, a method call (o:name(...)); with a
+  -- wrong one, the method itself (T.name(o, ...)): o:name on a number would
+  -- fail in the caller, not in the library.
+  local function methods(label, T, kind)
+    for k in pairs(T) do
+      local as_method, as_field = method_caller(k), field_caller(T, k)
+      add(label .. ":" .. k, k, function(o, ...)
+        if M.right_receiver then return as_method(o, ...) end
+        return as_field(o, ...)
+      end, kind)
+    end
+  end
+  methods("Tensor", core.Tensor, "tensor")
+  methods("Generator", getmetatable(core.generator(1)).__index, "gen")
+  methods("Dataset", core.Dataset, "dataset")
+  methods("Batcher", getmetatable(data.blobs { n = 3 }:batches { batch = 2 }).__index, "batcher")
+  -- metamethods and indexing
+  local function mm(name, f) add("Tensor " .. name, name, f, "tensor") end
+  mm("__add", function(a, b) return a + b end); mm("__sub", function(a, b) return a - b end)
+  mm("__mul", function(a, b) return a * b end); mm("__div", function(a, b) return a / b end)
+  mm("__pow", function(a, b) return a ^ b end); mm("__unm", function(a) return -a end)
+  mm("__len", function(a) return #a end); mm("__tostring", function(a) return tostring(a) end)
+  mm("__index", function(a, k) return a[k] end); mm("__newindex", function(a, k, v) a[k] = v end)
+  add("Dataset __len", "__len", function(d) return #d end, "dataset")
+  add("Dataset __tostring", "__tostring", function(d) return tostring(d) end, "dataset")
+  add("Batcher __call", "__call", function(b2, ...) return b2(...) end, "batcher")
+  table.sort(list, function(x, y) return x.label < y.label end)
+  return list
+end
+
+-- What a good error message looks like: a string that names the operation
+-- (as "op:" / "op " / "'op'"), or one of Lua's argument errors for it.
+local function message_ok(msg, op)
+  if type(msg) ~= "string" then return false, "error value is a " .. type(msg) end
+  for _, p in ipairs(BAD_PATTERNS) do
+    if msg:find(p, 1, true) then return false, "internal error text" end
+  end
+  local base = op:gsub("^__", ""):gsub("_$", "")
+  local names = { op, base }
+  if op == "__index" or op == "__newindex" then names = { "index", "tensor", "Tensor" } end
+  if op == "__call" then names = { "batch", "next" } end
+  if op == "__unm" then names = { "neg" } end
+  if op:match("^subset_") then names[#names + 1] = "subset" end
+  if op == "__tostring" or op == "__len" then
+    names = { "tostring", "len", "Tensor", "Dataset", "released", "closed" }
+  end
+  for _, n in ipairs(names) do
+    if msg:find(n, 1, true) then return true end
+  end
+  return false, "does not name '" .. op .. "'"
+end
+
+local function receiver(S, kind, operator)
+  local mtname = ({ tensor = "engram.Tensor", dataset = "engram.Dataset", gen = "engram.Generator",
+    batcher = "engram.Batcher" })[kind]
+  local function want(v)
+    local mt = getmetatable(v)
+    return type(v) == "userdata" and type(mt) == "table" and mt.__name == mtname
+  end
+  if S.R(12) > 1 or operator then
+    local fits = {}
+    for _, v in ipairs(S.pool) do
+      local ok, yes = pcall(want, v)
+      if ok and yes then fits[#fits + 1] = v end
+    end
+    if #fits > 0 then M.right_receiver = true; return fits[S.R(#fits)] end
+  end
+  M.right_receiver = false -- sometimes the wrong receiver
+  local v = S.value()
+  if kind == "tensor" and not core.istensor(v) then v = S.pool[1] end -- operators need one tensor
+  return v
+end
+
+local TRACE = os.getenv("FUZZ_TRACE")
+
+function M.run(opts)
+  opts = opts or {}
+  local seed = opts.seed or 1
+  local rng = core.generator(seed)
+  local S = new_state(rng, opts.safe)
+  local list = targets()
+  local deadline = os.clock() + (opts.seconds or 20)
+  local max_iter = opts.iterations or math.huge
+  local problems, seen = {}, {}
+  local calls, errors = 0, 0
+  local iter = 0
+  while iter < max_iter and os.clock() < deadline do
+    iter = iter + 1
+    local t = list[S.R(#list)]
+    local args, n = {}, S.R(6) - 1
+    if t.kind then args[1] = receiver(S, t.kind, t.label:find(" ", 1, true)); n = n + 1 end
+    for i = (t.kind and 2 or 1), n do args[i] = S.value() end
+    if TRACE then
+      local shown = {}
+      for i = 1, n do
+        local ok, str = pcall(tostring, args[i])
+        shown[i] = ok and type(str) == "string" and str:gsub("\n.*", "") or type(args[i])
+      end
+      io.stderr:write(iter, " ", t.label, "(", table.concat(shown, ", "), ")\n")
+    end
+    local ok, res = pcall(t.f, table.unpack(args, 1, n))
+    calls = calls + 1
+    if not ok then
+      errors = errors + 1
+      local good, why = message_ok(res, t.op)
+      if not good then
+        local key = t.label .. "|" .. why .. "|" .. tostring(res):gsub("0x%x+", "?"):gsub("%d+", "N")
+        if not seen[key] then
+          seen[key] = true
+          local shown = {}
+          for i = 1, n do
+            local a = args[i]
+            shown[i] = type(a) == "string" and string.format("%q", a) or
+                (pcall(tostring, a) and tostring(a):gsub("\n.*", "") or type(a))
+          end
+          problems[#problems + 1] = string.format("%s(%s): %s -- %s", t.label, table.concat(shown, ", "), why,
+            tostring(res))
+        end
+      end
+    elseif core.istensor(res) and S.R(4) == 1 then
+      local i = S.R(#S.pool) -- results feed later calls, replacing tensors only
+      if core.istensor(S.pool[i]) then S.pool[i] = res end
+    end
+    if iter % 200 == 0 then S.refresh(); collectgarbage("step", 100) end
+  end
+  collectgarbage()
+  return problems, { calls = calls, errors = errors, targets = #list }
+end
+
+-- Mutated files: valid IDX and CSV files with bytes flipped, inserted,
+-- deleted or cut off must either load whole (a dataset whose every sample
+-- and label can be read) or fail with an error naming the file.
+function M.files(opts)
+  opts = opts or {}
+  local rng = core.generator(opts.seed or 1)
+  local function R(n) return rng:randint(1, n) end
+  local function be32(v) return string.char((v >> 24) & 255, (v >> 16) & 255, (v >> 8) & 255, v & 255) end
+  local px = {}
+  for i = 1, 4 * 3 * 3 do px[i] = string.char((i * 37) % 256) end
+  local img = "\0\0\8\3" .. be32(4) .. be32(3) .. be32(3) .. table.concat(px)
+  local lab = "\0\0\8\1" .. be32(4) .. "\0\1\2\1"
+  local csv = "1.5,2,0\n-3,4e2,1\n5,6,2\n\n7,8,1\n"
+  local base = os.tmpname()
+  local paths = { img = base .. ".idx3", lab = base .. ".idx1", csv = base .. ".csv" }
+  local function write(p, b) local f = assert(io.open(p, "wb")); f:write(b); f:close() end
+  local function mutate(b)
+    for _ = 1, R(3) do
+      local k, i = R(4), R(#b + 1) - 1
+      if k == 1 and #b > 0 then
+        i = math.max(i, 1)
+        b = b:sub(1, i - 1) .. string.char(R(256) - 1) .. b:sub(i + 1)
+      elseif k == 2 then b = b:sub(1, i) .. string.char(R(256) - 1) .. b:sub(i + 1)
+      elseif k == 3 then b = b:sub(1, i) .. b:sub(i + 2)
+      else b = b:sub(1, i) end
+    end
+    return b
+  end
+  local problems, loaded, rejected = {}, 0, 0
+  local function check(kind, path, ok, ds)
+    if not ok then
+      rejected = rejected + 1
+      if type(ds) ~= "string" or not ds:find(path, 1, true) then
+        problems[#problems + 1] = kind .. ": error does not name the file: " .. tostring(ds)
+      end
+      return
+    end
+    loaded = loaded + 1
+    local good, err = pcall(function()
+      local x, y = ds:tensors()
+      assert(x:size(1) == #ds and y:numel() == #ds)
+      for i = 1, #ds do assert(ds:label(i) >= 0 and ds:label(i) < ds:num_classes()) end
+      for _ in ds:batches { batch = 3 } do end
+    end)
+    if not good then problems[#problems + 1] = kind .. ": loaded but unusable: " .. tostring(err) end
+  end
+  for _ = 1, opts.iterations or 300 do
+    local which = R(3)
+    if which == 1 then
+      write(paths.img, mutate(img)); write(paths.lab, lab)
+      check("idx images", paths.img, pcall(data.idx, paths.img, paths.lab))
+    elseif which == 2 then
+      write(paths.img, img); write(paths.lab, mutate(lab))
+      check("idx labels", paths.lab, pcall(data.idx, paths.img, paths.lab))
+    else
+      write(paths.csv, mutate(csv))
+      check("csv", paths.csv, pcall(data.csv, paths.csv))
+    end
+  end
+  for _, p in pairs(paths) do os.remove(p) end
+  os.remove(base)
+  return problems, { loaded = loaded, rejected = rejected }
+end
+
+if arg and arg[0] and arg[0]:match("fuzz_api%.lua$") then
+  local seed = tonumber(arg[1]) or os.time()
+  local seconds = tonumber(arg[2]) or 20
+  io.stdout:setvbuf("line")
+  print(string.format("fuzz_api: seed %d, %g s", seed, seconds))
+  local problems, st = M.run { seed = seed, seconds = seconds }
+  for _, p in ipairs(problems) do print("BAD " .. p) end
+  print(string.format("fuzz_api: %d targets, %d calls, %d errors, %d bad messages", st.targets, st.calls, st.errors,
+    #problems))
+  local fproblems, fst = M.files { seed = seed, iterations = 2000 }
+  for _, p in ipairs(fproblems) do print("BAD " .. p) end
+  print(string.format("fuzz_api: mutated files: %d loaded whole, %d rejected, %d bad", fst.loaded, fst.rejected,
+    #fproblems))
+  os.exit((#problems == 0 and #fproblems == 0) and 0 or 1)
+end
+
+return M
