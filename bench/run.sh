@@ -58,3 +58,18 @@ awk '
     printf "  x:add_(1)  %8.1f\n  x + 1      %8.1f\n  empty loop %8.1f\n", s["add_"], s["+"], s["loop"]
   }' "$out.c" "$out.lua"
 rm -f "$out.c" "$out.lua"
+
+# ---- Training throughput (issue: layers/training) -------------------------
+# Section appended by the layers/training engineer (bench/train_bench.lua,
+# bench/torch_mlp.py). Runs twice: with OpenBLAS's own kernel choice (no
+# re-exec, OPENBLAS_CORETYPE unset) and with the engram command's default.
+# PyTorch is started from inside the bench, so it inherits the same
+# OPENBLAS_CORETYPE as engram in each run (it matters if torch uses OpenBLAS).
+echo
+echo "== Training throughput (issue: layers/training) =="
+echo "-- OpenBLAS's own kernel choice (ENGRAM_NO_REEXEC=1, OPENBLAS_CORETYPE unset):"
+env -u OPENBLAS_CORETYPE ENGRAM_NO_REEXEC=1 "$RUN" bench/train_bench.lua --seconds 1.5
+echo
+echo "-- default (the engram command re-execs with OPENBLAS_CORETYPE=SkylakeX on AVX-512):"
+env -u OPENBLAS_CORETYPE "$RUN" bench/train_bench.lua --seconds 1.5
+# ---- end of training throughput section ------------------------------------

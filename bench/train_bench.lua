@@ -1,0 +1,206 @@
+-- train_bench.lua — training throughput of mlp{784,400,400,10} (cross-entropy,
+-- plain SGD) from Lua, beside the same network in PyTorch (bench/torch_mlp.py)
+-- when python3 can import torch.
+--
+--   build/engram bench/train_bench.lua [--batches 16,128,512] [--threads 1,2]
+--                                      [--seconds 1.5] [--rounds 2] [--sgd optim|axpy]
+--                                      [--no-torch]
+--
+-- Synthetic in-memory batches on both sides (data loading is not timed); the
+-- same loop: zero_grad, forward, cross-entropy, backward, SGD step (lr 0.01;
+-- engram.optim.SGD, or with --sgd axpy the same update p -= lr g as one
+-- axpy over the flat parameter vector).
+-- Every (batch, threads) pair is measured for `seconds` after a warm-up as
+-- the best of windows of 2048 samples, in `rounds` alternating rounds
+-- (engram, torch, engram, torch: the machine is shared), and the best is
+-- kept; each side is reported at its best thread count. At the largest batch it also times the step's matrix products
+-- alone (the same sgemm calls into preallocated outputs) and reports the
+-- whole step's FLOP rate as a fraction of theirs.
+-- Output lines (read by bench/run.sh): "engram batch=B threads=T samples_per_s=S",
+-- "torch ...", then a summary table.
+local engram = require("engram")
+local nn = engram.nn
+local core = engram.core
+local clock = engram.clock
+
+local opts = { batches = "16,128,512", threads = "1,2", seconds = "1.5", rounds = "2", sgd = "optim", torch = true }
+local i = 1
+while arg and arg[i] do
+  local a = arg[i]
+  if a == "--no-torch" then
+    opts.torch = false
+  elseif a == "--help" or a == "-h" then
+    print("usage: engram bench/train_bench.lua [--batches 16,128,512] [--threads 1,2] [--seconds 1.5]" ..
+      " [--rounds 2] [--sgd optim|axpy] [--no-torch]")
+    os.exit(0)
+  elseif a:match("^%-%-%a+$") and arg[i + 1] then
+    opts[a:sub(3)] = arg[i + 1]; i = i + 1
+  else
+    io.stderr:write("train_bench: unknown argument " .. a .. "\n"); os.exit(2)
+  end
+  i = i + 1
+end
+local function list(s)
+  local t = {}
+  for v in s:gmatch("%d+") do t[#t + 1] = tonumber(v) end
+  return t
+end
+local batches, threads, seconds = list(opts.batches), list(opts.threads), tonumber(opts.seconds)
+local rounds = tonumber(opts.rounds)
+
+-- Cross-entropy: engram.loss when it provides a C kernel, otherwise softmax
+-- and the label scatter here (the fallback costs a few microseconds per batch).
+local ok_loss, loss = pcall(require, "engram.loss")
+local ce
+if ok_loss and type(loss) == "table" and loss.CrossEntropy and core.cross_entropy then
+  local crit = loss.CrossEntropy()
+  ce = function(z, y)
+    local _, g = crit:forward_backward(z, y)
+    return g
+  end
+else
+  local g = core.nn_buffer()
+  ce = function(z, y)
+    core.nn_softmax_forward(g, z, false)
+    local B = z:size(1)
+    for r = 1, B do g:set(r, y:get(r) + 1, g:get(r, y:get(r) + 1) - 1) end
+    g:mul_(1 / B)
+    return g
+  end
+end
+
+local function make_batches(B)
+  local xs, ys = {}, {}
+  for k = 1, 32 do
+    xs[k] = engram.rand(B, 784)
+    ys[k] = (engram.rand(B) * 10):floor():clamp(0, 9)
+  end
+  return xs, ys
+end
+
+local function run(B, T)
+  core.set_threads(T)
+  local model = nn.mlp { 784, 400, 400, 10 }:build { seed = 1 }
+  local xs, ys = make_batches(B)
+  local lr = 0.01
+  local opt -- engram.optim.SGD when present, else p -= lr g over the flat vector
+  local ok_optim, optim = pcall(require, "engram.optim")
+  if opts.sgd == "optim" and ok_optim and type(optim) == "table" and optim.SGD and core.sgd_step then
+    opt = optim.SGD(model, { lr = lr })
+  else
+    local p, g = model:flat()
+    opt = { step = function() core.nn_axpy(p, -lr, g) end }
+  end
+  local function step(k)
+    local x, y = xs[k], ys[k]
+    model:zero_grad()
+    local z = model:forward(x)
+    model:backward(x, ce(z, y), false)
+    opt:step()
+  end
+  for k = 1, 20 do step((k - 1) % 32 + 1) end
+  -- The best of many short windows (2048 samples each): a burst of someone
+  -- else's work on the shared machine spoils a window, not the figure.
+  local chunk = math.max(2, 2048 // B)
+  local n, start, best_dt = 0, clock(), math.huge
+  repeat
+    local t0 = clock()
+    for _ = 1, chunk do
+      step(n % 32 + 1)
+      n = n + 1
+    end
+    best_dt = math.min(best_dt, clock() - t0)
+  until clock() - start >= seconds
+  return chunk * B / best_dt, best_dt / chunk
+end
+
+-- The step's matrix products alone, into preallocated outputs.
+local function gemm_only(B, T)
+  core.set_threads(T)
+  local x, W1, W2, W3 = engram.rand(B, 784), engram.rand(400, 784), engram.rand(400, 400), engram.rand(10, 400)
+  local h1, h2, z = engram.zeros(B, 400), engram.zeros(B, 400), engram.zeros(B, 10)
+  local g1, g2, g3 = engram.zeros(400, 784), engram.zeros(400, 400), engram.zeros(10, 400)
+  local gz = engram.rand(B, 10)
+  local o = {
+    { h1, x, W1, false, true }, { h2, h1, W2, false, true }, { z, h2, W3, false, true },  -- forward
+    { g3, gz, h2, true, false }, { h2, gz, W3, false, false },                         -- layer 3
+    { g2, h2, h1, true, false }, { h1, h2, W2, false, false },                         -- layer 2
+    { g1, h1, x, true, false },                                                        -- layer 1 (no gx)
+  }
+  local specs = {}
+  for k, s in ipairs(o) do specs[k] = { ta = s[4], tb = s[5], out = s[1] } end
+  local function once()
+    for k, s in ipairs(o) do engram.mm(s[2], s[3], specs[k]) end
+  end
+  for _ = 1, 5 do once() end
+  local best, start = math.huge, clock()
+  repeat
+    local t0 = clock()
+    once()
+    best = math.min(best, clock() - t0)
+  until clock() - start >= seconds
+  return best
+end
+
+local flops_per_sample = 2 * (784 * 400 + 400 * 400 + 400 * 10) * 2 + 2 * (400 * 400 + 10 * 400)
+
+print(string.format("engram blas_core=%s sgd=%s", tostring(core.blas_core), opts.sgd))
+local best, tbest = {}, {}
+
+local function engram_round()
+  for _, B in ipairs(batches) do
+    for _, T in ipairs(threads) do
+      local sps, sec = run(B, T)
+      print(string.format("engram batch=%d threads=%d samples_per_s=%.0f", B, T, sps))
+      if not best[B] or sps > best[B].sps then best[B] = { sps = sps, T = T, sec = sec } end
+    end
+  end
+end
+
+local function torch_round()
+  -- Debian's python3-torch lives in /usr/bin/python3's dist-packages; a
+  -- python3 earlier on PATH (pyenv, venv) may not see it.
+  local py = os.getenv("ENGRAM_PYTHON")
+  if not py then
+    local f = io.open("/usr/bin/python3")
+    py = f and "/usr/bin/python3" or "python3"
+    if f then f:close() end
+  end
+  local cmd = string.format("%s bench/torch_mlp.py --batches %s --threads %s --seconds %s 2>&1",
+    py, opts.batches, opts.threads, opts.seconds)
+  local f = io.popen(cmd)
+  for line in f:lines() do
+    print(line)
+    local B, T, O, s = line:match("^torch batch=(%d+) threads=(%d+) omp=(%d+) samples_per_s=(%d+)")
+    if B then
+      B, T, s = tonumber(B), tonumber(T), tonumber(s)
+      if not tbest[B] or s > tbest[B].sps then tbest[B] = { sps = s, T = T, O = tonumber(O) } end
+    end
+  end
+  f:close()
+end
+
+-- Alternating rounds, best of all: the machine is shared, and a burst of
+-- someone else's work should not land on one side only.
+for _ = 1, rounds do
+  engram_round()
+  if opts.torch then torch_round() end
+end
+
+local Bmax = batches[#batches]
+local gsec = math.huge
+for _ = 1, rounds do gsec = math.min(gsec, gemm_only(Bmax, best[Bmax].T)) end
+local step_rate = flops_per_sample * Bmax / best[Bmax].sec / 1e9
+local gemm_rate = flops_per_sample * Bmax / gsec / 1e9
+print(string.format("engram gemm_only batch=%d threads=%d step_gflops=%.1f gemm_gflops=%.1f fraction=%.3f",
+  Bmax, best[Bmax].T, step_rate, gemm_rate, step_rate / gemm_rate))
+
+print()
+print(string.format("%-6s %24s %26s %7s", "batch", "engram samples/s (BLAS)", "torch samples/s (BLAS/omp)",
+  "ratio"))
+for _, B in ipairs(batches) do
+  local e, t = best[B], tbest[B]
+  print(string.format("%-6d %16.0f (%d thr) %26s %7s", B, e.sps, e.T,
+    t and string.format("%16.0f (%d/%d thr)", t.sps, t.T, t.O) or (opts.torch and "torch not installed" or "not run"),
+    t and string.format("%.2fx", e.sps / t.sps) or "-"))
+end

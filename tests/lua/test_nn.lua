@@ -1,0 +1,340 @@
+-- engram.nn: containers, Lua-written modules, parameter groups, errors,
+-- gradient checks through containers and a tiny model that overfits.
+local lu = require("luaunit")
+local engram = require("engram")
+local nn = engram.nn
+
+-- L = sum(y * r): backward with gy = r gives dL/dx and dL/dparams; compare
+-- with central differences on every input element and every parameter.
+local function gradcheck(model, x, opts)
+  opts = opts or {}
+  local eps, tol = opts.eps or 1e-2, opts.tol or 2e-2
+  local y = model:forward(x)
+  local r = engram.rand(table.unpack(y:size())) - 0.5
+  local function L()
+    return model:forward(x):dot(r)
+  end
+  model:zero_grad()
+  model:forward(x)
+  local gx = model:backward(x, r)
+  gx = gx and gx:clone()
+  local bad = {}
+  local function cmp(what, t, i, ana)
+    local old = t:get(i)
+    t:set(i, old + eps)
+    local lp = L()
+    t:set(i, old - eps)
+    local lm = L()
+    t:set(i, old)
+    local num = (lp - lm) / (2 * eps)
+    if math.abs(num - ana) > tol * (1 + math.abs(num)) then
+      bad[#bad + 1] = string.format("%s[%d]: analytic %.6g numeric %.6g", what, i, ana, num)
+    end
+  end
+  if not opts.no_input then
+    local xf, gf = x:view(-1), gx:view(-1)
+    for i = 1, xf:numel() do cmp("x", xf, i, gf:get(i)) end
+  end
+  for _, g in ipairs(model:groups()) do
+    local gcopy = g.grads:clone()
+    for i = 1, g.params:numel() do cmp(g.name, g.params, i, gcopy:get(i)) end
+  end
+  return bad
+end
+
+-- Values away from zero so a ReLU kink never sits inside [x - eps, x + eps].
+local function away(...)
+  local t = engram.rand(...) * 0.9 + 0.1
+  local s = engram.rand(...):gt(0.5) * 2 - 1
+  return t * s
+end
+
+-- A module written in Lua: y = x * scale (one parameter per feature).
+local function lua_scale(d)
+  local m = { params_spec = { { name = "scale", shape = { d } } }, name = "Scale" }
+  function m:reset() self.scale:fill_(1.5) end
+  function m:forward(x)
+    self.output = x * self.scale:view(1, d):expand(x:size(1), d)
+    return self.output
+  end
+  function m:backward(x, gy)
+    self.grad_scale:add_((gy * x):sum(1):view(d))
+    return gy * self.scale:view(1, d):expand(x:size(1), d)
+  end
+  return m
+end
+
+TestNN = {}
+
+function TestNN.test_sequential_gradients_match_finite_differences()
+  engram.seed(101) -- the default generator's state must not depend on test order
+  local m = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.GELU(), nn.LayerNorm(5),
+    nn.Linear(5, 3), nn.LogSoftmax()):build { seed = 1 }
+  local bad = gradcheck(m, engram.randn(3, 4))
+  lu.assertEquals(bad, {})
+end
+
+function TestNN.test_concat_and_a_lua_module_gradients_match_finite_differences()
+  engram.seed(102)
+  local m = nn.Sequential(nn.Linear(3, 4), nn.Concat(2, nn.Sequential(nn.Linear(4, 2), nn.Sigmoid()),
+    lua_scale(4), nn.Softmax()), nn.Linear(10, 2)):build { seed = 2 }
+  lu.assertEquals(m:forward(engram.randn(5, 3)):size(), { 5, 2 })
+  lu.assertEquals(gradcheck(m, engram.randn(2, 3)), {})
+end
+
+function TestNN.test_cnn_gradients_match_finite_differences()
+  engram.seed(103)
+  local m = nn.Sequential(nn.Conv2d(1, 2, 3, { padding = 1 }), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(8, 3)):build { seed = 3 }
+  local x = engram.randn(2, 1, 4, 4)
+  lu.assertEquals(gradcheck(m, x, { eps = 1e-2, tol = 3e-2 }), {})
+end
+
+function TestNN.test_multihead_trains_only_the_selected_head()
+  engram.seed(104)
+  local trunk = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+  local m = nn.MultiHead(trunk, { nn.Linear(4, 2), nn.Linear(4, 2) }):build { seed = 4 }
+  local x = away(2, 3)
+  m:set_head(2)
+  lu.assertEquals(gradcheck(m, x, { no_input = true }), {})
+  m:zero_grad()
+  m:forward(x)
+  m:backward(x, engram.ones(2, 2))
+  local head1 = m.modules[2]
+  lu.assertEquals(head1.grad_weight:norm(), 0)
+  lu.assertTrue(m.modules[3].grad_weight:norm() > 0)
+  lu.assertErrorMsgContains("out of range 1..2", function() m:set_head(3) end)
+end
+
+function TestNN.test_embedding_gradient_matches_finite_differences()
+  engram.seed(105)
+  local m = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 2)):build { seed = 5 }
+  local ids = engram.tensor { { 0, 4 }, { 2, 2 } }
+  lu.assertEquals(m:forward(ids):size(), { 2, 2 })
+  lu.assertEquals(gradcheck(m, ids, { no_input = true }), {})
+  lu.assertErrorMsgContains("not an integer in [0, 5)", function() m:forward(engram.tensor { { 5, 0 } }) end)
+end
+
+function TestNN.test_tiny_mlp_overfits_a_tiny_dataset()
+  engram.seed(106)
+  engram.seed(7)
+  local n, classes = 32, 4
+  local x = engram.randn(n, 10)
+  local labels = {}
+  for i = 1, n do labels[i] = (i * 7) % classes end -- arbitrary labels: must be memorised
+  local m = nn.mlp { 10, 64, classes }
+  m:add(nn.LogSoftmax())
+  m:build { seed = 7 }
+  local p, g = m:flat()
+  local gy = engram.zeros(n, classes)
+  for i = 1, n do gy:set(i, labels[i] + 1, -1 / n) end -- d(mean NLL)/d(log-probabilities)
+  local function accuracy()
+    local y, ok = m:forward(x), 0
+    for i = 1, n do
+      local best, arg = -math.huge, 0
+      for j = 1, classes do
+        if y:get(i, j) > best then best, arg = y:get(i, j), j - 1 end
+      end
+      if arg == labels[i] then ok = ok + 1 end
+    end
+    return ok / n
+  end
+  lu.assertTrue(accuracy() < 0.6)
+  for _ = 1, 300 do
+    m:zero_grad()
+    m:forward(x)
+    m:backward(x, gy, false)
+    engram.core.nn_axpy(p, -0.5, g) -- plain SGD over the flat arena
+  end
+  lu.assertEquals(accuracy(), 1.0)
+end
+
+function TestNN.test_warm_training_step_allocates_nothing()
+  engram.seed(107)
+  local m = nn.mlp { 20, 16, 16, 3, dropout = 0.2 }:build { seed = 1 }
+  local p, g = m:flat()
+  local x, gy = engram.randn(8, 20), engram.randn(8, 3)
+  local x2, gy2 = engram.randn(4, 20), engram.randn(4, 3)
+  local function step()
+    m:zero_grad()
+    m:forward(x)
+    m:backward(x, gy, false)
+    engram.core.nn_axpy(p, -0.01, g)
+  end
+  step(); step()
+  local before = engram.core.alloc_count()
+  for _ = 1, 5 do step() end
+  lu.assertEquals(engram.core.alloc_count(), before)
+  -- a smaller batch reuses the buffers too
+  m:forward(x2); m:backward(x2, gy2, false)
+  lu.assertEquals(engram.core.alloc_count(), before)
+end
+
+function TestNN.test_warm_step_with_loss_and_adam_allocates_nothing()
+  engram.seed(120)
+  local m = nn.mlp { 20, 16, 3 }:build { seed = 1 }
+  local ce, opt = engram.loss.CrossEntropy(), engram.optim.Adam(m, { lr = 1e-3 })
+  local x, y = engram.randn(8, 20), engram.tensor { 0, 1, 2, 0, 1, 2, 0, 1 }
+  local function step()
+    opt:zero_grad()
+    local z = m:forward(x)
+    local _, gz = ce:forward_backward(z, y)
+    m:backward(x, gz, false)
+    opt:step()
+  end
+  step(); step()
+  local before = engram.core.alloc_count()
+  for _ = 1, 5 do step() end
+  lu.assertEquals(engram.core.alloc_count(), before)
+end
+
+function TestNN.test_wrong_input_width_names_the_layer()
+  engram.seed(108)
+  local m = nn.mlp { 784, 400, 400, 10 }
+  lu.assertErrorMsgContains("Linear(784->400) in module 1 of Sequential: input width 785 does not match 784",
+    function() m:forward(engram.zeros(2, 785)) end)
+  local outer = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Linear(3, 2)))
+  lu.assertErrorMsgContains("in module 2 of Sequential: Linear(3->2) in module 1 of Sequential: input width 4",
+    function() outer:forward(engram.zeros(1, 4)) end)
+end
+
+function TestNN.test_parameters_are_named_views_into_one_flat_vector()
+  engram.seed(109)
+  local m = nn.mlp { 4, 3, 2 }:build { seed = 1 }
+  local ps = m:parameters()
+  lu.assertEquals(#ps, 4)
+  lu.assertEquals(ps[1].name, "1.weight")
+  lu.assertEquals(ps[1].shape, { 3, 4 })
+  lu.assertEquals(ps[4].name, "3.bias")
+  lu.assertEquals(ps[4].group, "base")
+  local p, g = m:flat()
+  lu.assertEquals(p:numel(), 3 * 4 + 3 + 2 * 3 + 2)
+  lu.assertEquals(m:numel(), p:numel())
+  ps[2].value:fill_(9)    -- 1.bias sits right after 1.weight
+  lu.assertEquals(p:get(13), 9)
+  g:fill_(1)
+  lu.assertEquals(ps[3].grad:sum(), 6)
+  m:zero_grad()
+  lu.assertEquals(g:sum(), 0)
+end
+
+function TestNN.test_build_is_seeded_and_like_pytorch()
+  engram.seed(110)
+  local a = nn.mlp { 100, 50, 10 }:build { seed = 3 }
+  local b = nn.mlp { 100, 50, 10 }:build { seed = 3 }
+  local c = nn.mlp { 100, 50, 10 }:build { seed = 4 }
+  lu.assertTrue(a:flat():equal(b:flat()))
+  lu.assertFalse(a:flat():equal(c:flat()))
+  local w = a:parameters()[1].value
+  lu.assertTrue(w:max() <= 0.1 and w:min() >= -0.1) -- U(-1/sqrt(100), 1/sqrt(100))
+  lu.assertTrue(w:max() > 0.09)
+end
+
+function TestNN.test_clone_is_a_deep_copy_with_its_own_arena()
+  engram.seed(111)
+  local m = nn.mlp { 5, 4, 3, dropout = 0.1 }:build { seed = 1 }
+  local c = m:clone()
+  local x = engram.randn(2, 5)
+  m:evaluate(); c:evaluate()
+  lu.assertTrue(c:forward(x):equal(m:forward(x)))
+  local pc = c:flat()
+  pc:fill_(0)
+  lu.assertFalse(m:flat():equal(pc))
+  lu.assertEquals(c:parameters()[1].value:sum(), 0) -- the layers see the clone's arena
+  c:copy_params(m)
+  lu.assertTrue(c:flat():equal(m:flat()))
+  c:load_flat(engram.zeros(c:numel()))
+  lu.assertEquals(c:flat():sum(), 0)
+end
+
+function TestNN.test_train_and_evaluate_switch_dropout()
+  engram.seed(112)
+  local m = nn.Sequential(nn.Dropout(0.5)):build()
+  local x = engram.ones(4, 50)
+  lu.assertEquals(m:evaluate(), m)
+  lu.assertTrue(m:forward(x):equal(x))
+  m:train()
+  local y = m:forward(x)
+  lu.assertTrue(y:min() == 0 and y:max() == 2)
+  engram.seed(11)
+  local y1 = m:forward(x):clone()
+  engram.seed(11)
+  lu.assertTrue(m:forward(x):equal(y1))
+end
+
+function TestNN.test_add_after_build_points_to_add_group()
+  engram.seed(113)
+  local m = nn.mlp { 4, 3, 2 }:build()
+  lu.assertErrorMsgContains("add_group", function() m:add(nn.Linear(2, 2)) end)
+  local before = m:flat():clone()
+  lu.assertEquals(m:add_group("adapter", nn.Linear(2, 2), { seed = 1 }), 4)
+  local gs = m:groups()
+  lu.assertEquals(#gs, 2)
+  lu.assertEquals(gs[1].name, "base")
+  lu.assertEquals(gs[2].name, "adapter")
+  lu.assertEquals(gs[2].numel, 6)
+  lu.assertTrue(gs[1].params:equal(before))
+  lu.assertErrorMsgContains("groups()", function() m:flat() end)
+  lu.assertEquals(m:forward(engram.randn(3, 4)):size(), { 3, 2 })
+  lu.assertEquals(m:parameters()[5].name, "4.weight")
+  lu.assertEquals(m:parameters()[5].group, "adapter")
+end
+
+function TestNN.test_freeze_skips_parameter_gradients_and_counts()
+  engram.seed(114)
+  local m = nn.MultiHead(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), nn.Linear(4, 2)):build { seed = 1 }
+  local k = m:add_group("head2", nn.Linear(4, 2))
+  lu.assertEquals(k, 2) -- the head number
+  lu.assertEquals(m:add_group("head3", nn.Linear(4, 2)), 3)
+  m:set_head(2)
+  m:freeze("base")
+  lu.assertEquals(m:numel { trainable = true }, 20)
+  lu.assertEquals(m:numel(), 16 + 10 + 10 + 10)
+  local x = away(2, 3)
+  m:zero_grad()
+  m:forward(x)
+  m:backward(x, engram.ones(2, 2))
+  local gs = m:groups()
+  lu.assertTrue(gs[1].frozen)
+  lu.assertEquals(gs[1].grads:norm(), 0)
+  lu.assertTrue(gs[2].grads:norm() > 0)
+  m:unfreeze("base")
+  lu.assertFalse(m:groups()[1].frozen)
+  lu.assertErrorMsgContains("no parameter group 'nope'", function() m:freeze("nope") end)
+end
+
+function TestNN.test_hidden_activations_are_readable()
+  engram.seed(115)
+  local m = nn.mlp { 4, 3, 2 }:build { seed = 1 }
+  local x = engram.randn(5, 4)
+  local h = m:forward_to(x, 2):clone()
+  lu.assertEquals(h:size(), { 5, 3 })
+  m:forward(x)
+  lu.assertTrue(m.modules[2].output:equal(h))
+  lu.assertTrue(h:min() >= 0)
+end
+
+function TestNN.test_tostring_shows_layers_and_sizes()
+  engram.seed(116)
+  local s = tostring(nn.mlp { 784, 400, 400, 10 })
+  lu.assertStrContains(s, "Sequential (478,410 parameters)")
+  lu.assertStrContains(s, "(1) Linear(784->400)  [314,000]")
+  lu.assertStrContains(s, "(2) ReLU")
+  lu.assertStrContains(tostring(nn.cnn()), "Conv2d(1->16, 3x3")
+end
+
+function TestNN.test_cnn_builder_accepts_flat_and_image_batches()
+  engram.seed(117)
+  local m = nn.cnn { channels = { 4 }, hidden = 8 }:build { seed = 1 }
+  lu.assertEquals(m:forward(engram.randn(2, 784)):size(), { 2, 10 })
+  lu.assertEquals(m:forward(engram.randn(3, 1, 28, 28)):size(), { 3, 10 })
+  lu.assertEquals(m:backward(engram.randn(3, 1, 28, 28), engram.randn(3, 10)):size(), { 3, 1, 28, 28 })
+end
+
+function TestNN.test_unknown_options_are_errors_naming_the_known_ones()
+  engram.seed(118)
+  lu.assertErrorMsgContains("unknown option 'activaton' (known: activation, dropout, flatten, layernorm)",
+    function() nn.mlp { 4, 2, activaton = "tanh" } end)
+  lu.assertErrorMsgContains("unknown activation", function() nn.mlp { 4, 2, activation = "swish" } end)
+  lu.assertErrorMsgContains("p must be in [0, 1)", function() nn.Dropout(1) end)
+end
