@@ -12,13 +12,8 @@
 BUILD=${1:-build}
 set -e
 
-if [ -f "$BUILD/engram" ] && [ -x "$BUILD/engram" ]; then
-  RUN="$BUILD/engram"
-else # before the command exists: stock lua5.4 with the module
-  RUN="lua5.4"
-  export LUA_PATH="lua/?.lua;lua/?/init.lua;;"
-  export LUA_CPATH="$BUILD/?.so;;"
-fi
+RUN="$BUILD/engram"
+[ -x "$RUN" ] || { echo "bench: $RUN is missing: run make bench (or make first)" >&2; exit 1; }
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$(nproc 2>/dev/null || echo 1)}"
 if [ -z "$OPENBLAS_CORETYPE" ]; then
   core=$("$RUN" -e 'print(require("engram.core").blas_core)' 2>/dev/null || true)
@@ -73,3 +68,10 @@ echo
 echo "-- default (the engram command re-execs with OPENBLAS_CORETYPE=SkylakeX on AVX-512):"
 env -u OPENBLAS_CORETYPE "$RUN" bench/train_bench.lua --seconds 1.5
 # ---- end of training throughput section ------------------------------------
+
+# ---- Continual-learning loop (issue: the continual-learning engine) --------
+# A 5-task naive run on Split Fashion-MNIST, evaluation included (target <= 10 s),
+# and the same with replay and EWC.
+echo
+echo "== Continual-learning loop (issue: the continual-learning engine) =="
+"$RUN" bench/cl_bench.lua
