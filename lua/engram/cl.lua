@@ -41,14 +41,7 @@ local core = require("engram.core")
 
 local cl = {}
 
-local function call(op, f, ...)
-  local ok, a = pcall(f, ...)
-  if not ok then
-    if type(a) == "string" then a = a:gsub("to '%?'", "to '" .. op .. "'", 1) end
-    error(a, 3)
-  end
-  return a
-end
+local call = require("engram.util").call
 
 local MEMORY_OPTS = { dim = true, logits = true, balanced = true }
 

@@ -29,33 +29,14 @@ local data = {}
 
 -- Raises an error naming op and the known keys when opts has an unknown key.
 local function check_opts(op, opts, known, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(string.format("%s: options must be a table, got %s", op, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if known[k] == nil then
-      local names = {}
-      for name in pairs(known) do names[#names + 1] = name end
-      table.sort(names)
-      error(string.format("%s: unknown option '%s' (known: %s)", op, tostring(k), table.concat(names, ", ")),
-        level + 1)
-    end
-  end
-  return opts
+  local o = require("engram.util").check_options(op, opts, known, level + 1)
+  return o
 end
 
 -- Runs a C function, re-raising its error at the caller's caller (the recipe
 -- line). Called through pcall, a C function's argument errors cannot find its
 -- name ("bad argument #1 to '?'"), so op is put in.
-local function call(op, f, ...)
-  local ok, a, b = pcall(f, ...)
-  if not ok then
-    if type(a) == "string" then a = a:gsub("to '%?'", "to '" .. op .. "'", 1) end
-    error(a, 3)
-  end
-  return a, b
-end
+local call = require("engram.util").call
 
 -- The receiver of a method written in Lua: a live dataset, or an error naming
 -- op (instead of "attempt to index a nil value" from inside this file).

@@ -22,34 +22,15 @@
 -- criterion, overwritten by its next backward (clone() it to keep it). Each
 -- call runs one C loop over the batch; forward_backward computes both at once.
 local core = require("engram.core")
+local util = require("engram.util")
 
 local loss = {}
 
--- Runs a C function; its error is re-raised at the recipe's line (level 3).
-local function call(op, f, ...)
-  local ok, a = pcall(f, ...)
-  if not ok then
-    if type(a) == "string" then a = a:gsub("to '%?'", "to '" .. op .. "'", 1) end
-    error(a, 3)
-  end
-  return a
-end
+-- Runs a C function; its error is re-raised at the recipe's line.
+local call = require("engram.util").call
 
 local function check_opts(who, opts, defaults)
-  opts = opts or {}
-  if type(opts) ~= "table" then error(string.format("%s: options must be a table, got %s", who, type(opts)), 3) end
-  for k in pairs(opts) do
-    if defaults[k] == nil then
-      local known = {}
-      for name in pairs(defaults) do known[#known + 1] = name end
-      table.sort(known)
-      error(string.format("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(known, ", ")), 3)
-    end
-  end
-  local o = {}
-  for k, v in pairs(defaults) do
-    if opts[k] ~= nil then o[k] = opts[k] else o[k] = v end
-  end
+  local o = util.with_defaults(util.check_options(who, opts, defaults, 3), defaults)
   return o
 end
 

@@ -33,6 +33,7 @@
 --   warmup{steps = n, after = nil}     base (step+1)/n for the first n steps, then
 --                                      after:lr_at(step - n, base) (or base)
 local core = require("engram.core")
+local util = require("engram.util")
 
 local optim = {}
 local schedule = {}
@@ -41,23 +42,7 @@ optim.schedule = schedule
 local NONE = {} -- marks an option without a default
 
 local function check_opts(who, opts, defaults, level)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error(string.format("%s: options must be a table, got %s", who, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if defaults[k] == nil then
-      local known = {}
-      for name in pairs(defaults) do known[#known + 1] = name end
-      table.sort(known)
-      error(string.format("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(known, ", ")),
-        level + 1)
-    end
-  end
-  local o = {}
-  for k, v in pairs(defaults) do
-    if opts[k] ~= nil then o[k] = opts[k] elseif v ~= NONE then o[k] = v end
-  end
+  local o = util.with_defaults(util.check_options(who, opts, defaults, level + 1), defaults, NONE)
   return o
 end
 
@@ -69,14 +54,7 @@ local function check_number(who, name, v, lo, level, strict)
   return v
 end
 
-local function call(op, f, ...)
-  local ok, a = pcall(f, ...)
-  if not ok then
-    if type(a) == "string" then a = a:gsub("to '%?'", "to '" .. op .. "'", 1) end
-    error(a, 3)
-  end
-  return a
-end
+local call = require("engram.util").call
 
 -- ---------------------------------------------------------------- schedules
 

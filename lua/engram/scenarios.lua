@@ -52,19 +52,8 @@ local COMMON = {
 }
 
 local function check_opts(who, opts, extra, level)
-  opts = opts or {}
-  if type(opts) ~= "table" then error(who .. ": options must be a table, got " .. type(opts), level + 1) end
-  for k in pairs(opts) do
-    if not COMMON[k] and not (extra and extra[k]) then
-      local names = {}
-      for n in pairs(COMMON) do names[#names + 1] = n end
-      for n in pairs(extra or {}) do names[#names + 1] = n end
-      table.sort(names)
-      error(string.format("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(names, ", ")),
-        level + 1)
-    end
-  end
-  return opts
+  local o = require("engram.util").check_options(who, opts, { COMMON, extra or {} }, level + 1)
+  return o
 end
 
 local function posint(who, name, v, level)

@@ -15,6 +15,8 @@
 -- Built in: naive, joint, cumulative (baselines), replay (experience replay
 -- with a reservoir memory in C), ewc (elastic weight consolidation, separate
 -- or online). Each loads on first use: S.replay is engram.strategies.replay.
+local util = require("engram.util")
+
 local strategies = {}
 
 local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true }
@@ -23,22 +25,7 @@ strategies.names = { "naive", "joint", "cumulative", "replay", "ewc" }
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
 function strategies.options(who, opts, defaults, level)
-  level = (level or 1) + 1
-  opts = opts or {}
-  if type(opts) ~= "table" then error(who .. ": options must be a table, got " .. type(opts), level) end
-  for k in pairs(opts) do
-    if defaults[k] == nil then
-      local names = {}
-      for n in pairs(defaults) do names[#names + 1] = n end
-      table.sort(names)
-      if #names == 0 then error(string.format("%s: unknown option '%s' (it takes none)", who, tostring(k)), level) end
-      error(string.format("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(names, ", ")), level)
-    end
-  end
-  local o = {}
-  for k, v in pairs(defaults) do
-    if opts[k] ~= nil then o[k] = opts[k] else o[k] = v end
-  end
+  local o = util.with_defaults(util.check_options(who, opts, defaults, (level or 1) + 1), defaults)
   return o
 end
 
