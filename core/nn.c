@@ -71,11 +71,13 @@ int eg_linear_forward_ws(eg_tensor *y, eg_tensor *ws, const eg_tensor *x, const 
   }
   if (rows == 0 || out == 0) return EG_OK;
   float *py = eg_data(y);
-  if (ws && rows <= EG_LINEAR_FEW_ROWS && in > 0) {
+  if (ws && rows <= EG_LINEAR_FEW_ROWS && in > 0) { /* checked whether or not it is used: one contract */
     if ((st = eg_nn_need(ws, "linear", "workspace"))) return st;
     if (eg_numel(ws) < rows * out)
       return eg_seterr(EG_ESHAPE, "linear: workspace has %lld floats, needs %lld", (long long)eg_numel(ws),
                        (long long)(rows * out));
+  }
+  if (ws && rows <= EG_LINEAR_FEW_ROWS && in > 0 && eg_get_threads() == 1) {
     float *t = eg_data(ws); /* y^T [out x rows] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)out, (int)rows, (int)in, 1.0f, eg_data(W), (int)in,
                 eg_data(x), (int)in, 0.0f, t, (int)rows);

@@ -25,9 +25,12 @@
 ** the same leading dimensions. b may be NULL. */
 EG_API int eg_linear_forward(eg_tensor *y, const eg_tensor *x, const eg_tensor *W, const eg_tensor *b);
 /* The same with a workspace ws (may be NULL: then exactly eg_linear_forward).
-** For few rows (r <= EG_LINEAR_FEW_ROWS) OpenBLAS runs W x^T (x the packed
-** operand) about 20% faster than x W^T, so y^T is computed into ws (at least
-** r*out floats, contiguous, any shape) and transposed into y. */
+** For few rows (r <= EG_LINEAR_FEW_ROWS) on one BLAS thread, OpenBLAS runs
+** W x^T (x the packed operand) about 20% faster than x W^T, so y^T is
+** computed into ws (at least r*out floats, contiguous, any shape) and
+** transposed into y. With more threads OpenBLAS splits x W^T well and W x^T
+** badly (16 rows, 784->400, 2 threads: 97 us against 143 us), so there the
+** workspace is not used. */
 #define EG_LINEAR_FEW_ROWS 32
 EG_API int eg_linear_forward_ws(eg_tensor *y, eg_tensor *ws, const eg_tensor *x, const eg_tensor *W,
                                 const eg_tensor *b);
