@@ -79,9 +79,27 @@ local function build_spec(spec)
     o.kind, o.default, o.help = kind, default, help or o.help or ""
   end
   local defaults = spec.defaults or {}
+  local wanted -- spec.common: the common options this recipe takes (default: all)
+  if spec.common ~= nil then
+    if type(spec.common) ~= "table" then
+      error("options.parse: 'common' is a list of common option names, got " .. type(spec.common), 3)
+    end
+    wanted = { help = true }
+    local names = {}
+    for _, e in ipairs(common) do names[#names + 1] = e[1] end
+    for _, n in ipairs(spec.common) do
+      local found = false
+      for _, e in ipairs(common) do found = found or e[1] == n end
+      if not found then
+        error("options.parse: unknown common option '" .. tostring(n) .. "' (known: " ..
+          table.concat(names, ", ") .. ")", 3)
+      end
+      wanted[n] = true
+    end
+  end
   for _, e in ipairs(common) do
     local k = key_of(e[1])
-    add(e, defaults[k], defaults[k] ~= nil)
+    if not wanted or wanted[e[1]] then add(e, defaults[k], defaults[k] ~= nil) end
   end
   for _, e in ipairs(spec.options or {}) do
     if type(e) ~= "table" then error("options.parse: each option is a table {name, default, help}", 3) end
@@ -247,13 +265,14 @@ end
 
 local spec_keys = {
   description = true, usage = true, options = true, defaults = true, name = true,
-  exit = true, out = true, err = true, runs = true,
+  exit = true, out = true, err = true, runs = true, common = true,
 }
 
 --- Parses a recipe's argument array (usually the global `arg`) against spec;
 -- returns a new options table. spec: description, usage, name (for messages;
 -- default: "recipe"), options (array of {name, default, help[, type=]}),
--- defaults (overrides of common defaults), runs (the run names --only may
+-- defaults (overrides of common defaults), common (the names of the common
+-- options the recipe takes; default: all of them; --help always), runs (the run names --only may
 -- name), out/err (files for help and errors; io.stdout/io.stderr), exit
 -- (function(status), default os.exit; false: print nothing and return
 -- nil, message, status instead). --help prints the help and exits 0; an
@@ -264,7 +283,7 @@ function options.parse(argv, spec)
   for k in pairs(spec) do
     if not spec_keys[k] then
       error("options.parse: unknown spec key '" .. tostring(k) ..
-        "' (known: defaults, description, err, exit, name, options, out, runs, usage)", 2)
+        "' (known: common, defaults, description, err, exit, name, options, out, runs, usage)", 2)
     end
   end
   local opts, msg, status = parse(argv, spec)

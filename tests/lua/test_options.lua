@@ -160,3 +160,51 @@ function TestOptions.test_spec_mistakes_are_errors()
   lu.assertFalse(ok)
   lu.assertStrContains(err, "argument array")
 end
+
+function TestOptions.test_common_limits_the_common_options_a_recipe_takes()
+  local s = spec({ common = { "seed", "epochs", "out" } })
+  local o = options.parse({ "--seed", "3", "--out", "r.json" }, s)
+  lu.assertEquals(o.seed, 3)
+  lu.assertEquals(o.out, "r.json")
+  lu.assertEquals(o.epochs, 2)
+  lu.assertNil(o.scenario)
+  local o2, msg, status = options.parse({ "--scenario", "class" }, s)
+  lu.assertNil(o2)
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(msg, "unknown option --scenario")
+  lu.assertStrContains(msg, "--memory")
+  lu.assertNotStrContains(msg, "--tasks")
+  local help = options.help(s)
+  lu.assertStrContains(help, "--seed")
+  lu.assertStrContains(help, "--help")
+  lu.assertNotStrContains(help, "--only")
+  lu.assertErrorMsgContains("unknown common option 'sede'", options.parse, {}, spec({ common = { "sede" } }))
+  lu.assertErrorMsgContains("'common' is a list", options.parse, {}, spec({ common = "seed" }))
+end
+
+-- Every shipped recipe answers --help (exit 0, its options listed) and
+-- rejects an unknown option before loading any data (exit 2, known ones listed).
+TestRecipeCommandLines = {}
+
+function TestRecipeCommandLines.test_help_and_unknown_options()
+  local bin = os.getenv("ENGRAM_BIN") or "build/engram"
+  local p = io.popen("ls recipes/*.lua")
+  local recipes = {}
+  for line in p:lines() do recipes[#recipes + 1] = line end
+  p:close()
+  lu.assertTrue(#recipes >= 6)
+  for _, r in ipairs(recipes) do
+    local f = io.popen(bin .. " " .. r .. " --help 2>&1; echo \"rc=$?\"")
+    local out = f:read("a")
+    f:close()
+    lu.assertStrContains(out, "usage:", false, r .. " --help")
+    lu.assertStrContains(out, "--seed", false, r .. " --help")
+    lu.assertStrContains(out, "rc=0", false, r .. " --help")
+    f = io.popen(bin .. " " .. r .. " --no-such-option 2>&1; echo \"rc=$?\"")
+    out = f:read("a")
+    f:close()
+    lu.assertStrContains(out, "unknown option --no-such-option", false, r)
+    lu.assertStrContains(out, "known:", false, r)
+    lu.assertStrContains(out, "rc=2", false, r)
+  end
+end
