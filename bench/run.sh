@@ -25,10 +25,10 @@ out=$(mktemp); trap 'rm -f "$out"' EXIT
 echo "== Tensor operations (issue: foundation) =="
 echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores;" \
   "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}"
-# Two alternating rounds, best of both: the machine may be shared, and a
+# Three alternating rounds, best of all: the machine may be shared, and a
 # burst of someone else's work should not land on one side only.
 : >"$out.c"; : >"$out.lua"
-for round in 1 2; do
+for round in 1 2 3; do
   "$BUILD/bench/mm_bench" >>"$out.c"
   "$RUN" bench/lua_bench.lua >>"$out.lua"
 done
