@@ -12,7 +12,7 @@
 --
 --   build/engram recipes/ewc.lua [--lambda 100] [--fisher 1000] [--gamma 1]
 --       [--samples 60000] [--epochs 1] [--seed 1] [--scenario all|permuted|task]
---       [--only naive-perm,ewc-perm]
+--       [--only naive-perm,ewc-perm] [--select 1,10,100,1000 [--validation 0.1]]
 --       [--out results.json] [--log run.jsonl]
 --
 -- Takes about 1 minute on 2 cores (each permuted run ~15 s: 5 x 60,000
@@ -21,6 +21,13 @@
 -- forgetting 1.6); task-IL naive 93.9%, EWC 97.7% (+3.8; forgetting 6.5 ->
 -- 1.7). In class-IL EWC does not help (bench/cl_bench.lua: 19.9%, like naive),
 -- as van de Ven & Tolias report.
+--
+-- --select chooses λ without looking at the test sets: for every EWC run it
+-- trains one learner per candidate on the same scenario with a validation
+-- share held out of each task's training part (engram.learner.select, the
+-- accuracy matrix filled from the validation parts), keeps the λ with the
+-- best average accuracy after the last task, then runs on the full training
+-- parts and reports on the test sets as usual.
 local engram = require("engram")
 local S = engram.strategies
 
@@ -28,7 +35,10 @@ local opts = engram.options.parse(arg or {}, {
   name = "ewc",
   description = "EWC vs naive fine-tuning on Permuted Fashion-MNIST (domain-IL) and Split Fashion-MNIST (task-IL).",
   options = {
-    { "lambda", 100, "EWC penalty strength" },
+    { "lambda", 100.0, "EWC penalty strength" },
+    { "select", {}, "choose lambda among these values (e.g. 1,10,100,1000) on a validation share of each task's " ..
+      "training data, separately for every EWC run, then run with the choice" },
+    { "validation", 0.1, "--select: share of each task's training data held out for the choice" },
     { "fisher", 1000, "training samples for the Fisher estimate" },
     { "gamma", 1.0, "online EWC: decay of the running Fisher" },
     { "samples", 60000, "permuted: training images per task" },
@@ -50,39 +60,81 @@ if not family then
   io.stderr:write("ewc: --scenario must be all, permuted or task, got " .. tostring(opts.scenario) .. "\n")
   os.exit(2)
 end
-local lazy = {}
-local function permuted()
-  lazy.p = lazy.p or engram.scenarios.permuted(train, test, { tasks = T, samples = opts.samples, seed = opts.seed })
-  return lazy.p
+local lambdas = {}
+for i, v in ipairs(opts.select) do
+  lambdas[i] = tonumber(v)
+  if not lambdas[i] or lambdas[i] <= 0 then
+    io.stderr:write("ewc: --select takes positive numbers, got '" .. v .. "'\n")
+    os.exit(2)
+  end
 end
-local function split_task()
-  lazy.s = lazy.s or engram.scenarios.split(train, test, { tasks = T, scenario = "task", seed = opts.seed })
-  return lazy.s
+if opts.validation <= 0 or opts.validation >= 1 then
+  io.stderr:write("ewc: --validation must be a share between 0 and 1, got " .. opts.validation .. "\n")
+  os.exit(2)
 end
 
-local function ewc(online)
-  return function()
-    return { S.ewc { lambda = opts.lambda, samples = opts.fisher, online = online, gamma = opts.gamma } }
+local lazy = {}
+local function permuted(val) -- val: a validation share, or nothing (compare passes the run table)
+  val = type(val) == "number" and val or nil
+  local k = val and "pv" or "p"
+  lazy[k] = lazy[k] or engram.scenarios.permuted(train, test, { tasks = T, samples = opts.samples, seed = opts.seed,
+    validation = val })
+  return lazy[k]
+end
+local function split_task(val)
+  val = type(val) == "number" and val or nil
+  local k = val and "sv" or "s"
+  lazy[k] = lazy[k] or engram.scenarios.split(train, test, { tasks = T, scenario = "task", seed = opts.seed,
+    validation = val })
+  return lazy[k]
+end
+
+local function model() return engram.nn.mlp { 784, 400, 400, 10 }:build { seed = opts.seed } end
+local function ewc_list(lambda, online)
+  return { S.ewc { lambda = lambda, samples = opts.fisher, online = online, gamma = opts.gamma } }
+end
+
+-- λ for one EWC run: --lambda, or the best of --select on validation data.
+local function choose(run, make_scenario, online)
+  if #lambdas == 0 or not opts.selected(run) then return opts.lambda end
+  local cands = {}
+  for i, l in ipairs(lambdas) do
+    cands[i] = { name = string.format("%s-lambda%g", run, l), lambda = l,
+      strategies = function() return ewc_list(l, online) end }
   end
+  local best, scores = engram.learner.select(make_scenario(opts.validation), cands, {
+    model = model, opts = { epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed,
+      quiet = opts.quiet, drift_layer = false } })
+  print(string.format("%s: lambda chosen on a %g validation share (ACC on validation after the last task):",
+    run, opts.validation))
+  for i, sc in ipairs(scores) do
+    print(string.format("  lambda %-8g ACC %5.1f%%  forgetting %5.1f%s", lambdas[i], 100 * sc.avg_acc,
+      100 * sc.forgetting, cands[i] == best and "   <- chosen" or ""))
+  end
+  return best.lambda
+end
+
+local function ewc(online, lambda)
+  return function() return ewc_list(lambda, online) end
 end
 local naive = function() return { S.naive() } end
 
 local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
 local common = {
-  model = function() return engram.nn.mlp { 784, 400, 400, 10 }:build { seed = opts.seed } end,
+  model = model,
   opts = { epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, quiet = opts.quiet,
     reference = opts.reference, log = log },
   only = opts.only_set,
 }
 local perm = not family.perm and {} or engram.learner.compare(permuted, {
   { name = "naive-perm", strategies = naive, scenario = permuted },
-  { name = "ewc-perm", strategies = ewc(false), scenario = permuted },
-  { name = "online-perm", strategies = ewc(true), scenario = permuted },
+  { name = "ewc-perm", strategies = ewc(false, choose("ewc-perm", permuted, false)), scenario = permuted },
+  { name = "online-perm", strategies = ewc(true, choose("online-perm", permuted, true)), scenario = permuted },
 }, common)
 -- CER of each family against its own naive run
 local task = not family.task and {} or engram.learner.compare(split_task, {
   { name = "naive-task", strategies = naive, scenario = split_task },
-  { name = "ewc-task", strategies = ewc(false), scenario = split_task },
+  { name = "ewc-task", strategies = ewc(false, choose("ewc-task", split_task, false)), scenario = split_task },
 }, common)
 engram.learner.with_naive(perm, "naive-perm")
 engram.learner.with_naive(task, "naive-task")

@@ -19,6 +19,10 @@
 --   validate [false]       evaluate task.val after every epoch (logged)
 --   patience [nil]         early stopping on task.val: stop after this many
 --                          epochs without improvement, keep the best weights
+--   eval_on ["test"]       "val": fill the accuracy matrix (and FWT's untrained
+--                          row, the drift probe) from each task's validation
+--                          part instead of its test part, to choose settings
+--                          without looking at the test sets (learner.select)
 --   reference [false]      also train a fresh copy of the initial model on each
 --                          task alone with the same budget (for NAR)
 --   drift_layer [auto]     module index of the hidden layer whose activations
@@ -72,7 +76,7 @@ local DEFAULTS = {
   name = "run", optimizer = "adam", lr = 0.001, momentum = 0, reset_optimizer = true, epochs = 1,
   iterations = false, batch = 128, eval_batch = 1000, seed = 1, heads = false, validate = false,
   patience = false, reference = false, drift_layer = "auto", probe = 256, quiet = false, log = false,
-  naive = false,
+  naive = false, eval_on = "test",
 }
 
 local function options(opts, level)
@@ -104,6 +108,9 @@ local function options(opts, level)
   end
   if type(o.lr) ~= "number" or o.lr <= 0 then
     error("learner: lr must be a positive number, got " .. tostring(o.lr), level + 1)
+  end
+  if o.eval_on ~= "test" and o.eval_on ~= "val" then
+    error("learner: eval_on must be 'test' or 'val', got " .. tostring(o.eval_on), level + 1)
   end
   local opt = o.optimizer
   if opt ~= "adam" and opt ~= "sgd" and type(opt) ~= "function" then
@@ -498,9 +505,14 @@ function Learner:run(scenario)
   for t, task in ipairs(scenario.tasks) do
     if #task.train == 0 then error(string.format("run: task %d has no training samples", t), 2) end
     if #task.test == 0 then error(string.format("run: task %d has no test samples", t), 2) end
+    if self.opts.eval_on == "val" and (not task.val or #task.val == 0) then
+      error(string.format("run: eval_on = 'val' but task %d has no validation part " ..
+        "(give the scenario a validation share, e.g. validation = 0.1)", t), 2)
+    end
   end
   check_model(self, scenario)
   local o, model = self.opts, self.model
+  local function eval_set(task) return o.eval_on == "val" and task.val or task.test end
   self:_prepare_hooks()
   local ctx = self:_context(scenario)
   self.ctx = ctx
@@ -512,7 +524,7 @@ function Learner:run(scenario)
   -- the untrained model's accuracies (FWT's b)
   local te = core.clock()
   local untrained = {}
-  for j, task in ipairs(scenario.tasks) do untrained[j] = self:evaluate(task) end
+  for j, task in ipairs(scenario.tasks) do untrained[j] = self:evaluate(task, eval_set(task)) end
   ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
   ctx.untrained = untrained
   -- representation drift on a probe set of task 1
@@ -520,8 +532,8 @@ function Learner:run(scenario)
   if layer == "auto" then layer = default_drift_layer(model) end
   local probe, h1, drift = nil, nil, {}
   if layer then
-    local n = math.min(o.probe, #scenario.tasks[1].test)
-    probe = scenario.tasks[1].test:range(1, n, nil, nil, true)
+    local set = eval_set(scenario.tasks[1])
+    probe = set:range(1, math.min(o.probe, #set), nil, nil, true)
   end
   local acc = ctx.acc
   local per_task = {}
@@ -550,7 +562,7 @@ function Learner:run(scenario)
     for j, tj in ipairs(scenario.tasks) do
       ctx.eval_task = j
       dispatch(self, "before_eval", ctx)
-      acc[t][j] = self:evaluate(tj)
+      acc[t][j] = self:evaluate(tj, eval_set(tj))
       dispatch(self, "after_eval", ctx)
     end
     ctx.eval_task = nil
@@ -607,7 +619,7 @@ function Learner:run(scenario)
   extra.total_seconds = core.clock() - t_start
   extra.options = { epochs = o.epochs, iterations = o.iterations or nil, batch = o.batch, lr = o.lr,
     optimizer = type(o.optimizer) == "string" and o.optimizer or "custom", heads = o.heads or nil,
-    patience = o.patience or nil }
+    patience = o.patience or nil, eval_on = o.eval_on == "val" and "val" or nil }
   extra.total_params = model:numel()
   local results = require("engram.results")
   local doc = results.new {
@@ -672,6 +684,39 @@ function learner.compare(scenario, runs, common)
     end
   end
   return learner.with_naive(docs)
+end
+
+--- Chooses among candidate settings on validation data, never on the test
+-- sets: runs every candidate (as in compare: {name=, strategies=, opts=,
+-- model=}) with eval_on = "val" and returns the best by average accuracy
+-- after the last task, then the list of {name=, avg_acc=, bwt=, forgetting=}
+-- in the candidates' order, then the documents (whose accuracies are
+-- validation accuracies). Every task of the scenario needs a validation part
+-- (scenario option validation = share).
+function learner.select(scenario, candidates, common)
+  if type(candidates) ~= "table" or #candidates == 0 then
+    error("select: expected a non-empty list of candidates", 2)
+  end
+  local c = {}
+  for k, v in pairs(common or {}) do c[k] = v end
+  c.opts = {}
+  for k, v in pairs((common or {}).opts or {}) do c.opts[k] = v end
+  c.opts.eval_on = "val"
+  c.only = nil
+  for t, task in ipairs(type(scenario) == "table" and scenario.tasks or {}) do
+    if not task.val or #task.val == 0 then
+      error(string.format("select: task %d has no validation part (give the scenario a validation share, " ..
+        "e.g. validation = 0.1)", t), 2)
+    end
+  end
+  local ok, docs = pcall(learner.compare, scenario, candidates, c)
+  if not ok then error((tostring(docs):gsub("^compare:", "select:")), 2) end
+  local best, scores = nil, {}
+  for i, d in ipairs(docs) do
+    scores[i] = { name = d.name, avg_acc = d.avg_acc, bwt = d.bwt, forgetting = d.forgetting }
+    if not best or d.avg_acc > best.doc.avg_acc then best = { candidate = candidates[i], doc = d } end
+  end
+  return best.candidate, scores, docs
 end
 
 learner.Learner = Learner

@@ -303,3 +303,40 @@ function TestLearner.test_old_model_is_a_frozen_copy_from_the_previous_task()
   lu.assertNotNil(seen[2])
   lu.assertNotEquals(seen[2], seen[3])
 end
+
+function TestLearner.test_eval_on_val_fills_the_matrix_from_the_validation_parts()
+  local scen = blob_scenario { validation = 0.2 }
+  local doc, L = run(S.naive(), { eval_on = "val" }, scen)
+  for j, task in ipairs(scen.tasks) do
+    lu.assertAlmostEquals(doc.acc[3][j], L:evaluate(task, task.val), 1e-12)
+  end
+  lu.assertEquals(doc.extra.options.eval_on, "val")
+  -- the same run on the test parts gives the test accuracies
+  local doc2, L2 = run(S.naive(), nil, scen)
+  for j, task in ipairs(scen.tasks) do lu.assertAlmostEquals(doc2.acc[3][j], L2:evaluate(task), 1e-12) end
+  lu.assertNil(doc2.extra.options.eval_on)
+  -- no validation part: an error before training
+  lu.assertErrorMsgContains("task 1 has no validation part", run, S.naive(), { eval_on = "val" })
+  lu.assertErrorMsgContains("eval_on must be 'test' or 'val'", run, S.naive(), { eval_on = "train" })
+end
+
+function TestLearner.test_select_chooses_on_validation_and_names_the_best()
+  local scen = blob_scenario { validation = 0.2 }
+  local idle = { name = "idle", before_task = function(_, ctx) ctx.skip_training = true end }
+  local cands = {
+    { name = "idle", strategies = function() return { idle } end },
+    { name = "joint", strategies = function() return { S.joint() } end },
+    { name = "naive", strategies = function() return { S.naive() } end },
+  }
+  local best, scores, docs = engram.learner.select(scen, cands, {
+    model = function() return model() end, opts = { epochs = 2, batch = 32, lr = 0.01, quiet = true } })
+  lu.assertIs(best, cands[2]) -- joint keeps every task; naive forgets; idle never learns
+  lu.assertEquals(#scores, 3)
+  lu.assertEquals(scores[2].name, "joint")
+  lu.assertTrue(scores[2].avg_acc > scores[3].avg_acc + 0.2)
+  lu.assertTrue(scores[3].avg_acc > scores[1].avg_acc)
+  for _, d in ipairs(docs) do lu.assertEquals(d.extra.options.eval_on, "val") end
+  lu.assertErrorMsgContains("select: task 1 has no validation part", engram.learner.select, blob_scenario(), cands,
+    { model = function() return model() end })
+  lu.assertErrorMsgContains("non-empty list", engram.learner.select, scen, {}, {})
+end
