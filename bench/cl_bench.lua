@@ -17,10 +17,8 @@ local opts = engram.options.parse(arg or {}, {
   runs = { "naive", "replay", "ewc" },
 })
 engram.core.set_threads(math.tointeger(opts.threads or 2))
-local MEAN, STD = 0.2860, 0.3530
 local t0 = engram.clock()
-local train, test = engram.data.fashion_mnist()
-train, test = train:normalized(MEAN, STD), test:normalized(MEAN, STD)
+local train, test = engram.data.fashion_mnist { normalize = true }
 local scen = engram.scenarios.split(train, test, { tasks = 5, scenario = "class", seed = opts.seed })
 print(string.format("cl_bench: data loaded in %.2f s; %s; %d thread(s)", engram.clock() - t0, tostring(scen),
   math.tointeger(opts.threads or 2)))

@@ -35,20 +35,9 @@ static int fail(lua_State *L) {
 
 /* Gives buffer t the shape, reusing its storage whenever it is large enough. */
 static void buf_resize(lua_State *L, eg_tensor *t, int ndim, const int64_t *shape) {
-  int64_t n = 1;
-  for (int d = 0; d < ndim; d++) n *= shape[d];
-  if (t->storage && t->storage->size - t->offset >= n) {
-    int64_t s = 1;
-    for (int d = ndim - 1; d >= 0; d--) {
-      t->shape[d] = shape[d];
-      t->stride[d] = s;
-      s *= shape[d];
-    }
-    t->ndim = ndim;
-    return;
-  }
-  TRY(L, eg_tensor_new(t, ndim, shape));
-  eg_lua_account(L, (size_t)n * sizeof(float));
+  const eg_storage *before = t->storage;
+  TRY(L, eg_tensor_resize_buffer(t, ndim, shape));
+  if (t->storage != before) eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
 }
 
 static void buf_resize_as(lua_State *L, eg_tensor *t, const eg_tensor *like) {

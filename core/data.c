@@ -230,23 +230,6 @@ static void fill_sample(const eg_dataset *ds, int64_t i, float *restrict out) {
   }
 }
 
-/* Gives t the contiguous shape, reusing its storage whenever it is large
-** enough (the batch buffers are overwritten by design), allocating otherwise. */
-static int reuse(eg_tensor *t, int ndim, const int64_t *shape) {
-  int64_t need = 1;
-  for (int d = 0; d < ndim; d++) need *= shape[d];
-  if (!t->storage || t->storage->size < need) return eg_tensor_new(t, ndim, shape);
-  t->offset = 0;
-  t->ndim = ndim;
-  int64_t st = 1;
-  for (int d = ndim - 1; d >= 0; d--) {
-    t->shape[d] = shape[d];
-    t->stride[d] = st;
-    st *= shape[d];
-  }
-  return EG_OK;
-}
-
 static int prepare(const eg_dataset *ds, int64_t count, eg_tensor *x, eg_tensor *y, int flags, const char *op) {
   if (x == y) return eg_seterr(EG_EINVAL, "%s: x and y must be different tensors", op);
   int64_t sh[EG_MAXDIM];
@@ -259,9 +242,9 @@ static int prepare(const eg_dataset *ds, int64_t count, eg_tensor *x, eg_tensor 
     for (int i = 0; i < ds->ndim; i++) sh[i + 1] = ds->shape[i];
     nd = ds->ndim + 1;
   }
-  int st = reuse(x, nd, sh);
+  int st = eg_tensor_resize_buffer(x, nd, sh);
   if (st) return st;
-  return reuse(y, 1, sh);
+  return eg_tensor_resize_buffer(y, 1, sh);
 }
 
 static void fill_rows(const eg_dataset *ds, const int64_t *pos, int64_t start, int64_t count, eg_tensor *x,

@@ -67,16 +67,24 @@ static void sgd_momentum(float *restrict p, const float *restrict g, float *rest
   }
 }
 
+typedef struct {
+  float b1, b2, eps, step_size, rbc2, l2, shrink;
+} adam_k;
+
+/* One Adam update of element i (inlined into both loops below). */
+static inline void adam_at(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t i,
+                           const adam_k *k) {
+  float gi = g[i] + k->l2 * p[i];
+  float mi = k->b1 * m[i] + (1.0f - k->b1) * gi;
+  float vi = k->b2 * v[i] + (1.0f - k->b2) * gi * gi;
+  m[i] = mi;
+  v[i] = vi;
+  p[i] = p[i] * k->shrink - k->step_size * mi / (sqrtf(vi) * k->rbc2 + k->eps);
+}
+
 static void adam_plain(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t n,
-                       float b1, float b2, float eps, float step_size, float rbc2, float l2, float shrink) {
-  for (int64_t i = 0; i < n; i++) {
-    float gi = g[i] + l2 * p[i];
-    float mi = b1 * m[i] + (1.0f - b1) * gi;
-    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * shrink - step_size * mi / (sqrtf(vi) * rbc2 + eps);
-  }
+                       adam_k k) {
+  for (int64_t i = 0; i < n; i++) adam_at(p, g, m, v, i, &k);
 }
 
 int eg_sgd_step(eg_tensor *p, const eg_tensor *g, eg_tensor *buf, const eg_sgd_config *c, int64_t step,
@@ -132,25 +140,23 @@ int eg_adam_step(eg_tensor *p, const eg_tensor *g, eg_tensor *m, eg_tensor *v, c
   if (step < 1) return eg_seterr(EG_EINVAL, "%s: step %lld must be >= 1", op, (long long)step);
   float *pp = eg_data(p), *mp = eg_data(m), *vp = eg_data(v);
   const float *gg = eg_data(g), *mk = mask ? eg_data(mask) : NULL;
-  const float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
   /* Bias corrections in double: 1 - beta^t loses digits in float for small t. */
   const double bc1 = 1.0 - pow(c->beta1, (double)step), bc2 = 1.0 - pow(c->beta2, (double)step);
-  const float step_size = (float)(c->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2));
-  const float l2 = c->decoupled ? 0.0f : (float)c->weight_decay;
-  const float shrink = c->decoupled ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f;
+  const adam_k k = {
+      .b1 = (float)c->beta1,
+      .b2 = (float)c->beta2,
+      .eps = (float)c->eps,
+      .step_size = (float)(c->lr / bc1),
+      .rbc2 = (float)(1.0 / sqrt(bc2)),
+      .l2 = c->decoupled ? 0.0f : (float)c->weight_decay,
+      .shrink = c->decoupled ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f,
+  };
   if (!mk) {
-    adam_plain(pp, gg, mp, vp, n, b1, b2, eps, step_size, rbc2, l2, shrink);
+    adam_plain(pp, gg, mp, vp, n, k); /* no branch in the loop: vectorised */
     return EG_OK;
   }
-  for (int64_t i = 0; i < n; i++) {
-    if (mk && mk[i] == 0) continue;
-    float gi = gg[i] + l2 * pp[i];
-    float mi = b1 * mp[i] + (1.0f - b1) * gi;
-    float vi = b2 * vp[i] + (1.0f - b2) * gi * gi;
-    mp[i] = mi;
-    vp[i] = vi;
-    pp[i] = pp[i] * shrink - step_size * mi / (sqrtf(vi) * rbc2 + eps);
-  }
+  for (int64_t i = 0; i < n; i++)
+    if (mk[i] != 0) adam_at(pp, gg, mp, vp, i, &k);
   return EG_OK;
 }
 

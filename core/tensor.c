@@ -120,11 +120,13 @@ int eg_tensor_new(eg_tensor *t, int ndim, const int64_t *shape) {
   return EG_OK;
 }
 
-int eg_tensor_resize(eg_tensor *t, int ndim, const int64_t *shape) {
+/* borrowed: keep the storage whenever it is large enough, whoever else views it. */
+static int resize(eg_tensor *t, int ndim, const int64_t *shape, int borrowed) {
   int64_t n;
   int st = check_shape(ndim, shape, &n, "resize");
   if (st) return st;
-  if (t->storage && t->storage->refs == 1 && eg_is_contiguous(t) && t->storage->size - t->offset >= n) {
+  if (t->storage && (borrowed || (t->storage->refs == 1 && eg_is_contiguous(t))) &&
+      t->storage->size - t->offset >= n) {
     int64_t sh[EG_MAXDIM];
     memcpy(sh, shape, sizeof(int64_t) * (size_t)ndim);
     set_contiguous(t, ndim, sh);
@@ -132,6 +134,10 @@ int eg_tensor_resize(eg_tensor *t, int ndim, const int64_t *shape) {
   }
   return eg_tensor_new(t, ndim, shape);
 }
+
+int eg_tensor_resize(eg_tensor *t, int ndim, const int64_t *shape) { return resize(t, ndim, shape, 0); }
+
+int eg_tensor_resize_buffer(eg_tensor *t, int ndim, const int64_t *shape) { return resize(t, ndim, shape, 1); }
 
 int eg_tensor_resize_as(eg_tensor *t, const eg_tensor *like) {
   int64_t sh[EG_MAXDIM];

@@ -61,6 +61,11 @@ EG_API int eg_tensor_new(eg_tensor *t, int ndim, const int64_t *shape);
 ** of its storage and that storage is large enough (no allocation), otherwise
 ** allocates new zeroed storage. Contents are unspecified after a resize. */
 EG_API int eg_tensor_resize(eg_tensor *t, int ndim, const int64_t *shape);
+/* Like eg_tensor_resize for a borrowed buffer (a batch, a layer's output),
+** whose contents are overwritten by design: keeps the storage whenever it is
+** large enough, even when other tensors view it, so a warm loop never
+** allocates. */
+EG_API int eg_tensor_resize_buffer(eg_tensor *t, int ndim, const int64_t *shape);
 /* Like eg_tensor_resize, with the shape of `like`. */
 EG_API int eg_tensor_resize_as(eg_tensor *t, const eg_tensor *like);
 EG_API void eg_tensor_release(eg_tensor *t);

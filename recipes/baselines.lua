@@ -33,16 +33,14 @@ if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
 engram.seed(opts.seed)
 local kinds = opts.scenario == "all" and { "class", "task", "domain" } or { opts.scenario }
 
-local MEAN, STD = 0.2860, 0.3530
-local train, test = engram.data.fashion_mnist()
-train, test = train:normalized(MEAN, STD), test:normalized(MEAN, STD)
+local train, test = engram.data.fashion_mnist { normalize = true }
 
 local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
 local docs = {}
 for _, kind in ipairs(kinds) do
   local ok, scen = pcall(engram.scenarios.split, train, test, { tasks = opts.tasks or 5, scenario = kind,
     seed = opts.seed })
-  if not ok then io.stderr:write("baselines: ", tostring(scen), "\n"); os.exit(2) end
+  if not ok then opts.fail(scen) end
   local runs = {}
   for _, name in ipairs { "naive", "joint", "cumulative" } do
     runs[#runs + 1] = { name = name, strategies = function() return { S.make(name) } end }

@@ -50,27 +50,22 @@ local opts = engram.options.parse(arg or {}, {
 if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
 engram.seed(opts.seed)
 
-local MEAN, STD = 0.2860, 0.3530
-local train, test = engram.data.fashion_mnist()
-train, test = train:normalized(MEAN, STD), test:normalized(MEAN, STD)
+local train, test = engram.data.fashion_mnist { normalize = true }
 local T = opts.tasks or 5
 local families = { all = { perm = true, task = true }, permuted = { perm = true }, task = { task = true } }
 local family = families[opts.scenario]
 if not family then
-  io.stderr:write("ewc: --scenario must be all, permuted or task, got " .. tostring(opts.scenario) .. "\n")
-  os.exit(2)
+  opts.fail("--scenario must be all, permuted or task, got " .. tostring(opts.scenario))
 end
 local lambdas = {}
 for i, v in ipairs(opts.select) do
   lambdas[i] = tonumber(v)
   if not lambdas[i] or lambdas[i] <= 0 then
-    io.stderr:write("ewc: --select takes positive numbers, got '" .. v .. "'\n")
-    os.exit(2)
+    opts.fail("--select takes positive numbers, got '" .. v .. "'")
   end
 end
 if opts.validation <= 0 or opts.validation >= 1 then
-  io.stderr:write("ewc: --validation must be a share between 0 and 1, got " .. opts.validation .. "\n")
-  os.exit(2)
+  opts.fail("--validation must be a share between 0 and 1, got " .. opts.validation)
 end
 
 local lazy = {}

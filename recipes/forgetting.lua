@@ -33,15 +33,13 @@ if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
 engram.seed(opts.seed)
 local kinds = opts.scenario == "all" and { "class", "task", "domain" } or { opts.scenario }
 
-local MEAN, STD = 0.2860, 0.3530
-local train, test = engram.data.fashion_mnist()
-train, test = train:normalized(MEAN, STD), test:normalized(MEAN, STD)
+local train, test = engram.data.fashion_mnist { normalize = true }
 
 local docs = {}
 for _, kind in ipairs(kinds) do
   local ok, scen = pcall(engram.scenarios.split, train, test, { tasks = opts.tasks or 5, scenario = kind,
     seed = opts.seed })
-  if not ok then io.stderr:write("forgetting: ", tostring(scen), "\n"); os.exit(2) end
+  if not ok then opts.fail(scen) end
   local model = engram.nn.mlp { 784, 400, 400, scen.num_classes }:build { seed = opts.seed }
   local L = engram.learner(model, { name = "naive-" .. kind, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
     seed = opts.seed, quiet = opts.quiet, probe = opts.probe, drift_layer = opts.layer > 0 and opts.layer or "auto",

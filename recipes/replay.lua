@@ -34,12 +34,10 @@ local opts = engram.options.parse(arg or {}, {
 if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
 engram.seed(opts.seed)
 
-local MEAN, STD = 0.2860, 0.3530
-local train, test = engram.data.fashion_mnist()
-train, test = train:normalized(MEAN, STD), test:normalized(MEAN, STD)
+local train, test = engram.data.fashion_mnist { normalize = true }
 local ok, scenario = pcall(engram.scenarios.split, train, test,
   { tasks = opts.tasks or 5, scenario = opts.scenario, seed = opts.seed })
-if not ok then io.stderr:write("replay: ", tostring(scenario), "\n"); os.exit(2) end
+if not ok then opts.fail(scenario) end
 local outputs = scenario.num_classes
 local tenth = math.floor(#train / 10)
 

@@ -32,10 +32,7 @@ local opt = engram.options.parse(arg or {}, {
   },
   defaults = { batch = 128, threads = 2 },
 })
-local function fail(msg)
-  io.stderr:write("train_fmnist: ", msg, "\n")
-  os.exit(2)
-end
+local fail = opt.fail
 if opt.optim ~= "adam" and opt.optim ~= "sgd" then fail("--optim must be adam or sgd, got " .. opt.optim) end
 if opt.schedule ~= "cosine" and opt.schedule ~= "constant" then
   fail("--schedule must be cosine or constant, got " .. opt.schedule)
@@ -52,9 +49,7 @@ engram.core.set_threads(opt.threads)
 engram.seed(opt.seed)
 -- Standardised pixels (the training set's mean and standard deviation) train
 -- faster than raw [0, 1] values.
-local MEAN, STD = 0.2860, 0.3530
-local train, test = engram.data.fashion_mnist()
-train, test = train:normalized(MEAN, STD), test:normalized(MEAN, STD)
+local train, test = engram.data.fashion_mnist { normalize = true }
 local model = nn.mlp { 784, 400, 400, 10 }:build { seed = opt.seed }
 say("train_fmnist: %d training / %d test samples, %s, %s lr=%g batch=%d threads=%d",
   train:size(), test:size(), tostring(model):match("^[^\n]*"), opt.optim, opt.lr, opt.batch, opt.threads)

@@ -67,13 +67,21 @@ end
 -- opts.path: the directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
 -- (default: $ENGRAM_DATA/fashion-mnist, or $ENGRAM_DATA, when ENGRAM_DATA is set,
 -- else /usr/share/datasets/fashion-mnist from the Debian package dataset-fashion-mnist).
+-- opts.normalize: both sets standardised with the training set's pixel mean
+-- and standard deviation (data.FASHION_MNIST_MEAN/STD, on the [0, 1] scale).
+data.FASHION_MNIST_MEAN, data.FASHION_MNIST_STD = 0.2860, 0.3530
 function data.fashion_mnist(opts)
   if type(opts) == "string" then opts = {path = opts} end
-  opts = check_opts("fashion_mnist", opts, {path = true}, 2)
+  opts = check_opts("fashion_mnist", opts, {path = true, normalize = true}, 2)
   if opts.path ~= nil and type(opts.path) ~= "string" then
     error("fashion_mnist: path must be a string, got " .. type(opts.path), 2)
   end
-  return call("fashion_mnist", C.fashion_mnist, opts.path)
+  local train, test = call("fashion_mnist", C.fashion_mnist, opts.path)
+  if opts.normalize then
+    local m, sd = data.FASHION_MNIST_MEAN, data.FASHION_MNIST_STD
+    train, test = train:normalized(m, sd), test:normalized(m, sd)
+  end
+  return train, test
 end
 
 --- A dataset from an IDX image file and an IDX label file (gzipped or plain).

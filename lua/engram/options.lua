@@ -84,13 +84,11 @@ local function build_spec(spec)
     if type(spec.common) ~= "table" then
       error("options.parse: 'common' is a list of common option names, got " .. type(spec.common), 3)
     end
+    local known, names = {}, {}
+    for _, e in ipairs(common) do known[e[1]], names[#names + 1] = true, e[1] end
     wanted = { help = true }
-    local names = {}
-    for _, e in ipairs(common) do names[#names + 1] = e[1] end
     for _, n in ipairs(spec.common) do
-      local found = false
-      for _, e in ipairs(common) do found = found or e[1] == n end
-      if not found then
+      if not known[n] then
         error("options.parse: unknown common option '" .. tostring(n) .. "' (known: " ..
           table.concat(names, ", ") .. ")", 3)
       end
@@ -276,7 +274,8 @@ local spec_keys = {
 -- name), out/err (files for help and errors; io.stdout/io.stderr), exit
 -- (function(status), default os.exit; false: print nothing and return
 -- nil, message, status instead). --help prints the help and exits 0; an
--- unknown option or bad value prints "name: message" and exits 2.
+-- unknown option or bad value prints "name: message" and exits 2, and so does
+-- opts.fail(message) for values the recipe checks itself.
 function options.parse(argv, spec)
   spec = spec or {}
   if type(argv) ~= "table" then error("options.parse: expected the argument array, got " .. type(argv), 2) end
@@ -286,15 +285,25 @@ function options.parse(argv, spec)
         "' (known: common, defaults, description, err, exit, name, options, out, runs, usage)", 2)
     end
   end
+  local name, exit = spec.name or "recipe", spec.exit or os.exit
   local opts, msg, status = parse(argv, spec)
-  if opts then return opts end
+  if opts then
+    -- fail(message): a bad option value found by the recipe itself, reported
+    -- like the parser's own: "name: message" and exit status 2 (raised as a
+    -- Lua error when spec.exit is false).
+    opts.fail = function(message)
+      if spec.exit == false then error(name .. ": " .. tostring(message), 2) end
+      (spec.err or io.stderr):write(name .. ": " .. tostring(message) .. "\n")
+      exit(2)
+    end
+    return opts
+  end
   if spec.exit == false then return nil, msg, status end
   if status == 0 then
     (spec.out or io.stdout):write(msg)
   else
-    (spec.err or io.stderr):write((spec.name or "recipe") .. ": " .. msg .. "\n")
+    (spec.err or io.stderr):write(name .. ": " .. msg .. "\n")
   end
-  local exit = spec.exit or os.exit
   exit(status)
   return nil, msg, status
 end

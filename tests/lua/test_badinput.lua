@@ -9,24 +9,11 @@ local data = require("engram.data")
 
 local BIN = os.getenv("ENGRAM_BIN") or "build/engram"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function tmpname(suffix)
-  local p = os.tmpname()
-  os.remove(p)
-  return p .. (suffix or "")
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
-
-local function be32(v)
-  return string.char((v >> 24) & 255, (v >> 16) & 255, (v >> 8) & 255, v & 255)
-end
+local helpers = require("helpers")
+local q = helpers.q
+local tmpname = helpers.tmpname
+local write = helpers.write_file
+local be32 = helpers.be32
 
 -- An IDX file: type byte, dimensions, raw payload.
 local function idx_bytes(typ, dims, payload)

@@ -10,8 +10,7 @@ local S = engram.strategies
 TestCLFashionMNIST = {}
 
 local function run(strategy)
-  local train, test = engram.data.fashion_mnist()
-  train, test = train:normalized(0.2860, 0.3530), test:normalized(0.2860, 0.3530)
+  local train, test = engram.data.fashion_mnist { normalize = true }
   local scen = engram.scenarios.split(train, test, { tasks = 5, samples = 2000, test_samples = 500, seed = 1 })
   local model = engram.nn.mlp { 784, 256, 10 }:build { seed = 1 }
   local L = engram.learner(model, { epochs = 1, batch = 64, lr = 0.001, quiet = true, name = strategy.name })

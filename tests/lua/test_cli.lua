@@ -5,23 +5,10 @@ local lu = require("luaunit")
 
 local BIN = os.getenv("ENGRAM_BIN") or "build/engram"
 
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function write_file(path, content)
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-  return path
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local helpers = require("helpers")
+local q = helpers.q
+local write_file = helpers.write_file
+local read_file = helpers.read_file
 
 -- Runs `[env] BIN args` with stdin (a string, or nothing) and returns its
 -- stdout, stderr and exit status.

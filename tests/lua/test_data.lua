@@ -4,21 +4,10 @@ local lu = require("luaunit")
 local engram = require("engram")
 local data = require("engram.data")
 
-local function tmpname(suffix)
-  local p = os.tmpname()
-  os.remove(p)
-  return p .. (suffix or "")
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function be32(v)
-  return string.char((v >> 24) & 255, (v >> 16) & 255, (v >> 8) & 255, v & 255)
-end
+local helpers = require("helpers")
+local tmpname = helpers.tmpname
+local write = helpers.write_file
+local be32 = helpers.be32
 
 -- A plain IDX pair: n images HxW (pixel q of image i is (i*7+q) % 256), labels i % 3.
 local function write_idx(n, h, w)
@@ -335,6 +324,18 @@ function TestDataFashionMNIST:test_loads_60000_and_10000_with_6000_per_class()
   local counts = train:class_counts()
   for c = 0, 9 do lu.assertEquals(counts[c], 6000) end
   lu.assertEquals(tostring(train), "Dataset(60000 samples, 1x28x28 uint8, 10 classes)")
+end
+
+function TestDataFashionMNIST:test_normalize_standardises_with_the_training_statistics()
+  local f = io.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb")
+  if not f then lu.skip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)") end
+  f:close()
+  local train = data.fashion_mnist { normalize = true }
+  local x = train:batches { batch = 20000, flat = true }()
+  local mean = x:mean()
+  local std = math.sqrt(((x - mean) ^ 2):mean())
+  lu.assertAlmostEquals(mean, 0, 0.01)
+  lu.assertAlmostEquals(std, 1, 0.01)
 end
 
 function TestDataFashionMNIST:test_missing_directory_says_which_package_to_install()

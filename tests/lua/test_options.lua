@@ -22,14 +22,8 @@ local function spec(extra)
 end
 
 -- A file-like sink that records what is written.
-local function sink()
-  local t = { text = "" }
-  function t:write(...)
-    for _, s in ipairs({ ... }) do self.text = self.text .. s end
-    return self
-  end
-  return t
-end
+local helpers = require("helpers")
+local sink = helpers.sink
 
 TestOptions = {}
 
@@ -207,4 +201,15 @@ function TestRecipeCommandLines.test_help_and_unknown_options()
     lu.assertStrContains(out, "known:", false, r)
     lu.assertStrContains(out, "rc=2", false, r)
   end
+end
+
+function TestOptions.test_fail_reports_a_recipe_checked_value_like_a_parse_error()
+  local err, status = sink(), nil
+  local s = spec({ exit = function(code) status = code end, err = err })
+  local o = options.parse({}, s)
+  o.fail("--memory must be positive")
+  lu.assertEquals(status, 2)
+  lu.assertEquals(err.text, "split_mnist: --memory must be positive\n")
+  local o2 = options.parse({}, spec())
+  lu.assertErrorMsgContains("split_mnist: bad value", o2.fail, "bad value")
 end

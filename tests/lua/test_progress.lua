@@ -3,15 +3,8 @@
 local lu = require("luaunit")
 local progress = require("engram.progress")
 
-local function sink()
-  local t = { text = "" }
-  function t:write(...)
-    for _, s in ipairs({ ... }) do self.text = self.text .. s end
-    return self
-  end
-  function t.flush() end
-  return t
-end
+local helpers = require("helpers")
+local sink = helpers.sink
 
 -- A clock the test moves by hand.
 local function fake_clock()

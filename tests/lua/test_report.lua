@@ -14,27 +14,10 @@ local function count(s, pattern)
   return n
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function sink()
-  local t = { text = "" }
-  function t:write(...)
-    for _, s in ipairs({ ... }) do self.text = self.text .. s end
-    return self
-  end
-  return t
-end
+local helpers = require("helpers")
+local read = helpers.read_file
+local write = helpers.write_file
+local sink = helpers.sink
 
 local function all_docs()
   local docs = results.load(DATA .. "naive_vs_replay.json")

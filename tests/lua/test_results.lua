@@ -23,11 +23,8 @@ local function sample(extra)
   return results.new(o)
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local helpers = require("helpers")
+local write = helpers.write_file
 
 TestResults = {}
 

@@ -1,0 +1,47 @@
+-- Small helpers shared by the LuaUnit suites (files, shell quoting, an
+-- in-memory output sink). tests/lua/run.lua puts this folder on package.path.
+local helpers = {}
+
+--- s quoted for /bin/sh.
+function helpers.q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- A fresh temporary path (no file there), with an optional suffix.
+function helpers.tmpname(suffix)
+  local p = os.tmpname()
+  os.remove(p)
+  return p .. (suffix or "")
+end
+
+--- Writes bytes to path; returns path.
+function helpers.write_file(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+  return path
+end
+
+--- The whole content of path.
+function helpers.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- A file-like object that keeps what is written in .text.
+function helpers.sink()
+  local t = { text = "" }
+  function t:write(...)
+    for _, s in ipairs({ ... }) do self.text = self.text .. s end
+    return self
+  end
+  function t.flush() end
+  return t
+end
+
+--- v as 4 big-endian bytes (IDX headers).
+function helpers.be32(v)
+  return string.char((v >> 24) & 255, (v >> 16) & 255, (v >> 8) & 255, v & 255)
+end
+
+return helpers
