@@ -359,11 +359,13 @@ end
 local function train_task(self, ctx, prog)
   local o, model = self.opts, self.model
   local parts = make_parts(self, ctx)
-  local per_epoch = 0
-  for _, p in ipairs(parts) do per_epoch = per_epoch + #p.it end
+  local per_epoch = 0 -- samples
+  for _, p in ipairs(parts) do per_epoch = per_epoch + #p.ds end
   local budget = o.iterations
   local epochs = budget and math.huge or o.epochs
-  local total = budget or per_epoch * o.epochs
+  -- the progress line's state, one table for the whole task; done/total in samples
+  local st = { task = ctx.t, tasks = ctx.T, epochs = budget and "-" or o.epochs,
+    total = budget and budget * o.batch or per_epoch * o.epochs, done = 0 }
   local best, best_params, bad = -1, nil, 0
   local patience = o.patience and ctx.task.val and o.patience
   ctx.step, ctx.stop, ctx.batch_task = 0, false, nil
@@ -387,8 +389,8 @@ local function train_task(self, ctx, prog)
       if x ~= nil then
         lsum = lsum + train_step(self, ctx, x, y, part.task)
         nb, ns = nb + 1, ns + x:size(1)
-        prog:update { task = ctx.t, tasks = ctx.T, epoch = epoch, epochs = budget and "-" or o.epochs,
-          done = budget and ctx.step or (epoch - 1) * per_epoch + nb, total = total, loss = lsum / nb }
+        st.epoch, st.done, st.loss = epoch, st.done + x:size(1), lsum / nb
+        prog:update(st)
       end
       if ctx.stop or (budget and ctx.step >= budget) then break end
     end

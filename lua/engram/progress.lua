@@ -5,6 +5,12 @@
 --   local p = progress.new{quiet = opts.quiet}
 --   p:update{task = 1, tasks = 5, epoch = 1, epochs = 2, done = 640, total = 12000, loss = 0.41}
 --   p:finish()                       -- or p:finish("task 1 epoch 1: acc 98.2%")
+--
+-- `done` and `total` count samples (or any unit: the rate shown is `done`'s
+-- per second since the task or epoch changed, unless samples_per_s is given).
+-- The state table may be reused from update to update (no allocation per batch).
+local core = require("engram.core")
+
 local progress = {}
 
 local Progress = {}
@@ -13,30 +19,8 @@ Progress.__index = Progress
 -- Decided once per process: whether stderr is a terminal.
 local tty_cache
 local function detect_tty()
-  if tty_cache ~= nil then return tty_cache end
-  local ok, core = pcall(require, "engram.core")
-  if ok and type(core) == "table" and type(core.isatty) == "function" then
-    tty_cache = core.isatty(2) and true or false
-  else
-    local term = os.getenv("TERM")
-    if not term or term == "dumb" then
-      tty_cache = false
-    else
-      tty_cache = os.execute("test -t 2") == true
-    end
-  end
+  if tty_cache == nil then tty_cache = core.isatty(2) and true or false end
   return tty_cache
-end
-
-local function default_clock()
-  local ok, core = pcall(require, "engram.core")
-  if ok and type(core) == "table" then
-    for _, name in ipairs({ "now", "clock", "time" }) do
-      if type(core[name]) == "function" then return core[name] end
-    end
-  end
-  -- CPU seconds: close to wall time for a single-threaded training loop.
-  return os.clock
 end
 
 local function duration(s)
@@ -52,7 +36,7 @@ local known = { quiet = true, out = true, tty = true, clock = true, rate = true,
 
 --- A new progress reporter. opts: quiet (print nothing), out (a file,
 -- default io.stderr), tty (boolean; default: detected once), clock (a
--- function returning seconds; default engram.core's clock or os.clock), rate
+-- function returning seconds; default engram.core.clock), rate
 -- (live updates per second, default 10), width (line width, default 100).
 function progress.new(opts)
   opts = opts or {}
@@ -67,13 +51,16 @@ function progress.new(opts)
     quiet = opts.quiet and true or false,
     out = opts.out or io.stderr,
     tty = tty and true or false,
-    clock = opts.clock or default_clock(),
+    clock = opts.clock or core.clock,
     interval = 1 / (opts.rate or 10),
     width = opts.width or 100,
     last_draw = nil,
     state = nil,
     live = false,
-    started = nil,
+    started = nil, -- clock and done when the current task/epoch began
+    done0 = 0,
+    cur_task = nil,
+    cur_epoch = nil,
   }, Progress)
 end
 
@@ -90,7 +77,9 @@ function Progress:line(s)
   if s.acc then parts[#parts + 1] = string.format("acc %.1f%%", 100 * s.acc) end
   local rate = s.samples_per_s
   local elapsed = self.started and (self.clock() - self.started) or nil
-  if not rate and s.done and elapsed and elapsed > 0 then rate = s.done / elapsed end
+  if not rate and s.done and s.done > self.done0 and elapsed and elapsed > 0 then
+    rate = (s.done - self.done0) / elapsed
+  end
   if rate then parts[#parts + 1] = string.format("%.0f samples/s", rate) end
   if rate and rate > 0 and s.done and s.total then
     parts[#parts + 1] = "ETA " .. duration((s.total - s.done) / rate)
@@ -102,9 +91,9 @@ end
 -- Fields: task, tasks, epoch, epochs, done, total, loss, acc, samples_per_s.
 function Progress:update(s)
   if type(s) ~= "table" then error("progress:update: expected a table", 2) end
-  local prev = self.state
-  if not prev or prev.task ~= s.task or prev.epoch ~= s.epoch then
-    self.started = self.clock()
+  if not self.started or self.cur_task ~= s.task or self.cur_epoch ~= s.epoch then
+    self.started, self.done0 = self.clock(), s.done or 0
+    self.cur_task, self.cur_epoch = s.task, s.epoch
   end
   self.state = s
   if self.quiet or not self.tty then return self end
@@ -124,6 +113,7 @@ end
 --- Ends the current epoch's line: the given text, or the last state's line.
 -- On a terminal it replaces the live line; otherwise it is the one line printed.
 function Progress:finish(text)
+  self.started = nil
   if self.quiet then self.state = nil; return self end
   text = text or self:line()
   if self.tty then self.out:write("\r", text, "\27[K\n") else self.out:write(text, "\n") end

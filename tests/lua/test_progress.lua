@@ -81,3 +81,21 @@ function TestProgress.test_unknown_option_and_durations()
   lu.assertEquals(progress.duration(3725), "1h02m")
   lu.assertEquals(progress.duration(0 / 0), "?")
 end
+
+function TestProgress.test_rate_counts_from_the_start_of_each_epoch_with_a_reused_state()
+  local clock = fake_clock()
+  local p = progress.new{ out = sink(), tty = true, clock = clock.fn }
+  local st = { task = 1, tasks = 1, epoch = 1, epochs = 2, done = 0, total = 2000 }
+  p:update(st)
+  clock.t = 4
+  st.done = 1000
+  p:update(st)
+  lu.assertStrContains(p:line(), "250 samples/s")
+  st.epoch = 2 -- the same table, a new epoch: the rate restarts from done = 1000
+  p:update(st)
+  clock.t = 5
+  st.done = 1500
+  p:update(st)
+  lu.assertStrContains(p:line(), "500 samples/s")
+  lu.assertStrContains(p:line(), "ETA 1s")
+end
