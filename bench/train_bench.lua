@@ -45,28 +45,16 @@ local function list(s)
   for v in s:gmatch("%d+") do t[#t + 1] = tonumber(v) end
   return t
 end
+if opts.sgd ~= "optim" and opts.sgd ~= "axpy" then
+  io.stderr:write("train_bench: --sgd must be optim or axpy, got " .. opts.sgd .. "\n"); os.exit(2)
+end
 local batches, threads, seconds = list(opts.batches), list(opts.threads), tonumber(opts.seconds)
 local rounds = tonumber(opts.rounds)
 
--- Cross-entropy: engram.loss when it provides a C kernel, otherwise softmax
--- and the label scatter here (the fallback costs a few microseconds per batch).
-local ok_loss, loss = pcall(require, "engram.loss")
-local ce
-if ok_loss and type(loss) == "table" and loss.CrossEntropy and core.cross_entropy then
-  local crit = loss.CrossEntropy()
-  ce = function(z, y)
-    local _, g = crit:forward_backward(z, y)
-    return g
-  end
-else
-  local g = core.nn_buffer()
-  ce = function(z, y)
-    core.nn_softmax_forward(g, z, false)
-    local B = z:size(1)
-    for r = 1, B do g:set(r, y:get(r) + 1, g:get(r, y:get(r) + 1) - 1) end
-    g:mul_(1 / B)
-    return g
-  end
+local crit = engram.loss.CrossEntropy()
+local function ce(z, y)
+  local _, g = crit:forward_backward(z, y)
+  return g
 end
 
 local function make_batches(B)
@@ -84,10 +72,9 @@ local function run(B, T, secs)
   local model = nn.mlp { 784, 400, 400, 10 }:build { seed = 1 }
   local xs, ys = make_batches(B)
   local lr = 0.01
-  local opt -- engram.optim.SGD when present, else p -= lr g over the flat vector
-  local ok_optim, optim = pcall(require, "engram.optim")
-  if opts.sgd == "optim" and ok_optim and type(optim) == "table" and optim.SGD and core.sgd_step then
-    opt = optim.SGD(model, { lr = lr })
+  local opt -- engram.optim.SGD, or with --sgd axpy p -= lr g over the flat vector
+  if opts.sgd == "optim" then
+    opt = engram.optim.SGD(model, { lr = lr })
   else
     local p, g = model:flat()
     opt = { step = function() core.nn_axpy(p, -lr, g) end }

@@ -71,10 +71,7 @@ local function share(who, name, v, level)
   return v
 end
 
-local function is_dataset(v)
-  local ok, data = pcall(require, "engram.data")
-  return ok and data.is_dataset(v)
-end
+local function is_dataset(v) return require("engram.data").is_dataset(v) end
 
 local function list_str(t)
   local s = {}
