@@ -112,18 +112,22 @@ static int m_load(lua_State *L) {
   return 1;
 }
 
-/* The buffer in user value uv with rows k and the given row shape: reused when it fits. */
+/* The buffer in user value uv, given rows k and the row shape; its storage is
+** reused whenever it is large enough (a borrowed buffer: k may change from
+** call to call without allocating once the largest k has been seen). */
 static eg_tensor *buffer(lua_State *L, int uv, int64_t k, int ndim, const int64_t *row) {
   int64_t shape[EG_MAXDIM];
   shape[0] = k;
   if (ndim) memcpy(shape + 1, row, sizeof(int64_t) * (size_t)ndim);
   lua_getiuservalue(L, 1, uv);
   eg_tensor *t = eg_lua_totensor(L, -1);
-  if (t && t->ndim == ndim + 1 && memcmp(t->shape, shape, sizeof(int64_t) * (size_t)(ndim + 1)) == 0) return t;
-  lua_pop(L, 1);
-  t = eg_lua_pushnew(L, ndim + 1, shape, "memory_sample");
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, uv);
+  if (!t) {
+    lua_pop(L, 1);
+    t = eg_lua_newtensor(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, uv);
+  }
+  eg_lua_resize(L, t, ndim + 1, shape, 1, "memory_sample");
   return t;
 }
 

@@ -35,9 +35,7 @@ static int fail(lua_State *L) {
 
 /* Gives buffer t the shape, reusing its storage whenever it is large enough. */
 static void buf_resize(lua_State *L, eg_tensor *t, int ndim, const int64_t *shape) {
-  const eg_storage *before = t->storage;
-  TRY(L, eg_tensor_resize_buffer(t, ndim, shape));
-  if (t->storage != before) eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
+  eg_lua_resize(L, t, ndim, shape, 1, "buffer");
 }
 
 static void buf_resize_as(lua_State *L, eg_tensor *t, const eg_tensor *like) {

@@ -29,8 +29,10 @@
 **            expand(sizes), contiguous() (self when already contiguous),
 **            unsqueeze(d), squeeze([d])
 **   copies   clone(), index(idx) (rows gathered by a 1-D index tensor or a
-**            table of 1-based rows), copy(src) = copy_(src), fill(v) =
-**            fill_(v), zero_(), engram.cat({a, b, ...}[, d = 1])
+**            table of 1-based rows), relabel_(map) (labels c -> map[c+1] in
+**            place), copy(src) = copy_(src), fill(v) =
+**            fill_(v), zero_(), engram.cat({a, b, ...}[, d = 1][, out]) (out
+**            resized in place, its storage kept when large enough)
 **   math     + - * / ^ and unary -, add(x[, alpha]) = t + alpha x, sub(x[,
 **            alpha]), mul, div, pow, maximum, minimum, clamp([lo][, hi]),
 **            neg exp log sqrt abs tanh sigmoid relu square sign floor ceil
@@ -479,7 +481,7 @@ static int tl_cat(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   if (n < 1) luaL_error(L, "cat: expected a non-empty list of tensors");
-  lua_settop(L, 2);
+  lua_settop(L, 3);
   lua_rawgeti(L, 1, 1);
   eg_tensor *first = cat_element(L, 1);
   if (first->ndim == 0) luaL_error(L, "cat: cannot join 0-dimensional tensors");
@@ -500,7 +502,20 @@ static int tl_cat(lua_State *L) {
     shape[d] += x->shape[d];
     lua_pop(L, 1);
   }
-  eg_tensor *out = eg_lua_pushnew(L, first->ndim, shape, "cat");
+  eg_tensor *out = eg_lua_totensor(L, 3);
+  if (out) { /* into a given tensor, resized in place (eg_tensor_resize) */
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, 1, i);
+      int alias = eg_lua_totensor(L, -1)->storage == out->storage && out->storage;
+      lua_pop(L, 1);
+      if (alias) luaL_error(L, "cat: the output shares storage with tensor %I", i);
+    }
+    eg_lua_resize(L, out, first->ndim, shape, 0, "cat");
+    lua_pushvalue(L, 3);
+  } else {
+    if (!lua_isnoneornil(L, 3)) luaL_typeerror(L, 3, "engram.Tensor (the output) or nil");
+    out = eg_lua_pushnew(L, first->ndim, shape, "cat");
+  }
   eg_tensor part = EG_TENSOR_INIT;
   int64_t at = 0;
   int st = EG_OK;
@@ -572,6 +587,30 @@ static int tl_index(lua_State *L) {
   shape[0] = cidx->shape[0];
   eg_tensor *out = eg_lua_pushnew(L, t->ndim, shape, "index");
   eg_lua_try(L, eg_index_rows(out, t, cidx), "index");
+  return 1;
+}
+
+/* relabel_(map): labels (0-based class ids) replaced in place by map[label + 1],
+** no allocation: the learner's per-batch label maps (domain-IL, per-task heads).
+** eg_index_rows checks every label before writing and reads label i before
+** writing element i, so the labels can be the index and the output at once. */
+static int tl_relabel_(lua_State *L) {
+  eg_tensor *t = eg_lua_checktensor(L, 1), *map = eg_lua_checktensor(L, 2);
+  if (t->ndim != 1 || map->ndim != 1) {
+    char b1[MAXSTR], b2[MAXSTR];
+    luaL_error(L, "relabel_: expected 1-D labels and a 1-D map, got %s and %s", shape_str(t, b1), shape_str(map, b2));
+  }
+  int st = eg_index_rows(t, map, t);
+  if (st == EG_ERANGE) { /* say which label, in the labels' own (0-based) terms */
+    for (int64_t i = 0; i < t->shape[0]; i++) {
+      float v = eg_data(t)[i * t->stride[0]];
+      if (!(v >= 0 && v < (float)map->shape[0]) || v != floorf(v))
+        luaL_error(L, "relabel_: label %f at position %I is not a class id of the map (0..%I)", (double)v,
+                   (lua_Integer)i + 1, (lua_Integer)map->shape[0] - 1);
+    }
+  }
+  if (st) eg_lua_fail(L, st, "relabel_");
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -1262,7 +1301,7 @@ static const luaL_Reg methods[] = {
     {"view", tl_view}, {"reshape", tl_reshape}, {"narrow", tl_narrow}, {"select", tl_select},
     {"transpose", tl_transpose}, {"t", tl_t}, {"expand", tl_expand}, {"contiguous", tl_contiguous},
     {"unsqueeze", tl_unsqueeze}, {"squeeze", tl_squeeze},
-    {"index", tl_index},
+    {"index", tl_index}, {"relabel_", tl_relabel_},
     /* copies */
     {"clone", tl_clone}, {"copy", tl_copy_}, {"copy_", tl_copy_}, {"fill", tl_fill_}, {"fill_", tl_fill_},
     {"zero_", tl_zero_},

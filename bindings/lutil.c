@@ -105,6 +105,12 @@ int eg_lua_index_to_c(lua_State *L, eg_tensor *dst, const eg_tensor *src, const 
   return 0;
 }
 
+void eg_lua_resize(lua_State *L, eg_tensor *t, int ndim, const int64_t *shape, int borrowed, const char *op) {
+  const eg_storage *before = t->storage;
+  eg_lua_try(L, borrowed ? eg_tensor_resize_buffer(t, ndim, shape) : eg_tensor_resize(t, ndim, shape), op);
+  if (t->storage != before) eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
+}
+
 void eg_lua_index_to_lua(lua_State *L, eg_tensor *t, const char *op) {
   eg_lua_try(L, eg_binary_scalar(t, t, 1.0f, EG_ADD, 0), op);
 }

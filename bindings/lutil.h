@@ -58,6 +58,11 @@ EG_HIDDEN int64_t eg_lua_index(lua_State *L, int arg, int64_t n, int dim, const 
 ** allow_infer accepts one -1 (for view). Checks the element count (no
 ** overflow, at most 2^40) before anything is allocated. Returns ndim. */
 EG_HIDDEN int eg_lua_readshape(lua_State *L, int first, int last, int64_t *shape, int allow_infer, const char *op);
+/* Gives t the shape in place (contents unspecified), telling the collector
+** when new storage was allocated. borrowed: keep the storage whenever it is
+** large enough even if other tensors view it (eg_tensor_resize_buffer: batch
+** buffers, layer outputs); otherwise eg_tensor_resize (reallocates when shared). */
+EG_HIDDEN void eg_lua_resize(lua_State *L, eg_tensor *t, int ndim, const int64_t *shape, int borrowed, const char *op);
 /* Pushes a new zero-filled tensor of the shape (accounted to the collector) and returns it. */
 EG_HIDDEN eg_tensor *eg_lua_pushnew(lua_State *L, int ndim, const int64_t *shape, const char *op);
 /* Index data (float tensors holding integers): dst becomes a new tensor holding

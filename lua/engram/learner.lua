@@ -201,7 +201,7 @@ end
 -- position in its task). May change y in place; returns the labels.
 function Learner:targets(task, y)
   local map = (self._head_maps and self._head_maps[task.index]) or task.label_map
-  if map then return map:index(y:add_(1)) end
+  if map then return y:relabel_(map) end
   return y
 end
 

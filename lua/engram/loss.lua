@@ -91,13 +91,20 @@ end
 -- The arguments of the C function (criteria with extra ones override this).
 function Criterion._args(_, input, target, g) return input, target, g end
 
--- The gradient buffer, reallocated only when the input's shape changes.
+-- The gradient buffer: the same tensor while the input's shape stays, a new
+-- view of one growing storage when it changes (a batch of another size does
+-- not allocate tensor storage once the largest has been seen).
 function Criterion:_gradbuf(input)
   local g = self._grad
-  if not g or not same_shape(g, input) then
-    g = core.zeros(input:size())
-    self._grad = g
+  if g and same_shape(g, input) then return g end
+  local n = input:numel()
+  local store = self._gstore
+  if not store or store:numel() < n then
+    store = core.zeros(math.max(n, 1))
+    self._gstore = store
   end
+  g = store:narrow(1, 1, n):view(input:size())
+  self._grad = g
   return g
 end
 

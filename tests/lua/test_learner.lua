@@ -340,3 +340,31 @@ function TestLearner.test_select_chooses_on_validation_and_names_the_best()
     { model = function() return model() end })
   lu.assertErrorMsgContains("non-empty list", engram.learner.select, scen, {}, {})
 end
+
+-- Once warm, a training step allocates no tensor storage: the loop, the
+-- label maps of domain-IL and the strategies' hooks reuse their buffers.
+function TestLearner.test_warm_training_steps_allocate_nothing()
+  local function counts(strategy, scen_opts)
+    local seen = {}
+    local probe = { name = "probe", after_step = function(_, ctx)
+      if ctx.t == 2 then seen[#seen + 1] = engram.core.alloc_count() end
+    end }
+    local out = scen_opts and scen_opts.scenario == "domain" and 2 or 6
+    local L = engram.learner(model(out), { epochs = 4, batch = 32, lr = 0.01, quiet = true, drift_layer = false })
+    if strategy then L:use(strategy) end
+    L:use(probe)
+    L:run(blob_scenario(scen_opts))
+    return seen
+  end
+  for _, case in ipairs {
+    { "naive class-IL", S.naive(), nil },
+    { "naive domain-IL", S.naive(), { scenario = "domain" } },
+    { "replay class-IL", S.replay { memory = 100 }, nil },
+    { "ewc domain-IL", S.ewc { lambda = 10 }, { scenario = "domain" } },
+  } do
+    local seen = counts(case[2], case[3])
+    lu.assertTrue(#seen > 20, case[1])
+    -- after the first few steps of task 2 (buffers sized), the count stays put
+    lu.assertEquals(seen[#seen], seen[5], case[1] .. ": storage allocated during warm steps")
+  end
+end

@@ -780,3 +780,28 @@ function TestTensorMemory.test_close_releases_and_further_use_is_an_error()
   lu.assertErrorMsgContains("released tensor", kept.sum, kept)
   lu.assertStrContains(tostring(kept), "released")
 end
+
+TestTensorInPlace = {}
+
+function TestTensorInPlace.test_relabel_maps_class_ids_in_place()
+  local y = engram.tensor { 0, 2, 1, 2 }
+  local m = engram.tensor { 5, 6, 7 }
+  lu.assertIs(y:relabel_(m), y)
+  lu.assertEquals(y:totable(), { 5, 7, 6, 7 })
+  local bad = engram.tensor { 0, 3 }
+  lu.assertErrorMsgContains("relabel_: label 3.0 at position 2 is not a class id of the map (0..2)", bad.relabel_,
+    bad, m)
+  lu.assertEquals(bad:totable(), { 0, 3 }) -- nothing written
+  lu.assertErrorMsgContains("expected 1-D labels and a 1-D map", y.relabel_, engram.zeros(2, 2), m)
+end
+
+function TestTensorInPlace.test_cat_into_a_given_output_reuses_its_storage()
+  local a, b = engram.tensor { { 1, 2 } }, engram.tensor { { 3, 4 }, { 5, 6 } }
+  local out = engram.zeros(4, 2)
+  local n0 = engram.core.alloc_count()
+  lu.assertIs(engram.cat({ a, b }, 1, out), out)
+  lu.assertEquals(out:totable(), { { 1, 2 }, { 3, 4 }, { 5, 6 } })
+  lu.assertEquals(engram.core.alloc_count(), n0) -- 6 values fit the 8 it had
+  lu.assertErrorMsgContains("cat: the output shares storage with tensor 1", engram.cat, { out, a }, 1, out)
+  lu.assertErrorMsgContains("engram.Tensor (the output) or nil", engram.cat, { a, b }, 1, 5)
+end

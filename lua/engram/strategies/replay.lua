@@ -38,7 +38,8 @@ local function new(opts)
   if o.update ~= "task_end" and o.update ~= "stream" then
     error("replay: update must be 'task_end' or 'stream', got " .. tostring(o.update), 2)
   end
-  local s = setmetatable({ name = "replay", options = o }, Replay)
+  local s = setmetatable({ name = "replay", options = o, _px = {}, _py = {}, _bx = core.zeros(0), _by = core.zeros(0) },
+    Replay)
   if o.update == "stream" then
     s.after_step = Replay._stream_add
   else
@@ -72,18 +73,10 @@ function Replay:before_batch(ctx)
   local x, y = ctx.x, ctx.y
   local B = x:size(1)
   local k = math.min(self.options.batch or B, #mem)
-  local mx, my = mem:sample(k, self.gen)
-  local n, D = B + k, x:size(2)
-  local bx, by = self._bx, self._by
-  if not bx or bx:size(1) ~= n or bx:size(2) ~= D then
-    bx, by = core.zeros(n, D), core.zeros(n)
-    self._bx, self._by = bx, by
-  end
-  bx:narrow(1, 1, B):copy_(x)
-  bx:narrow(1, B + 1, k):copy_(mx:view(k, D))
-  by:narrow(1, 1, B):copy_(y)
-  by:narrow(1, B + 1, k):copy_(my)
-  ctx.x, ctx.y = bx, by
+  local mx, my = mem:sample(k, self.gen) -- [k, D] and [k]: the memory holds flat rows
+  local px, py = self._px, self._py -- the lists cat joins, reused
+  px[1], px[2], py[1], py[2] = x, mx, y, my
+  ctx.x, ctx.y = core.cat(px, 1, self._bx), core.cat(py, 1, self._by)
 end
 
 function Replay:_stream_add(ctx)
