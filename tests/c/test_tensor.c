@@ -221,6 +221,23 @@ static void test_resize_reuses_storage_without_allocating(void) {
   eg_tensor_release(&t);
 }
 
+/* Shared storage: resize takes new storage (the view keeps its values),
+** resize_buffer keeps it (a borrowed buffer is overwritten by design). */
+static void test_resize_of_shared_storage_and_borrowed_buffers(void) {
+  int64_t big[] = {8, 4}, small[] = {2, 4};
+  eg_tensor t = mk(2, big), v = EG_TENSOR_INIT;
+  CHECK_OK(eg_narrow(&v, &t, 0, 0, 2));
+  const eg_storage *s0 = t.storage;
+  CHECK_OK(eg_tensor_resize_buffer(&t, 2, small));
+  CHECK(t.storage == s0 && t.shape[0] == 2 && t.stride[0] == 4);
+  CHECK_OK(eg_tensor_resize(&t, 2, big));
+  CHECK(t.storage != s0 && v.storage == s0);
+  int64_t negative[] = {-1, 4};
+  CHECK_ERR(eg_tensor_resize_buffer(&t, 2, negative), EG_EINVAL);
+  eg_tensor_release(&v);
+  eg_tensor_release(&t);
+}
+
 static void test_rng_is_deterministic_and_uniform_in_range(void) {
   eg_rng a, b;
   eg_rng_seed(&a, 42);
@@ -274,6 +291,7 @@ int main(void) {
   RUN(test_reduce_along_dim);
   RUN(test_index_rows_gathers_and_checks_every_index_first);
   RUN(test_resize_reuses_storage_without_allocating);
+  RUN(test_resize_of_shared_storage_and_borrowed_buffers);
   RUN(test_rng_is_deterministic_and_uniform_in_range);
   RUN(test_copy_between_shapes_with_same_count);
   return CHECK_DONE("c/tensor");
