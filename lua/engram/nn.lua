@@ -282,9 +282,20 @@ function Module:numel(opts)
   return n
 end
 
+--- Zeroes the parameter gradients: all groups of a root model (one memset
+-- each), or the parameters of this module's subtree for a module inside one.
 function Module:zero_grad()
   ensure_built(self)
-  for _, g in ipairs(self._groups) do g.pg:zero_grad() end
+  local groups = rawget(self, "_groups")
+  if groups then
+    for _, g in ipairs(groups) do g.pg:zero_grad() end
+  else
+    walk(self, function(m)
+      if rawget(m, "_group") then
+        for _, s in ipairs(param_specs(m)) do m["grad_" .. s.name]:zero_() end
+      end
+    end, "")
+  end
   return self
 end
 

@@ -106,6 +106,22 @@ function TestNN.test_multihead_trains_only_the_selected_head()
   lu.assertErrorMsgContains("out of range 1..2", function() m:set_head(3) end)
 end
 
+function TestNN.test_zero_grad_of_a_module_inside_a_model_zeroes_its_subtree()
+  -- used to fail with "attempt to index a nil value": only the root holds the groups
+  local m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2))):build { seed = 5 }
+  local x = away(2, 3)
+  m:forward(x)
+  m:backward(x, engram.ones(2, 2))
+  local first, last = m.modules[1], m.modules[3].modules[1]
+  lu.assertTrue(first.grad_weight:norm() > 0 and last.grad_weight:norm() > 0)
+  lu.assertIs(m.modules[3]:zero_grad(), m.modules[3])
+  lu.assertEquals(last.grad_weight:norm() + last.grad_bias:norm(), 0)
+  lu.assertTrue(first.grad_weight:norm() > 0) -- outside the subtree: untouched
+  m:zero_grad()
+  local _, g = m:flat()
+  lu.assertEquals(g:norm(), 0)
+end
+
 function TestNN.test_embedding_gradient_matches_finite_differences()
   engram.seed(105)
   local m = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 2)):build { seed = 5 }
