@@ -467,19 +467,20 @@ static int pg_numel(lua_State *L) {
   return 1;
 }
 
-/* pg:info(i) -> name, shape table */
+/* pg:info(i) -> name, shape table, offset (0-based, in floats, into the arena) */
 static int pg_info(lua_State *L) {
   pgroup *p = check_pg(L, 1);
   int64_t i = eg_lua_checkindex(L, 2, eg_params_count(p->g), "entry");
   int nd;
-  int64_t sh[EG_MAXDIM];
-  lua_pushstring(L, eg_params_entry_info(p->g, (int)i, &nd, sh, NULL));
+  int64_t sh[EG_MAXDIM], off = 0;
+  lua_pushstring(L, eg_params_entry_info(p->g, (int)i, &nd, sh, &off));
   lua_createtable(L, nd, 0);
   for (int d = 0; d < nd; d++) {
     lua_pushinteger(L, (lua_Integer)sh[d]);
     lua_rawseti(L, -2, d + 1);
   }
-  return 2;
+  lua_pushinteger(L, (lua_Integer)off);
+  return 3;
 }
 
 /* pg:entry(i) -> value view, grad view */

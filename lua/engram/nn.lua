@@ -42,6 +42,10 @@
 --   model:forward_to(x, k) -> output of module k of a Sequential;
 --   model.modules[k].output is module k's output after a forward
 --   tostring(model)    the tree with sizes and parameter counts
+-- A module inside a model (model.modules[3]) answers parameters, groups, flat,
+-- numel, zero_grad, load_flat and copy_params for its own subtree, as views
+-- into the model's arenas: engram.optim.SGD(model.modules[3]) trains that
+-- layer only. freeze and add_group act on whole groups: call them on the model.
 --
 -- LUA-WRITTEN MODULES: any table with forward(self, x) and backward(self, x, gy)
 -- can sit in a container. It may declare parameters with
@@ -229,31 +233,87 @@ local function ensure_built(self)
 end
 nn._ensure_built = ensure_built
 
---- Array of {name=, params=, grads=, frozen=, numel=} ("base" first).
-function Module:groups()
+-- The parameter groups a module answers for: a root model's own groups, or,
+-- for a module inside a model, one record per group its subtree has
+-- parameters in, over the slice of that group's arenas they take (a
+-- subtree's entries are declared one after another, so the slice is
+-- contiguous). Records: {name=, params=, grads=, frozen=, numel=, entries=}.
+local function scope(self)
   ensure_built(self)
-  local out = {}
-  for i, g in ipairs(self._groups or {}) do
-    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.pg:numel() }
+  local own = rawget(self, "_groups")
+  if own then
+    local out = {}
+    for i, g in ipairs(own) do
+      out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.pg:numel(),
+                 entries = g.entries, rec = g }
+    end
+    return out
+  end
+  local parts, out = {}, {}
+  walk(self, function(m)
+    local g = rawget(m, "_group")
+    if not g then return end
+    local part = parts[g]
+    if not part then
+      part = { name = g.name, frozen = g.frozen, entries = {}, rec = g }
+      parts[g], out[#out + 1] = part, part
+    end
+    for _, e in ipairs(g.entries) do
+      if e.module == m then part.entries[#part.entries + 1] = e end
+    end
+  end, "")
+  for _, part in ipairs(out) do
+    local lo, hi, n = math.huge, 0, 0
+    for _, e in ipairs(part.entries) do
+      local _, shape, off = part.rec.pg:info(e.index)
+      local k = 1
+      for _, d in ipairs(shape) do k = k * d end
+      lo, hi, n = math.min(lo, off), math.max(hi, off + k), n + k
+    end
+    if n ~= hi - lo then
+      error(string.format("%s: its parameters in group '%s' are not contiguous", label(self), part.name), 3)
+    end
+    part.params, part.grads, part.numel = part.rec.params:narrow(1, lo + 1, n), part.rec.grads:narrow(1, lo + 1, n), n
   end
   return out
 end
 
-local function find_group(self, gname, who)
+--- Array of {name=, params=, grads=, frozen=, numel=} ("base" first). For a
+-- module inside a model: the slices of the model's groups its parameters take.
+function Module:groups()
+  local out = {}
+  for i, g in ipairs(scope(self)) do
+    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.numel }
+  end
+  return out
+end
+
+-- Root only: groups are frozen, grown and looked up on the model that holds them.
+local function root_groups(self, who, level)
   ensure_built(self)
-  for _, g in ipairs(self._groups) do
+  local groups = rawget(self, "_groups")
+  if not groups then
+    error(string.format("%s: %s is inside a model; call %s on the model that holds its parameters",
+      who, label(self), who), level + 1)
+  end
+  return groups
+end
+
+local function find_group(self, gname, who)
+  local groups = root_groups(self, who, 3)
+  for _, g in ipairs(groups) do
     if g.name == gname then return g end
   end
   local names = {}
-  for _, g in ipairs(self._groups) do names[#names + 1] = g.name end
+  for _, g in ipairs(groups) do names[#names + 1] = g.name end
   error(string.format("%s: no parameter group '%s' (groups: %s)", who, tostring(gname), table.concat(names, ", ")), 3)
 end
 
---- Array of {name=, shape=, value=view, grad=view, group=gname}, in arena order.
+--- Array of {name=, shape=, value=view, grad=view, group=gname}, in arena order
+-- (for a module inside a model: its subtree's parameters, named as in the model).
 function Module:parameters()
-  ensure_built(self)
   local out = {}
-  for _, g in ipairs(self._groups) do
+  for _, g in ipairs(scope(self)) do
     for _, e in ipairs(g.entries) do
       out[#out + 1] = { name = e.name, shape = e.shape, value = e.module[e.field],
                         grad = e.module["grad_" .. e.field], group = g.name }
@@ -264,37 +324,33 @@ end
 
 --- The flat parameter and gradient vectors of a one-group model.
 function Module:flat()
-  ensure_built(self)
-  if #self._groups ~= 1 then
-    error(string.format("flat: the model has %d parameter groups; use model:groups()", #self._groups), 2)
+  local groups = scope(self)
+  if #groups ~= 1 then
+    error(string.format("flat: %s has %s; use groups()", label(self),
+      #groups == 0 and "no parameters" or (#groups .. " parameter groups")), 2)
   end
-  return self._groups[1].params, self._groups[1].grads
+  return groups[1].params, groups[1].grads
 end
 
 --- Number of parameters; {trainable=true} counts unfrozen groups only.
 function Module:numel(opts)
   local o = options(opts, { trainable = false }, "numel")
-  ensure_built(self)
   local n = 0
-  for _, g in ipairs(self._groups) do
-    if not (o.trainable and g.frozen) then n = n + g.pg:numel() end
+  for _, g in ipairs(scope(self)) do
+    if not (o.trainable and g.frozen) then n = n + g.numel end
   end
   return n
 end
 
---- Zeroes the parameter gradients: all groups of a root model (one memset
--- each), or the parameters of this module's subtree for a module inside one.
+--- Zeroes the parameter gradients (one memset per group; for a module inside
+-- a model, those of its subtree).
 function Module:zero_grad()
   ensure_built(self)
   local groups = rawget(self, "_groups")
   if groups then
     for _, g in ipairs(groups) do g.pg:zero_grad() end
   else
-    walk(self, function(m)
-      if rawget(m, "_group") then
-        for _, s in ipairs(param_specs(m)) do m["grad_" .. s.name]:zero_() end
-      end
-    end, "")
+    for _, g in ipairs(scope(self)) do g.grads:zero_() end
   end
   return self
 end
@@ -322,8 +378,9 @@ end
 
 --- Copies the 1-D tensor t (numel of the base group) into the base group.
 function Module:load_flat(t)
-  ensure_built(self)
-  local p = self._groups[1].params
+  local groups = scope(self)
+  if #groups == 0 then error(string.format("load_flat: %s has no parameters", label(self)), 2) end
+  local p = groups[1].params
   if t:numel() ~= p:numel() then
     error(string.format("load_flat: %d values for %d parameters", t:numel(), p:numel()), 2)
   end
@@ -333,12 +390,28 @@ end
 
 --- Copies every group's values from src, a model of the same architecture.
 function Module:copy_params(src)
-  ensure_built(self); ensure_built(src)
-  if #self._groups ~= #src._groups then
-    error(string.format("copy_params: %d groups here, %d in the source", #self._groups, #src._groups), 2)
+  local mine, theirs = scope(self), scope(src)
+  if #mine ~= #theirs then
+    error(string.format("copy_params: %d groups here, %d in the source", #mine, #theirs), 2)
   end
-  for i, g in ipairs(self._groups) do
-    local ok, err = pcall(g.pg.copy_from, g.pg, src._groups[i].pg)
+  for i, g in ipairs(mine) do
+    local s = theirs[i]
+    local ok, err = true, nil
+    if rawget(self, "_groups") and rawget(src, "_groups") then
+      ok, err = pcall(g.rec.pg.copy_from, g.rec.pg, s.rec.pg)
+    elseif #g.entries ~= #s.entries or g.numel ~= s.numel then
+      ok, err = false, string.format("group '%s': %d entries (%d values) here, %d (%d) in the source",
+        g.name, #g.entries, g.numel, #s.entries, s.numel)
+    else
+      for k, e in ipairs(g.entries) do
+        if table.concat(e.shape, "x") ~= table.concat(s.entries[k].shape, "x") then
+          ok, err = false, string.format("%s is %s here, %s in the source", e.name, table.concat(e.shape, "x"),
+            table.concat(s.entries[k].shape, "x"))
+          break
+        end
+      end
+      if ok then g.params:copy_(s.params) end
+    end
     if not ok then error("copy_params: " .. tostring(err), 2) end
   end
   return self
@@ -403,8 +476,7 @@ end
 -- (ready for model:set_head).
 function Module:add_group(gname, ...)
   if type(gname) ~= "string" then error("add_group: the group needs a name", 2) end
-  ensure_built(self)
-  for _, g in ipairs(self._groups) do
+  for _, g in ipairs(root_groups(self, "add_group", 2)) do
     if g.name == gname then error("add_group: a group '" .. gname .. "' already exists", 2) end
   end
   local mods, opts = { ... }, nil

@@ -122,6 +122,51 @@ function TestNN.test_zero_grad_of_a_module_inside_a_model_zeroes_its_subtree()
   lu.assertEquals(g:norm(), 0)
 end
 
+function TestNN.test_a_module_inside_a_model_answers_for_its_own_parameters()
+  -- parameters/flat/numel/groups on a layer of a built model used to fail
+  -- with "attempt to index a nil value"
+  local m = nn.mlp { 4, 3, 2 }:build { seed = 6 }
+  local last = m.modules[3]
+  local names = {}
+  for _, e in ipairs(last:parameters()) do names[#names + 1] = e.name .. ":" .. table.concat(e.shape, "x") end
+  lu.assertEquals(names, { "3.weight:2x3", "3.bias:2" })
+  lu.assertEquals({ last:numel(), m.modules[1]:numel(), m.modules[2]:numel(), m:numel() }, { 8, 15, 0, 23 })
+  local p = last:flat()
+  local P = m:flat()
+  lu.assertEquals(p:numel(), 8)
+  lu.assertEquals(#last:groups(), 1)
+  lu.assertEquals(last:groups()[1].grads:numel(), 8)
+  p:fill_(7)
+  lu.assertEquals(P:narrow(1, 16, 8):sum(), 56) -- a view of the model's arena
+  lu.assertTrue(P:narrow(1, 1, 15):max() < 7)
+  lu.assertErrorMsgContains("ReLU has no parameters", function() m.modules[2]:flat() end)
+  lu.assertErrorMsgContains("Linear(3->2) is inside a model; call freeze on the model",
+    function() last:freeze() end)
+  lu.assertErrorMsgContains("call add_group on the model", function() last:add_group("x", nn.Linear(2, 2)) end)
+end
+
+function TestNN.test_an_optimiser_over_one_layer_trains_that_layer_only()
+  local m = nn.mlp { 4, 3, 2 }:build { seed = 7 }
+  local opt = engram.optim.SGD(m.modules[3], { lr = 0.1 })
+  local before = m:flat():clone()
+  local x, y = away(5, 4), engram.tensor { 0, 1, 0, 1, 1 }
+  m:zero_grad()
+  local _, gz = engram.loss.CrossEntropy():forward_backward(m:forward(x), y)
+  m:backward(x, gz, false)
+  opt:step()
+  local moved = (m:flat() - before):abs()
+  lu.assertEquals(moved:narrow(1, 1, 15):max(), 0)
+  lu.assertTrue(moved:narrow(1, 16, 8):max() > 0)
+end
+
+function TestNN.test_copy_params_between_layers_of_two_models()
+  local a, b = nn.mlp { 4, 3, 2 }:build { seed = 8 }, nn.mlp { 4, 3, 2 }:build { seed = 9 }
+  b.modules[3]:copy_params(a.modules[3])
+  lu.assertEquals((b.modules[3].weight - a.modules[3].weight):abs():max(), 0)
+  lu.assertTrue((b.modules[1].weight - a.modules[1].weight):abs():max() > 0)
+  lu.assertErrorMsgContains("copy_params: group 'base'", function() b.modules[1]:copy_params(a.modules[3]) end)
+end
+
 function TestNN.test_embedding_gradient_matches_finite_differences()
   engram.seed(105)
   local m = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 2)):build { seed = 5 }
