@@ -63,10 +63,10 @@ rm -f "$out.c" "$out.lua"
 echo
 echo "== Training throughput (issue: layers/training) =="
 echo "-- OpenBLAS's own kernel choice (ENGRAM_NO_REEXEC=1, OPENBLAS_CORETYPE unset):"
-env -u OPENBLAS_CORETYPE ENGRAM_NO_REEXEC=1 "$RUN" bench/train_bench.lua --seconds 1.5
+env -u OPENBLAS_CORETYPE ENGRAM_NO_REEXEC=1 "$RUN" bench/train_bench.lua
 echo
 echo "-- default (the engram command re-execs with OPENBLAS_CORETYPE=SkylakeX on AVX-512):"
-env -u OPENBLAS_CORETYPE "$RUN" bench/train_bench.lua --seconds 1.5
+env -u OPENBLAS_CORETYPE "$RUN" bench/train_bench.lua
 # ---- end of training throughput section ------------------------------------
 
 # ---- Continual-learning loop (issue: the continual-learning engine) --------

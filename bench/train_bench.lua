@@ -3,7 +3,7 @@
 -- when python3 can import torch.
 --
 --   build/engram bench/train_bench.lua [--batches 16,128,512] [--threads 1,2]
---                                      [--seconds 1.5] [--rounds 2] [--sgd optim|axpy]
+--                                      [--seconds 1] [--rounds 3] [--sgd optim|axpy]
 --                                      [--no-torch]
 --
 -- Synthetic in-memory batches on both sides (data loading is not timed); the
@@ -23,15 +23,15 @@ local nn = engram.nn
 local core = engram.core
 local clock = engram.clock
 
-local opts = { batches = "16,128,512", threads = "1,2", seconds = "1.5", rounds = "2", sgd = "optim", torch = true }
+local opts = { batches = "16,128,512", threads = "1,2", seconds = "1", rounds = "3", sgd = "optim", torch = true }
 local i = 1
 while arg and arg[i] do
   local a = arg[i]
   if a == "--no-torch" then
     opts.torch = false
   elseif a == "--help" or a == "-h" then
-    print("usage: engram bench/train_bench.lua [--batches 16,128,512] [--threads 1,2] [--seconds 1.5]" ..
-      " [--rounds 2] [--sgd optim|axpy] [--no-torch]")
+    print("usage: engram bench/train_bench.lua [--batches 16,128,512] [--threads 1,2] [--seconds 1]" ..
+      " [--rounds 3] [--sgd optim|axpy] [--no-torch]")
     os.exit(0)
   elseif a:match("^%-%-%a+$") and arg[i + 1] then
     opts[a:sub(3)] = arg[i + 1]; i = i + 1
