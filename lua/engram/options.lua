@@ -276,6 +276,24 @@ local spec_keys = {
 -- nil, message, status instead). --help prints the help and exits 0; an
 -- unknown option or bad value prints "name: message" and exits 2, and so does
 -- opts.fail(message) for values the recipe checks itself.
+-- The results and log files are checked before any work starts: a path that
+-- cannot be written is an error now, not after an hour of training. A file
+-- that did not exist is not left behind by the check.
+local function check_writable(opts)
+  for _, k in ipairs({ "out", "log" }) do
+    local path = opts[k]
+    if type(path) == "string" then
+      local probe = io.open(path, "r")
+      local existed = probe ~= nil
+      if probe then probe:close() end
+      local f, err = io.open(path, "a")
+      if not f then return string.format("--%s: cannot write %s", k, err or path) end
+      f:close()
+      if not existed then os.remove(path) end
+    end
+  end
+end
+
 function options.parse(argv, spec)
   spec = spec or {}
   if type(argv) ~= "table" then error("options.parse: expected the argument array, got " .. type(argv), 2) end
@@ -287,6 +305,10 @@ function options.parse(argv, spec)
   end
   local name, exit = spec.name or "recipe", spec.exit or os.exit
   local opts, msg, status = parse(argv, spec)
+  if opts then
+    msg = check_writable(opts)
+    if msg then opts, status = nil, 2 end
+  end
   if opts then
     -- fail(message): a bad option value found by the recipe itself, reported
     -- like the parser's own: "name: message" and exit status 2 (raised as a

@@ -107,6 +107,26 @@ function TestOptions.test_bad_values_are_errors()
   lu.assertStrContains(err, "takes no value")
 end
 
+function TestOptions.test_out_and_log_files_are_checked_before_any_work()
+  local o, err, status = options.parse({ "--out", "/nonexistent-dir/r.json" }, spec())
+  lu.assertNil(o)
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "--out: cannot write /nonexistent-dir/r.json")
+  err = select(2, options.parse({ "--log", os.getenv("TMPDIR") or "/tmp" }, spec()))
+  lu.assertStrContains(err, "--log: cannot write")
+  -- a writable path passes, and the check leaves no empty file behind
+  local path = helpers.tmpname()
+  os.remove(path)
+  o = options.parse({ "--out", path }, spec())
+  lu.assertEquals(o.out, path)
+  lu.assertNil(io.open(path, "r"))
+  -- an existing file is kept as it is (a log is appended to)
+  helpers.write_file(path, "kept\n")
+  options.parse({ "--log", path }, spec())
+  lu.assertEquals(helpers.read_file(path), "kept\n")
+  os.remove(path)
+end
+
 function TestOptions.test_errors_print_and_call_the_injected_exit()
   local err, code = sink(), nil
   local o = options.parse({ "--bogus" }, spec({ exit = function(c) code = c end, err = err }))
