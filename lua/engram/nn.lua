@@ -164,6 +164,11 @@ end
 
 -- Declares the parameters of the (unassigned) modules of the given subtrees
 -- in a new group, builds it, binds the views and initialises them.
+-- Slices of the groups for modules inside a model (see scope below), cached
+-- weakly (clone does not copy them) until a group is made anywhere:
+-- optimisers key their state by the params tensor, so it must stay the same.
+local scopes, layout = setmetatable({}, { __mode = "k" }), 0
+
 local function make_group(root, gname, subtrees, gen, prefix)
   local pg = core.param_group(gname)
   local rec = { name = gname, pg = pg, entries = {}, modules = {}, frozen = false }
@@ -193,6 +198,7 @@ local function make_group(root, gname, subtrees, gen, prefix)
   end
   root._groups = root._groups or {}
   root._groups[#root._groups + 1] = rec
+  layout = layout + 1 -- cached scopes of modules inside models are stale
   return rec
 end
 
@@ -249,6 +255,8 @@ local function scope(self)
     end
     return out
   end
+  local cached = scopes[self]
+  if cached and cached.layout == layout then return cached.parts end
   local parts, out = {}, {}
   walk(self, function(m)
     local g = rawget(m, "_group")
@@ -275,6 +283,7 @@ local function scope(self)
     end
     part.params, part.grads, part.numel = part.rec.params:narrow(1, lo + 1, n), part.rec.grads:narrow(1, lo + 1, n), n
   end
+  scopes[self] = { layout = layout, parts = out }
   return out
 end
 
@@ -283,7 +292,7 @@ end
 function Module:groups()
   local out = {}
   for i, g in ipairs(scope(self)) do
-    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.numel }
+    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen, numel = g.numel }
   end
   return out
 end
@@ -337,7 +346,7 @@ function Module:numel(opts)
   local o = options(opts, { trainable = false }, "numel")
   local n = 0
   for _, g in ipairs(scope(self)) do
-    if not (o.trainable and g.frozen) then n = n + g.numel end
+    if not (o.trainable and g.rec.frozen) then n = n + g.numel end
   end
   return n
 end

@@ -143,6 +143,9 @@ function TestNN.test_a_module_inside_a_model_answers_for_its_own_parameters()
   lu.assertErrorMsgContains("Linear(3->2) is inside a model; call freeze on the model",
     function() last:freeze() end)
   lu.assertErrorMsgContains("call add_group on the model", function() last:add_group("x", nn.Linear(2, 2)) end)
+  m:freeze("base")
+  lu.assertTrue(last:groups()[1].frozen)
+  lu.assertEquals(last:numel { trainable = true }, 0)
 end
 
 function TestNN.test_an_optimiser_over_one_layer_trains_that_layer_only()
@@ -157,6 +160,11 @@ function TestNN.test_an_optimiser_over_one_layer_trains_that_layer_only()
   local moved = (m:flat() - before):abs()
   lu.assertEquals(moved:narrow(1, 1, 15):max(), 0)
   lu.assertTrue(moved:narrow(1, 16, 8):max() > 0)
+  -- its state persists from step to step (it is keyed by the params view)
+  local adam = engram.optim.Adam(m.modules[3])
+  adam:step(); adam:step()
+  lu.assertEquals(adam:state_dict().groups.base.t, 2)
+  lu.assertIs(m.modules[3]:groups()[1].params, m.modules[3]:groups()[1].params)
 end
 
 function TestNN.test_copy_params_between_layers_of_two_models()
