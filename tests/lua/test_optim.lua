@@ -168,6 +168,11 @@ function TestOptim.test_bad_options_are_errors_naming_the_known_keys()
   lu.assertErrorMsgContains("sgd: gradients has 2 elements, the parameters have 3", function()
     optim.SGD(bad):step()
   end)
+  -- nothing to train is an error, not a silent no-op
+  lu.assertErrorMsgContains("Adam: nothing to train: the model has no parameters", function()
+    optim.Adam(engram.nn.ReLU()):step()
+  end)
+  lu.assertErrorMsgContains("SGD: nothing to train", function() optim.SGD({}):step() end)
 end
 
 function TestOptim.test_trains_an_nn_model_through_its_groups()
