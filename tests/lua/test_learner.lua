@@ -368,3 +368,29 @@ function TestLearner.test_warm_training_steps_allocate_nothing()
     lu.assertEquals(seen[#seen], seen[5], case[1] .. ": storage allocated during warm steps")
   end
 end
+
+function TestLearner.test_same_seed_and_threads_give_bit_identical_runs()
+  -- Products large enough for OpenBLAS to split over two threads (it runs
+  -- products under 2^18 multiply-adds on one); replay and EWC together.
+  local core = engram.core
+  local threads = core.get_threads()
+  local all = engram.data.blobs { n = 1500, classes = 6, dim = 64, std = 2.0, seed = 5 }
+  local train, test = all:split(0.8, 1)
+  local function once()
+    local scen = engram.scenarios.split(train, test, { tasks = 3 })
+    local m = engram.nn.mlp { 64, 256, 256, 6 }:build { seed = 2 }
+    local L = engram.learner(m, { epochs = 2, batch = 128, lr = 1e-3, optimizer = "adam", quiet = true, seed = 4 })
+    L:use(S.replay { memory = 120 }):use(S.ewc { lambda = 5 })
+    local doc = L:run(scen)
+    return doc.acc, m:flat():clone()
+  end
+  core.set_threads(2)
+  local ok, err = pcall(function()
+    local acc1, p1 = once()
+    local acc2, p2 = once()
+    lu.assertEquals(acc2, acc1)
+    lu.assertEquals((p2 - p1):abs():max(), 0)
+  end)
+  core.set_threads(threads)
+  if not ok then error(err, 0) end
+end
