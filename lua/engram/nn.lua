@@ -290,7 +290,15 @@ end
 --- Array of {name=, params=, grads=, frozen=, numel=} ("base" first). For a
 -- module inside a model: the slices of the model's groups its parameters take.
 function Module:groups()
+  ensure_built(self)
   local out = {}
+  local own = rawget(self, "_groups")
+  if own then -- the common case (an optimiser step asks every time): no slices to look up
+    for i, g in ipairs(own) do
+      out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.pg:numel() }
+    end
+    return out
+  end
   for i, g in ipairs(scope(self)) do
     out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen, numel = g.numel }
   end
