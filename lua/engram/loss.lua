@@ -127,13 +127,21 @@ function Criterion:set_active(classes)
   return self
 end
 
+local function check_input(self, input, target, method)
+  local who = self.__name .. ":" .. method
+  util.check_tensor(who, input, "the input", 3)
+  util.check_tensor(who, target, "the target", 3)
+end
+
 --- The mean loss (a number).
 function Criterion:forward(input, target)
+  check_input(self, input, target, "forward")
   return call(self._op, self._fn, self:_args(input, target, nil))
 end
 
 --- d(mean loss)/d(input), in a borrowed buffer.
 function Criterion:backward(input, target)
+  check_input(self, input, target, "backward")
   local g = self:_gradbuf(input)
   call(self._op, self._fn, self:_args(input, target, g))
   return g
@@ -141,6 +149,7 @@ end
 
 --- Both at once: the mean loss and the (borrowed) gradient.
 function Criterion:forward_backward(input, target)
+  check_input(self, input, target, "forward_backward")
   local g = self:_gradbuf(input)
   return call(self._op, self._fn, self:_args(input, target, g)), g
 end
@@ -187,8 +196,10 @@ end
 --- Fraction and number of rows whose argmax is the label:
 --  acc, correct = engram.loss.accuracy(logits, labels [, active_classes])
 function loss.accuracy(logits, labels, active)
+  util.check_tensor("accuracy", logits, "the logits", 2)
+  util.check_tensor("accuracy", labels, "the labels", 2)
   local mask
-  if active ~= nil then
+  if active ~= nil and active ~= false then
     local classes = check_classes("accuracy", active, 2)
     local C = logits:dim() == 2 and logits:size(2) or 0
     mask = class_mask("accuracy", classes, C, 2)

@@ -58,6 +58,7 @@
 -- ERRORS name the layer: "Linear(784->400) in module 1 of Sequential: input
 -- width 785 does not match 784".
 local core = require("engram.core")
+local util = require("engram.util")
 
 local nn = {}
 
@@ -139,9 +140,31 @@ local function walk(m, f, path)
   for i, c in ipairs(children(m)) do walk(c, f, path == "" and tostring(i) or (path .. "." .. i)) end
 end
 
+-- A module's name for messages: the first line of its description.
 local function label(m)
-  if type(m._repr) == "function" then return m:_repr("") end
+  if type(m._repr) == "function" then return (tostring(m:_repr("")):match("^[^\n]*")) end
   return m.name or "LuaModule"
+end
+
+local function contains(root, m)
+  if root == m then return true end
+  for _, c in ipairs(children(root)) do
+    if contains(c, m) then return true end
+  end
+  return false
+end
+
+-- A module sits in one place of one tree: it keeps its own output and
+-- gradient buffers, so a second place would overwrite what the first saved
+-- for backward, and a container inside itself would never end.
+local function check_child(container, m, who, level)
+  if contains(m, container) then
+    error(string.format("%s: %s contains this container (a module cannot hold itself)", who, label(m)), level + 1)
+  end
+  if contains(container, m) then
+    error(string.format("%s: %s is already in this container; a module sits in one place (use another, or a clone)",
+      who, label(m)), level + 1)
+  end
 end
 
 -- ---------------------------------------------------------- parameter groups
@@ -172,12 +195,15 @@ local scopes, layout = setmetatable({}, { __mode = "k" }), 0
 local function make_group(root, gname, subtrees, gen, prefix)
   local pg = core.param_group(gname)
   local rec = { name = gname, pg = pg, entries = {}, modules = {}, frozen = false }
+  -- Modules join the group only once it is built: a build that fails (a
+  -- declaration out of range, no memory) leaves them as they were.
+  local taken = {}
   for si, sub in ipairs(subtrees) do
     local base = prefix and prefix[si] or ""
     walk(sub, function(m, path)
       local specs = param_specs(m)
-      if specs and #specs > 0 and not rawget(m, "_group") then
-        m._group = rec
+      if specs and #specs > 0 and not rawget(m, "_group") and not taken[m] then
+        taken[m] = true
         rec.modules[#rec.modules + 1] = m
         for _, s in ipairs(specs) do
           local name = (path == "" and "" or (path .. ".")) .. s.name
@@ -188,6 +214,7 @@ local function make_group(root, gname, subtrees, gen, prefix)
     end, base)
   end
   pg:build()
+  for _, m in ipairs(rec.modules) do m._group = rec end
   for _, e in ipairs(rec.entries) do
     local v, g = pg:entry(e.index)
     e.module[e.field], e.module["grad_" .. e.field] = v, g
@@ -216,6 +243,14 @@ end
 function Module:build(opts)
   if rawget(self, "_built") then error("build: the model is already built", 2) end
   local gen = generator_of(opts, "build")
+  local placed = {}
+  walk(self, function(m)
+    if placed[m] then
+      error(string.format("build: %s sits in two places of the model; a module keeps its own buffers " ..
+        "(use another, or a clone)", label(m)), 0)
+    end
+    placed[m] = true
+  end, "")
   -- groups of sub-models that were built on their own come first
   local seen, groups = {}, {}
   walk(self, function(m)
@@ -395,6 +430,7 @@ end
 
 --- Copies the 1-D tensor t (numel of the base group) into the base group.
 function Module:load_flat(t)
+  util.check_tensor("load_flat", t, "the values", 2)
   local groups = scope(self)
   if #groups == 0 then error(string.format("load_flat: %s has no parameters", label(self)), 2) end
   local p = groups[1].params
@@ -407,6 +443,9 @@ end
 
 --- Copies every group's values from src, a model of the same architecture.
 function Module:copy_params(src)
+  if type(src) ~= "table" or type(src.forward) ~= "function" or type(src.parameters) ~= "function" then
+    error(string.format("copy_params: the source must be a module, got %s", type(src)), 2)
+  end
   local mine, theirs = scope(self), scope(src)
   if #mine ~= #theirs then
     error(string.format("copy_params: %d groups here, %d in the source", #mine, #theirs), 2)
@@ -497,7 +536,7 @@ function Module:add_group(gname, ...)
     if g.name == gname then error("add_group: a group '" .. gname .. "' already exists", 2) end
   end
   local mods, opts = { ... }, nil
-  if #mods > 0 and getmetatable(mods[#mods]) == nil and mods[#mods].forward == nil then
+  if #mods > 0 and type(mods[#mods]) == "table" and getmetatable(mods[#mods]) == nil and mods[#mods].forward == nil then
     opts = table.remove(mods)
   end
   if #mods == 0 then error("add_group: no modules given", 2) end
@@ -509,8 +548,17 @@ function Module:add_group(gname, ...)
     if type(m) ~= "table" or type(m.forward) ~= "function" then
       error(string.format("add_group: argument %d is not a module", i + 1), 2)
     end
-    paths[i], slot = target:_attach(m)
+    if contains(self, m) or contains(m, self) then
+      error(string.format("add_group: %s is already in the model; a module sits in one place (use another, or a clone)",
+        label(m)), 2)
+    end
+    for j = 1, i - 1 do
+      if contains(mods[j], m) or contains(m, mods[j]) then
+        error(string.format("add_group: %s is given twice", label(m)), 2)
+      end
+    end
   end
+  for i, m in ipairs(mods) do paths[i], slot = target:_attach(m) end
   make_group(self, gname, mods, generator_of(opts, "add_group"), paths)
   for _, m in ipairs(mods) do
     walk(m, function(x) x._built = true; x.training = self.training end, "")
@@ -541,7 +589,15 @@ function nn.Linear(nin, nout, opts)
   if o.bias then m._pspec[2] = { name = "bias", shape = { m.out_features } } end
   return m
 end
+-- reset(gen) re-initialises a built module's parameters in place.
+local function need_params(self)
+  if not rawget(self, "weight") then
+    error(string.format("%s:reset: the module is not built (build the model first)", label(self)), 3)
+  end
+end
+
 function Linear:reset(gen)
+  need_params(self)
   local b = 1 / math.sqrt(self.in_features)
   core.nn_init_uniform(self.weight, -b, b, gen)
   if self.bias then core.nn_init_uniform(self.bias, -b, b, gen) end
@@ -643,6 +699,7 @@ function nn.LayerNorm(D, opts)
   return m
 end
 function LayerNorm:reset()
+  need_params(self)
   self.weight:fill_(1)
   self.bias:fill_(0)
 end
@@ -700,6 +757,7 @@ function nn.Conv2d(cin, cout, k, opts)
   return m
 end
 function Conv2d:reset(gen)
+  need_params(self)
   local b = 1 / math.sqrt(self.in_channels * self.kernel * self.kernel)
   core.nn_init_uniform(self.weight, -b, b, gen)
   if self.bias then core.nn_init_uniform(self.bias, -b, b, gen) end
@@ -745,7 +803,10 @@ function nn.Embedding(V, D)
   m._pspec = { { name = "weight", shape = { m.num, m.dim } } }
   return m
 end
-function Embedding:reset(gen) core.nn_init_normal(self.weight, 0, 1, gen) end
+function Embedding:reset(gen)
+  need_params(self)
+  core.nn_init_normal(self.weight, 0, 1, gen)
+end
 function Embedding:forward(ids)
   if not self._built then ensure_built(self) end
   return core.nn_embedding_forward(self.output, ids, self.weight)
@@ -761,7 +822,8 @@ function Embedding:_repr() return string.format("Embedding(%d, %d)", self.num, s
 -- "Linear(784->400) in module 1 of Sequential: input width 785 does not match 784"
 local function wrap_error(self, err, i)
   if type(err) ~= "string" then return err end
-  local m = self.modules[i]
+  local m = i and self.modules[i]
+  if not m then return string.format("%s: %s", self.__name or "container", err) end
   err = err:gsub("^[^\n:]-:%d+: ", "", 1) -- a position from an error() inside
   err = err:gsub("^%l[%w_]*: ", "", 1)   -- the kernel's own op name ("linear: ")
   err = err:gsub("^bad argument #%d+ to '[%w_?]+' %((.*)%)$", "%1", 1) -- internal kernel names say nothing
@@ -772,10 +834,17 @@ local Sequential = class("Sequential")
 --- Sequential(m1, m2, ...) (or Sequential{m1, m2, ...}): modules in a chain.
 function nn.Sequential(...)
   local mods = { ... }
-  if #mods == 1 and getmetatable(mods[1]) == nil and mods[1].forward == nil then mods = mods[1] end
+  if #mods == 1 and type(mods[1]) == "table" and getmetatable(mods[1]) == nil and mods[1].forward == nil then
+    mods = mods[1]
+  end
   local m = new(Sequential)
   m.modules, m._outs = {}, {}
-  for _, x in ipairs(mods) do Sequential.add(m, x) end
+  for _, x in ipairs(mods) do
+    local ok, err = pcall(Sequential.add, m, x)
+    if not ok then
+      error((tostring(err):gsub("^[^\n:]-:%d+: ", "", 1):gsub("^Sequential:add:", "Sequential:", 1)), 2)
+    end
+  end
   return m
 end
 
@@ -788,6 +857,7 @@ function Sequential:add(m)
   if type(m) ~= "table" or type(m.forward) ~= "function" or type(m.backward) ~= "function" then
     error("Sequential:add: not a module (a table with forward and backward)", 2)
   end
+  check_child(self, m, "Sequential:add", 2)
   self.modules[#self.modules + 1] = m
   return self
 end
@@ -889,6 +959,7 @@ function nn.Concat(dim, ...)
     if type(b) ~= "table" or type(b.forward) ~= "function" then
       error(string.format("Concat: argument %d is not a module", i + 1), 2)
     end
+    check_child(m, b, "Concat", 2)
     m.modules[i], m._g[i] = b, core.nn_buffer()
   end
   if #m.modules == 0 then error("Concat: no branches", 2) end
@@ -933,6 +1004,7 @@ function Concat:forward(x)
   return y
 end
 function Concat:backward(x, gy, need)
+  if #self._outs < #self.modules then error("Concat:backward: no forward before it", 2) end
   local ok, gx = pcall(concat_backward, self, x, gy, need)
   if not ok then error(wrap_error(self, gx, self._at), 2) end
   return gx
@@ -953,6 +1025,9 @@ function nn.MultiHead(trunk, heads)
     error("MultiHead: the trunk is not a module", 2)
   end
   heads = heads or {}
+  if type(heads) ~= "table" then
+    error(string.format("MultiHead: the heads must be a module or a list of modules, got %s", type(heads)), 2)
+  end
   if getmetatable(heads) ~= nil or heads.forward then heads = { heads } end
   local m = new(MultiHead)
   m.modules, m.active, m._is_multihead = { trunk }, 1, true
@@ -960,6 +1035,7 @@ function nn.MultiHead(trunk, heads)
     if type(h) ~= "table" or type(h.forward) ~= "function" then
       error(string.format("MultiHead: head %d is not a module", i), 2)
     end
+    check_child(m, h, "MultiHead", 2)
     m.modules[#m.modules + 1] = h
   end
   return m
@@ -997,6 +1073,7 @@ function MultiHead:forward(x)
   return y
 end
 function MultiHead:backward(x, gy, need)
+  if #self.modules < 2 then error("MultiHead: no heads", 2) end
   local ok, gx = pcall(mh_backward, self, x, gy, need)
   if not ok then error(wrap_error(self, gx, self._at), 2) end
   return gx
@@ -1049,7 +1126,15 @@ end
 function nn.cnn(opts)
   local o = options(opts, { input = { 1, 28, 28 }, channels = { 16, 32 }, hidden = 128, classes = 10, dropout = 0 },
     "cnn")
-  local c, h, w = o.input[1], o.input[2], o.input[3]
+  if type(o.input) ~= "table" or #o.input ~= 3 then
+    error("cnn: input must be {channels, height, width}", 2)
+  end
+  local c, h, w = posint(o.input[1], "input channels", "cnn"), posint(o.input[2], "input height", "cnn"),
+    posint(o.input[3], "input width", "cnn")
+  if type(o.channels) ~= "table" then error("cnn: channels must be a list of channel counts", 2) end
+  for i, ch in ipairs(o.channels) do posint(ch, "channels[" .. i .. "]", "cnn") end
+  posint(o.hidden, "hidden", "cnn"); posint(o.classes, "classes", "cnn")
+  if type(o.dropout) ~= "number" then error("cnn: dropout must be a number in [0, 1)", 2) end
   local m = nn.Sequential(nn.Reshape({ c, h, w }))
   for _, ch in ipairs(o.channels) do
     m:add(nn.Conv2d(c, ch, 3, { padding = 1 })):add(nn.ReLU()):add(nn.MaxPool2d(2))

@@ -183,6 +183,9 @@ function Optimizer:steps() return self._step end
 
 --- Sets (or with nil removes) the element mask of the group named name.
 function Optimizer:set_mask(name, mask)
+  if type(name) ~= "string" then
+    error(string.format("%s:set_mask: the group name must be a string, got %s", self.kind, type(name)), 2)
+  end
   if mask ~= nil and not core.istensor(mask) then
     error(self.kind .. ":set_mask: the mask must be a tensor (1 train, 0 keep) or nil", 2)
   end
@@ -265,25 +268,51 @@ end
 
 --- Restores what state_dict returned (groups matched by name and size).
 function Optimizer:load_state_dict(sd)
-  if type(sd) ~= "table" or sd.kind ~= self.kind then
-    error(string.format("%s:load_state_dict: not a %s state", self.kind, self.kind), 2)
+  local who = self.kind .. ":load_state_dict"
+  if type(sd) ~= "table" or sd.kind ~= self.kind or type(sd.groups) ~= "table" then
+    error(string.format("%s: not a %s state", who, self.kind), 2)
+  end
+  if sd.step ~= nil and (math.type(sd.step) ~= "integer" or sd.step < 0) then
+    error(string.format("%s: step must be an integer >= 0, got %s", who, tostring(sd.step)), 2)
+  end
+  if sd.lr ~= nil and (type(sd.lr) ~= "number" or sd.lr ~= sd.lr or sd.lr < 0) then
+    error(string.format("%s: lr must be a number >= 0, got %s", who, tostring(sd.lr)), 2)
+  end
+  -- Everything is checked before anything changes: a bad state is rejected whole.
+  local kept = {}
+  self:_init_state(kept, 0)
+  local plan = {}
+  for _, g in ipairs(self:_groups()) do
+    local e = g.name and sd.groups[g.name]
+    if e ~= nil then
+      if type(e) ~= "table" or math.type(e.t) ~= "integer" or e.t < 0 then
+        error(string.format("%s: group '%s': not a state (t, and the tensors buf, m, v)", who, g.name), 2)
+      end
+      local n = g.params:numel()
+      for _, k in ipairs({ "buf", "m", "v" }) do
+        local v = e[k]
+        if v ~= nil then
+          if not core.istensor(v) then
+            error(string.format("%s: group '%s': %s must be a tensor, got %s", who, g.name, k, type(v)), 2)
+          end
+          if not kept[k] then
+            error(string.format("%s: group '%s': this %s keeps no '%s'", who, g.name, self.kind, k), 2)
+          end
+          if v:numel() ~= n then
+            error(string.format("%s: group '%s' has %d parameters, the state %d", who, g.name, n, v:numel()), 2)
+          end
+        end
+      end
+      plan[#plan + 1] = { g = g, e = e }
+    end
   end
   self:reset()
   self._step, self._base_lr = sd.step or 0, sd.lr or self._base_lr
-  for _, g in ipairs(self:_groups()) do
-    local e = g.name and sd.groups[g.name]
-    if e then
-      local st = self:_state_for(g)
-      st.t = e.t
-      for _, k in ipairs({ "buf", "m", "v" }) do
-        if e[k] then
-          if e[k]:numel() ~= st.numel then
-            error(string.format("%s:load_state_dict: group '%s' has %d parameters, the state %d", self.kind,
-              g.name, st.numel, e[k]:numel()), 2)
-          end
-          st[k]:copy(e[k])
-        end
-      end
+  for _, p in ipairs(plan) do
+    local st = self:_state_for(p.g)
+    st.t = p.e.t
+    for _, k in ipairs({ "buf", "m", "v" }) do
+      if p.e[k] then st[k]:copy(p.e[k]) end
     end
   end
   return self

@@ -1,4 +1,6 @@
 --- engram.util: small helpers the library modules share (not a public API).
+local core = require("engram.core")
+
 local util = {}
 
 --- Checks that every key of opts is known. `known` is a table whose keys are
@@ -45,6 +47,15 @@ function util.with_defaults(opts, defaults, none)
     end
   end
   return o
+end
+
+--- Raises "<who>: <what> must be a tensor, got <type>" unless v is a tensor
+-- (level as for error(), from the caller of check_tensor). Returns v.
+function util.check_tensor(who, v, what, level)
+  if not core.istensor(v) then
+    error(string.format("%s: %s must be a tensor, got %s", who, what, type(v)), (level or 1) + 1)
+  end
+  return v
 end
 
 --- Calls a C function f(...); its error is re-raised at the line that called

@@ -10,9 +10,18 @@
 --   ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=512 \
 --     build-asan/engram tests/lua/fuzz_api.lua [seed] [seconds]
 --
--- As a module (require "fuzz_api"), run{seed=, seconds=, iterations=, safe=}
--- returns the list of bad messages found; safe = true leaves out sizes that
--- a build without an allocation cap could really try to allocate.
+-- As a module (require "fuzz_api"), run{seed=, seconds=, iterations=, safe=,
+-- part=} returns the list of bad messages found; safe = true leaves out sizes
+-- that a build without an allocation cap could really try to allocate.
+-- part = "tensor" (default) fuzzes the above; part = "nn" the rest of
+-- engram.core (layer kernels, losses, optimiser steps, parameter groups,
+-- replay memories, penalties) and the Lua layers over it: modules and
+-- containers (built, unbuilt, inside a model), criteria, optimisers,
+-- schedules and their constructors. Lua-level calls get the right receiver
+-- (a method called on a number fails in the caller, not in the library) and
+-- their errors need only be strings without internal-error text.
+--
+--   build-asan/engram tests/lua/fuzz_api.lua [seed] [seconds] [tensor|nn]
 local core = require("engram.core")
 local data = require("engram.data")
 
@@ -40,7 +49,9 @@ local function field_caller(tname, name)
   return assert(load("local t = ... return function(...) return t." .. name .. "(...) end"))(tname)
 end
 
-local function new_state(rng, safe)
+local nn_pool -- defined below: the nn part's objects
+
+local function new_state(rng, safe, part)
   local S = { rng = rng }
   local function R(n) return rng:randint(1, n) end
   S.R = R
@@ -81,6 +92,7 @@ local function new_state(rng, safe)
   -- a batcher whose dataset handle was released: the batcher keeps its own reference
   local d2 = data.blobs { n = 9, seed = 4 }; keep(d2:batches { batch = 2 }); d2:release()
   keep(io.stdout); keep(coroutine.create(function() end))
+  if part == "nn" then nn_pool(keep, rng) end
 
   function S.value(depth)
     depth = depth or 0
@@ -99,9 +111,13 @@ local function new_state(rng, safe)
       local t = {}
       if R(4) == 1 then
         for _ = 1, n do
-          local key = ({ "batch", "shuffle", "seed", "labels", "indices", "fractions", "n", "classes", "dim", "std",
+          local keys = { "batch", "shuffle", "seed", "labels", "indices", "fractions", "n", "classes", "dim", "std",
             "ta", "tb", "alpha", "beta", "out", "flat", "drop_last", "header", "sep", "label_column", "turns",
-            "noise", "path", "exponent", "bogus" })[R(25)]
+            "noise", "path", "exponent", "bogus", "lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
+            "clip", "schedule", "bias", "stride", "padding", "activation", "dropout", "layernorm", "flatten",
+            "T", "reduction", "logits", "balanced", "generator", "trainable", "steps", "gamma",
+            "warmup", "total", "min_lr", "every", "active" }
+          local key = keys[R(#keys)]
           t[key] = S.value(depth + 1)
         end
       else
@@ -118,10 +134,143 @@ local function new_state(rng, safe)
   return S
 end
 
--- Every target: {label, op names accepted in its messages, caller, receiver kind}.
-local function targets()
+-- ---------------------------------------------------------------- nn part
+
+local engram = require("engram")
+local nn, loss, optim, cl = engram.nn, engram.loss, engram.optim, engram.cl
+
+-- Objects of the nn part, for arguments and receivers: kernel buffers,
+-- parameter groups (built or not), memories, modules of every kind (built,
+-- unbuilt, a layer inside a model, a Lua-written one), criteria, optimisers.
+function nn_pool(keep, rng)
+  keep(core.nn_buffer()); keep(core.nn_buffer())
+  local pg = core.param_group("g"); pg:declare("w", { 2, 3 }); pg:declare("b", { 2 }); pg:build(); keep(pg)
+  local pu = core.param_group("u"); pu:declare("a", { 2 }); keep(pu)
+  keep(cl.memory(8, { dim = 4 })); keep(cl.memory(6, { dim = 3, logits = 2, balanced = true }))
+  local mlp = keep(nn.mlp { 4, 3, 2 }:build { seed = 1 })
+  keep(mlp.modules[1]); keep(mlp.modules[2])
+  keep(nn.Linear(3, 2)); keep(nn.Linear(4, 3, { bias = false }):build { seed = 2 })
+  keep(nn.Conv2d(1, 2, 3, { padding = 1 })); keep(nn.MaxPool2d(2)); keep(nn.Flatten()); keep(nn.Reshape { 2, 2 })
+  keep(nn.LayerNorm(3)); keep(nn.Embedding(5, 2)); keep(nn.Dropout(0.5)); keep(nn.LeakyReLU(0.1))
+  keep(nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 4)))
+  keep(nn.Concat(2, nn.Linear(4, 2), nn.Linear(4, 1)))
+  local mh = keep(nn.MultiHead(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), { nn.Linear(3, 2), nn.Linear(3, 2) }))
+  mh:build { seed = 3 }
+  keep(nn.Sequential(nn.Flatten(), nn.Linear(4, 2), nn.Softmax()))
+  keep(nn.Sequential({ -- a Lua-written module with parameters
+    params_spec = { { name = "weight", shape = { 2, 4 } } },
+    forward = function(self, x)
+      assert(core.istensor(x), "LuaModule: x must be a tensor")
+      return x:mm(self.weight:t())
+    end,
+    backward = function(self, x, gy)
+      assert(core.istensor(x) and core.istensor(gy), "LuaModule: x and gy must be tensors")
+      self.grad_weight:add_(gy:t():mm(x))
+      return gy:mm(self.weight)
+    end,
+  }))
+  keep(loss.CrossEntropy()); keep(loss.MSE()); keep(loss.BCEWithLogits()); keep(loss.KLDistill { T = 2 })
+  keep(optim.SGD(mlp, { lr = 0.1, momentum = 0.9 })); keep(optim.Adam(mh)); keep(optim.AdamW(mlp, { clip = 1 }))
+  keep(optim.SGD({ { name = "x", params = core.zeros(3), grads = core.ones(3) } }))
+  keep(optim.schedule.cosine { total = 10 })
+  keep(core.randn(5, 4, rng)); keep(core.randn(2, 1, 4, 4, rng)); keep(core.tensor { 0, 1, 1, 0, 2 })
+  keep(core.tensor { 1, 0 }); keep(core.randn(5, 2, rng)); keep(core.rand(5, 4, rng))
+end
+
+-- engram.core's functions of the other parts; set_threads is left out (it
+-- would change the thread count for the rest of the process).
+local NN_SKIP = { set_threads = true }
+
+-- The public methods of an object's class chain (tables of functions).
+local function class_methods(obj)
+  local names, seen = {}, {}
+  local mt = getmetatable(obj)
+  local t = type(mt) == "table" and mt.__index
+  local depth = 0
+  while type(t) == "table" and depth < 8 do
+    for k, v in pairs(t) do
+      if type(k) == "string" and type(v) == "function" and not k:match("^_") and not seen[k] then
+        seen[k] = true; names[#names + 1] = k
+      end
+    end
+    local m2 = getmetatable(t)
+    t = type(m2) == "table" and m2.__index or nil
+    depth = depth + 1
+  end
+  return names
+end
+
+local function is_criterion(v)
+  return type(v) == "table" and type(v.forward_backward) == "function" and type(v.set_active) == "function"
+end
+local function is_optimizer(v) return type(v) == "table" and type(v.step) == "function" and v.kind ~= nil end
+local function is_module(v)
+  return type(v) == "table" and type(v.forward) == "function" and getmetatable(v) ~= nil and not is_criterion(v)
+end
+-- The kind of a result, for replacing pool entries of the same kind only.
+local function kind_of(v)
+  if core.istensor(v) then return "tensor" end
+  if is_module(v) then return "module" end
+  if is_optimizer(v) then return "optimizer" end
+  if is_criterion(v) then return "criterion" end
+  return "other"
+end
+
+local NN_KINDS = {
+  module = is_module, criterion = is_criterion, optimizer = is_optimizer,
+  memory = function(v) return type(v) == "userdata" and (getmetatable(v) or {}).__name == "engram.Memory" end,
+  pgroup = function(v) return type(v) == "userdata" and (getmetatable(v) or {}).__name == "engram.ParamGroup" end,
+}
+
+local function nn_targets(add)
+  for k, v in pairs(core) do
+    if type(v) == "function" and not OWN[k] and not NN_SKIP[k] then add("engram." .. k, k, field_caller(core, k)) end
+  end
+  local function ctors(label, T)
+    for k, v in pairs(T) do
+      if type(v) == "function" and not k:match("^_") then
+        add(label .. "." .. k, k, field_caller(T, k), nil, true)
+      end
+    end
+  end
+  ctors("nn", nn); ctors("loss", loss); ctors("optim", optim); ctors("optim.schedule", optim.schedule)
+  ctors("cl", cl)
+  -- methods, by name, on a receiver of the right kind that has them
+  local samples = {
+    module = { nn.mlp { 2, 2 }, nn.Linear(1, 1), nn.Conv2d(1, 1, 1), nn.LayerNorm(1), nn.Embedding(1, 1),
+      nn.Concat(1, nn.Identity()), nn.MultiHead(nn.Identity()), nn.Dropout(0.1), nn.MaxPool2d(1) },
+    criterion = { loss.CrossEntropy() }, optimizer = { optim.SGD({}) },
+    memory = { cl.memory(1, { dim = 1 }) }, pgroup = { core.param_group("s") },
+  }
+  for kind, objs in pairs(samples) do
+    local names, seen = {}, {}
+    for _, o in ipairs(objs) do
+      for _, n in ipairs(class_methods(o)) do
+        if not seen[n] then seen[n] = true; names[#names + 1] = n end
+      end
+    end
+    for _, n in ipairs(names) do
+      local f = method_caller(n)
+      add(kind .. ":" .. n, n, function(o, ...)
+        if type(o[n]) ~= "function" then return nil end -- not this receiver's method
+        return f(o, ...)
+      end, kind, kind ~= "memory" and kind ~= "pgroup")
+    end
+  end
+end
+
+-- Every target: {label, op names accepted in its messages, caller, receiver
+-- kind, loose (any string without internal-error text will do)}.
+local function targets(part)
   local list = {}
-  local function add(label, opname, f, kind) list[#list + 1] = { label = label, op = opname, f = f, kind = kind } end
+  local function add(label, opname, f, kind, loose)
+    list[#list + 1] = { label = label, op = opname, f = f, kind = kind, loose = loose or part == "nn" }
+  end
+  if part == "nn" then
+    nn_targets(add)
+    table.sort(list, function(x, y) return x.label < y.label end)
+    return list
+  end
   for k, v in pairs(core) do
     if type(v) == "function" and OWN[k] then
       add("engram." .. k, k, field_caller(core, k))
@@ -162,11 +311,12 @@ end
 
 -- What a good error message looks like: a string that names the operation
 -- (as "op:" / "op " / "'op'"), or one of Lua's argument errors for it.
-local function message_ok(msg, op)
+local function message_ok(msg, op, loose)
   if type(msg) ~= "string" then return false, "error value is a " .. type(msg) end
   for _, p in ipairs(BAD_PATTERNS) do
     if msg:find(p, 1, true) then return false, "internal error text" end
   end
+  if loose then return true end
   local base = op:gsub("^__", ""):gsub("_$", "")
   local names = { op, base }
   if op == "__index" or op == "__newindex" then names = { "index", "tensor", "Tensor" } end
@@ -185,17 +335,18 @@ end
 local function receiver(S, kind, operator)
   local mtname = ({ tensor = "engram.Tensor", dataset = "engram.Dataset", gen = "engram.Generator",
     batcher = "engram.Batcher" })[kind]
-  local function want(v)
+  local want = NN_KINDS[kind] or function(v)
     local mt = getmetatable(v)
     return type(v) == "userdata" and type(mt) == "table" and mt.__name == mtname
   end
-  if S.R(12) > 1 or operator then
+  if S.R(12) > 1 or operator or NN_KINDS[kind] then
     local fits = {}
     for _, v in ipairs(S.pool) do
       local ok, yes = pcall(want, v)
       if ok and yes then fits[#fits + 1] = v end
     end
     if #fits > 0 then M.right_receiver = true; return fits[S.R(#fits)] end
+    if NN_KINDS[kind] then return nil, true end -- none left: skip the call
   end
   M.right_receiver = false -- sometimes the wrong receiver
   local v = S.value()
@@ -204,13 +355,16 @@ local function receiver(S, kind, operator)
 end
 
 local TRACE = os.getenv("FUZZ_TRACE")
+local SLOW = tonumber(os.getenv("FUZZ_SLOW") or "") -- report calls slower than this many seconds
 
 function M.run(opts)
   opts = opts or {}
   local seed = opts.seed or 1
   local rng = core.generator(seed)
-  local S = new_state(rng, opts.safe)
-  local list = targets()
+  local part = opts.part or "tensor"
+  assert(part == "tensor" or part == "nn", "fuzz_api.run: part is tensor or nn")
+  local S = new_state(rng, opts.safe, part)
+  local list = targets(part)
   local deadline = os.clock() + (opts.seconds or 20)
   local max_iter = opts.iterations or math.huge
   local problems, seen = {}, {}
@@ -220,7 +374,9 @@ function M.run(opts)
     iter = iter + 1
     local t = list[S.R(#list)]
     local args, n = {}, S.R(6) - 1
-    if t.kind then args[1] = receiver(S, t.kind, t.label:find(" ", 1, true)); n = n + 1 end
+    local skip
+    if t.kind then args[1], skip = receiver(S, t.kind, t.label:find(" ", 1, true)); n = n + 1 end
+    if skip then goto continue end
     for i = (t.kind and 2 or 1), n do args[i] = S.value() end
     if TRACE then
       local shown = {}
@@ -230,11 +386,20 @@ function M.run(opts)
       end
       io.stderr:write(iter, " ", t.label, "(", table.concat(shown, ", "), ")\n")
     end
+    local t_call = SLOW and os.clock()
     local ok, res = pcall(t.f, table.unpack(args, 1, n))
+    if SLOW and os.clock() - t_call > SLOW then
+      local shown = {}
+      for i = 1, n do
+        local okk, str = pcall(tostring, args[i])
+        shown[i] = okk and type(str) == "string" and str:gsub("\n.*", "") or type(args[i])
+      end
+      io.stderr:write(string.format("SLOW %.2f s %s(%s)\n", os.clock() - t_call, t.label, table.concat(shown, ", ")))
+    end
     calls = calls + 1
     if not ok then
       errors = errors + 1
-      local good, why = message_ok(res, t.op)
+      local good, why = message_ok(res, t.op, t.loose)
       if not good then
         local key = t.label .. "|" .. why .. "|" .. tostring(res):gsub("0x%x+", "?"):gsub("%d+", "N")
         if not seen[key] then
@@ -249,11 +414,12 @@ function M.run(opts)
             tostring(res))
         end
       end
-    elseif core.istensor(res) and S.R(4) == 1 then
-      local i = S.R(#S.pool) -- results feed later calls, replacing tensors only
-      if core.istensor(S.pool[i]) then S.pool[i] = res end
+    elseif (core.istensor(res) or (part == "nn" and kind_of(res) ~= "other")) and S.R(4) == 1 then
+      local i = S.R(#S.pool) -- results feed later calls, replacing objects of their kind only
+      if kind_of(S.pool[i]) == kind_of(res) then S.pool[i] = res end
     end
     if iter % 200 == 0 then S.refresh(); collectgarbage("step", 100) end
+    ::continue::
   end
   collectgarbage()
   return problems, { calls = calls, errors = errors, targets = #list }
@@ -326,9 +492,13 @@ end
 if arg and arg[0] and arg[0]:match("fuzz_api%.lua$") then
   local seed = tonumber(arg[1]) or os.time()
   local seconds = tonumber(arg[2]) or 20
+  local part = arg[3] or "tensor"
   io.stdout:setvbuf("line")
-  print(string.format("fuzz_api: seed %d, %g s", seed, seconds))
-  local problems, st = M.run { seed = seed, seconds = seconds }
+  print(string.format("fuzz_api: seed %d, %g s, part %s", seed, seconds, part))
+  -- The nn part builds models from the numbers it draws: without an
+  -- allocation cap (ASan's max_allocation_size_mb) a width of 2^31 is real work.
+  local safe = part == "nn" and not (os.getenv("ASAN_OPTIONS") or ""):find("max_allocation_size_mb", 1, true)
+  local problems, st = M.run { seed = seed, seconds = seconds, part = part, safe = safe }
   for _, p in ipairs(problems) do print("BAD " .. p) end
   print(string.format("fuzz_api: %d targets, %d calls, %d errors, %d bad messages", st.targets, st.calls, st.errors,
     #problems))

@@ -381,6 +381,18 @@ function TestBadInputFuzz.test_a_short_seeded_api_fuzz_finds_no_crash_or_bad_mes
   lu.assertEquals(problems, {})
 end
 
+function TestBadInputFuzz.test_a_short_seeded_fuzz_of_layers_losses_optimisers_finds_no_crash()
+  -- kernels, criteria, optimisers, parameter groups, memories and modules
+  -- (built, unbuilt, inside a model) with wrong and odd arguments
+  local fuzz = require("fuzz_api")
+  local threads = engram.core.get_threads()
+  local problems, st = fuzz.run { seed = 20261129, iterations = 6000, seconds = 5, safe = true, part = "nn" }
+  engram.seed(0)
+  engram.core.set_threads(threads)
+  lu.assertTrue(st.calls > 0)
+  lu.assertEquals(problems, {})
+end
+
 function TestBadInputFuzz.test_mutated_idx_and_csv_files_load_whole_or_fail_naming_the_file()
   local fuzz = require("fuzz_api")
   local problems, st = fuzz.files { seed = 7, iterations = 300 }

@@ -111,6 +111,14 @@ function TestLoss.test_shape_mismatch_and_bad_options_are_errors()
   lu.assertErrorMsgContains("unknown option 'x' (known: active)", loss.CrossEntropy, { x = 1 })
   lu.assertErrorMsgContains("MSE: this criterion has no active classes", function() loss.MSE():set_active{ 1 } end)
   lu.assertErrorMsgContains("active class #2 (-1) is not a class id", loss.CrossEntropy, { active = { 1, -1 } })
+  -- what is not a tensor is named before anything reads it
+  lu.assertErrorMsgContains("CrossEntropy:forward: the input must be a tensor, got nil",
+    function() loss.CrossEntropy():forward(nil, engram.zeros(2)) end)
+  lu.assertErrorMsgContains("MSE:backward: the target must be a tensor, got number",
+    function() loss.MSE():backward(engram.zeros(2), 3) end)
+  lu.assertErrorMsgContains("KLDistill:forward_backward: the input must be a tensor, got boolean",
+    function() loss.KLDistill():forward_backward(true, engram.zeros(2)) end)
+  lu.assertErrorMsgContains("accuracy: the logits must be a tensor, got number", loss.accuracy, -2, engram.zeros(2))
 end
 
 function TestLoss.test_accuracy_counts_correct_rows()

@@ -175,6 +175,55 @@ function TestNN.test_copy_params_between_layers_of_two_models()
   lu.assertErrorMsgContains("copy_params: group 'base'", function() b.modules[1]:copy_params(a.modules[3]) end)
 end
 
+function TestNN.test_a_module_sits_in_one_place_of_one_tree()
+  -- a module keeps its own buffers: a second place would overwrite what the
+  -- first saved for backward; a container inside itself never ended (walks
+  -- of the tree recursed until the C stack ran out)
+  local a = nn.Linear(3, 3)
+  lu.assertErrorMsgContains("Sequential: Linear(3->3) is already in this container", nn.Sequential, a, a)
+  lu.assertErrorMsgContains("Concat: Linear(3->3) is already in this container", nn.Concat, 2, a, a)
+  local s = nn.Sequential(nn.Linear(3, 3))
+  lu.assertErrorMsgContains("Sequential (12 parameters) contains this container", function() s:add(s) end)
+  local outer = nn.Sequential(s)
+  lu.assertErrorMsgContains("contains this container", function() s:add(outer) end)
+  local m = nn.Sequential(a, nn.Concat(2, a, nn.Linear(3, 1)))
+  lu.assertErrorMsgContains("build: Linear(3->3) sits in two places of the model",
+    function() m:forward(engram.zeros(2, 3)) end)
+  local r = nn.mlp { 3, 3, 2 }:build { seed = 1 }
+  lu.assertErrorMsgContains("add_group: Linear(3->3) is already in the model",
+    function() r:add_group("x", r.modules[1]) end)
+  lu.assertErrorMsgContains("add_group: Sequential (20 parameters) is already in the model",
+    function() r:add_group("x", r) end)
+  local h = nn.Linear(2, 2)
+  lu.assertErrorMsgContains("add_group: Linear(2->2) is given twice", function() r:add_group("x", h, h) end)
+  lu.assertEquals(#r.modules, 3) -- nothing attached by the calls that failed
+end
+
+function TestNN.test_a_build_that_fails_leaves_the_modules_unbuilt()
+  local m = nn.Sequential(nn.Linear(3, 2), nn.LayerNorm(2 ^ 41))
+  lu.assertErrorMsgContains("declare", function() m:build { seed = 1 } end)
+  lu.assertNil(rawget(m.modules[1], "_group"))
+  lu.assertErrorMsgContains("LayerNorm(2199023255552):reset: the module is not built",
+    function() m.modules[2]:reset() end)
+end
+
+function TestNN.test_bad_arguments_to_containers_and_methods_are_named_errors()
+  lu.assertErrorMsgContains("Sequential: not a module", nn.Sequential, 5)
+  lu.assertErrorMsgContains("MultiHead: the heads must be a module or a list of modules, got boolean",
+    nn.MultiHead, nn.Linear(2, 2), true)
+  local mh = nn.MultiHead(nn.Linear(2, 2)):build { seed = 1 }
+  lu.assertErrorMsgContains("MultiHead: no heads", function() mh:backward(engram.zeros(1, 2), engram.zeros(1, 2)) end)
+  local c = nn.Concat(2, nn.Linear(2, 1), nn.Linear(2, 1))
+  lu.assertErrorMsgContains("Concat:backward: no forward before it",
+    function() c:backward(engram.zeros(1, 2), engram.zeros(1, 2)) end)
+  local m = nn.mlp { 2, 2 }:build { seed = 1 }
+  lu.assertErrorMsgContains("load_flat: the values must be a tensor, got string", function() m:load_flat("x") end)
+  lu.assertErrorMsgContains("copy_params: the source must be a module, got table",
+    function() m:copy_params(engram.optim.SGD(m)) end)
+  lu.assertErrorMsgContains("cnn: channels[2] must be positive", nn.cnn, { channels = { 4, 0 } })
+  lu.assertErrorMsgContains("cnn: dropout must be a number", nn.cnn, { dropout = {} })
+end
+
 function TestNN.test_embedding_gradient_matches_finite_differences()
   engram.seed(105)
   local m = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 2)):build { seed = 5 }

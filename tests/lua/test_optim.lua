@@ -173,6 +173,28 @@ function TestOptim.test_bad_options_are_errors_naming_the_known_keys()
     optim.Adam(engram.nn.ReLU()):step()
   end)
   lu.assertErrorMsgContains("SGD: nothing to train", function() optim.SGD({}):step() end)
+  lu.assertErrorMsgContains("SGD:set_mask: the group name must be a string, got number",
+    function() optim.SGD(gs):set_mask(0 / 0, engram.ones(1)) end)
+end
+
+function TestOptim.test_a_bad_state_is_rejected_whole()
+  local gs = { group("a", { 1, 2 }, { 1, 1 }) }
+  local opt = optim.SGD(gs, { lr = 0.1, momentum = 0.9 })
+  opt:step()
+  local good = opt:state_dict()
+  local function bad(sd, msg)
+    lu.assertErrorMsgContains(msg, function() opt:load_state_dict(sd) end)
+    lu.assertEquals(opt:steps(), 1) -- the optimiser is as it was
+    lu.assertEquals((opt:state_dict().groups.a.buf - good.groups.a.buf):abs():max(), 0)
+  end
+  bad(optim.SGD(gs), "SGD:load_state_dict: not a SGD state") -- an optimiser is not its state
+  bad({ kind = "SGD", groups = { a = { t = 1, buf = engram.zeros(3) } } }, "group 'a' has 2 parameters, the state 3")
+  bad({ kind = "SGD", groups = { a = { t = 1, buf = "x" } } }, "group 'a': buf must be a tensor, got string")
+  bad({ kind = "SGD", groups = { a = { t = -1 } } }, "group 'a': not a state")
+  bad({ kind = "SGD", step = 1.5, groups = {} }, "step must be an integer >= 0, got 1.5")
+  bad({ kind = "SGD", groups = { a = { t = 1, m = engram.zeros(2) } } }, "this SGD keeps no 'm'")
+  -- a state from SGD with momentum into SGD without: named, not a crash
+  lu.assertErrorMsgContains("this SGD keeps no 'buf'", function() optim.SGD(gs):load_state_dict(good) end)
 end
 
 function TestOptim.test_trains_an_nn_model_through_its_groups()
