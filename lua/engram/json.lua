@@ -103,6 +103,10 @@ local function classify(t, opts, path)
   return "object", keys
 end
 
+-- How deep arrays and objects may nest, both ways (deeper would run Lua's
+-- C stack out).
+local MAX_DEPTH = 512
+
 local function encode_value(v, opts, out, depth, seen, path)
   local tv = type(v)
   if v == json.null or v == nil then
@@ -115,6 +119,10 @@ local function encode_value(v, opts, out, depth, seen, path)
     out[#out + 1] = quote(v)
   elseif tv == "table" then
     if seen[v] then error("json.encode: " .. path .. " contains a cycle", 0) end
+    if depth >= MAX_DEPTH then
+      error(string.format("json.encode: nesting deeper than %d at %s", MAX_DEPTH, path:sub(1, 60) ..
+        (#path > 60 and "..." or "")), 0)
+    end
     seen[v] = true
     local kind, info = classify(v, opts, path)
     local ind = opts.indent
@@ -283,7 +291,7 @@ end
 
 function decode_value(s, pos, opts, depth)
   pos = skip(s, pos)
-  if depth > 512 then fail(s, pos, "nesting deeper than 512") end
+  if depth > MAX_DEPTH then fail(s, pos, "nesting deeper than " .. MAX_DEPTH) end
   local c = s:sub(pos, pos)
   if c == "{" then
     local t = setmetatable({}, object_mt)
