@@ -146,8 +146,8 @@ end
 function TestJson.test_deep_nesting_is_an_error_not_a_crash()
   lu.assertStrContains(decode_error(("["):rep(10000)), "nesting deeper than 512")
   -- encoding too: it used to recurse until Lua's C stack overflowed
-  local deep, c = {}, nil
-  c = deep
+  local deep = {}
+  local c = deep
   for _ = 1, 100000 do c[1] = {}; c = c[1] end
   lu.assertErrorMsgContains("json.encode: nesting deeper than 512 at $[1][1]", json.encode, deep)
   -- what one side writes the other reads: 512 levels both ways
