@@ -354,6 +354,7 @@ end
 function json.decode(s, opts)
   if type(s) ~= "string" then error("json.decode: expected a string, got " .. type(s), 2) end
   opts = opts or {}
+  if type(opts) ~= "table" then error("json.decode: options must be a table, got " .. type(opts), 2) end
   local o = { null = json.null }
   if opts.drop_null then o.null = nil elseif opts.null ~= nil then o.null = opts.null end
   local ok, v, pos = pcall(decode_value, s, 1, o, 0)

@@ -138,6 +138,7 @@ end })
 --- Checks that s is a strategy: a table whose function fields named like
 -- hooks are hooks; returns s.
 function learner.check_strategy(s, level)
+  if level ~= nil and math.type(level) ~= "integer" then level = 1 end
   if type(s) ~= "table" then
     error("use: a strategy must be a table of hooks, got " .. type(s), (level or 1) + 1)
   end
@@ -199,7 +200,15 @@ end
 --- The labels the model is trained and tested on for a batch y of `task`
 -- (the scenario's label map, or with compact per-task heads the class's
 -- position in its task). May change y in place; returns the labels.
+local function check_task(task, who)
+  if type(task) ~= "table" or math.type(task.index) ~= "integer" then
+    error(string.format("%s: expected a task of a scenario, got %s", who, type(task)), 3)
+  end
+end
+
 function Learner:targets(task, y)
+  check_task(task, "targets")
+  if not core.istensor(y) then error("targets: the labels must be a tensor, got " .. type(y), 2) end
   local map = (self._head_maps and self._head_maps[task.index]) or task.label_map
   if map then return y:relabel_(map) end
   return y
@@ -208,14 +217,19 @@ end
 --- The output units the loss and the accuracy are restricted to for `task`
 -- (task-IL masks; nil when all count, as with compact per-task heads).
 function Learner:active(task)
+  check_task(task, "active")
   if self._head_maps then return nil end
   return task.active
 end
 
 --- Accuracy of the model on a task's test set (or `ds` with the task's labels and mask).
 function Learner:evaluate(task, ds)
+  check_task(task, "evaluate")
   local model, o = self.model, self.opts
   ds = ds or task.test
+  if not require("engram.data").is_dataset(ds) then
+    error("evaluate: expected a dataset to evaluate on, got " .. type(ds), 2)
+  end
   if o.heads then model:set_head(task.index) end
   local was_training = model.training
   if model.evaluate then model:evaluate() end
@@ -638,6 +652,10 @@ end
 --- CER for runs compared with a naive one: fills doc.cer (and doc.naive) in
 -- every document from the document named `naive_name` (default "naive").
 function learner.with_naive(docs, naive_name)
+  if type(docs) ~= "table" then error("with_naive: expected an array of results documents, got " .. type(docs), 2) end
+  for i, d in ipairs(docs) do
+    if type(d) ~= "table" then error(string.format("with_naive: document %d is a %s, not a table", i, type(d)), 2) end
+  end
   naive_name = naive_name or "naive"
   local naive
   for _, d in ipairs(docs) do if d.name == naive_name then naive = d end end

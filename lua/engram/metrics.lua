@@ -142,6 +142,12 @@ end
 --- Compute efficiency ratio CER = (ACC − ACC_naive) / (cost / cost_naive); nil,
 -- reason when the naive run's ACC or either cost is missing or a cost is not positive.
 function metrics.cer(acc, acc_naive, cost, cost_naive)
+  local args = { acc, acc_naive, cost, cost_naive }
+  for i = 1, 4 do
+    if args[i] ~= nil and type(args[i]) ~= "number" then
+      error(string.format("metrics.cer: argument %d must be a number, got %s", i, type(args[i])), 2)
+    end
+  end
   if acc == nil then return nil, "needs this run's ACC" end
   if acc_naive == nil then return nil, "needs the naive run's ACC" end
   if cost == nil or cost_naive == nil then return nil, "needs this run's and the naive run's training cost" end
@@ -160,18 +166,38 @@ function metrics.drift(now, before, opts)
   local dists, norms
   if before == nil and type(now) == "table" and now.distances then
     dists, norms = now.distances, now.norms
-    if type(norms) ~= "table" then error("metrics.drift: norms must be an array", 2) end
+    if type(dists) ~= "table" or type(norms) ~= "table" then
+      error("metrics.drift: distances and norms must be arrays", 2)
+    end
   else
     if type(now) ~= "table" or type(before) ~= "table" or #now ~= #before then
       error("metrics.drift: expected two arrays of samples of the same length", 2)
     end
     opts = opts or {}
-    local dist = opts.dist or function(a, b)
+    if type(opts) ~= "table" then error("metrics.drift: options must be a table, got " .. type(opts), 2) end
+    local dist, norm = opts.dist, opts.norm
+    if (dist ~= nil and type(dist) ~= "function") or (norm ~= nil and type(norm) ~= "function") then
+      error("metrics.drift: dist and norm must be functions", 2)
+    end
+    if not dist or not norm then -- the Euclidean defaults need arrays of numbers of one length
+      for n = 1, #now do
+        local a, b = now[n], before[n]
+        local ok = type(a) == "table" and type(b) == "table" and #a == #b
+        for k = 1, ok and #a or 0 do
+          if type(a[k]) ~= "number" or type(b[k]) ~= "number" then ok = false break end
+        end
+        if not ok then
+          error(string.format("metrics.drift: sample %d is not two arrays of numbers of the same length " ..
+            "(give dist and norm for other samples)", n), 2)
+        end
+      end
+    end
+    dist = dist or function(a, b)
       local s = 0
       for k = 1, #a do s = s + (a[k] - b[k]) ^ 2 end
       return math.sqrt(s)
     end
-    local norm = opts.norm or function(a)
+    norm = norm or function(a)
       local s = 0
       for k = 1, #a do s = s + a[k] ^ 2 end
       return math.sqrt(s)
@@ -180,6 +206,11 @@ function metrics.drift(now, before, opts)
     for n = 1, #now do
       dists[n] = dist(now[n], before[n])
       norms[n] = norm(before[n])
+    end
+  end
+  for n = 1, math.max(#dists, #norms) do
+    if (n <= #dists and type(dists[n]) ~= "number") or (n <= #norms and type(norms[n]) ~= "number") then
+      error(string.format("metrics.drift: distance or norm %d is not a number", n), 2)
     end
   end
   if #dists == 0 or #norms == 0 then return nil, "no probe samples" end

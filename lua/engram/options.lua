@@ -134,6 +134,7 @@ end
 --- The generated help text for a spec (a new string).
 function options.help(spec)
   spec = spec or {}
+  if type(spec) ~= "table" then error("options.help: expected a spec table, got " .. type(spec), 2) end
   local list = build_spec(spec)
   local name = spec.name or "recipe"
   local lines = {}

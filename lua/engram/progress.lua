@@ -24,6 +24,7 @@ local function detect_tty()
 end
 
 local function duration(s)
+  if s ~= nil and type(s) ~= "number" then error("progress.duration: expected seconds, got " .. type(s), 2) end
   if s == nil or s ~= s or s == math.huge or s < 0 then return "?" end
   s = math.floor(s + 0.5)
   if s >= 3600 then return string.format("%dh%02dm", s // 3600, s % 3600 // 60) end

@@ -31,6 +31,7 @@ local STOPS = {
   { 0.75, 34, 94, 168 }, { 1.00, 8, 29, 88 },
 }
 function report.color(v)
+  if type(v) ~= "number" then error("report.color: expected a number in [0, 1], got " .. type(v), 2) end
   if v ~= v then v = 0 end
   v = math.max(0, math.min(1, v))
   for k = 2, #STOPS do
@@ -70,6 +71,8 @@ end
 --- One accuracy matrix as an SVG heatmap with cell values and a colour scale.
 local scale_ids = 0
 function report.heatmap_svg(doc, label)
+  local ok, why = results.validate(doc)
+  if not ok then error("report.heatmap_svg: " .. why, 2) end
   scale_ids = scale_ids + 1
   local scale_id = "scale" .. scale_ids
   local R = doc.acc
@@ -139,6 +142,18 @@ end
 
 --- The average accuracy after each task of every run, on one SVG line chart.
 function report.curves_svg(docs, labels)
+  if type(docs) ~= "table" then error("report.curves_svg: expected an array of results documents", 2) end
+  for i, d in ipairs(docs) do
+    local ok, why = results.validate(d)
+    if not ok then error(string.format("report.curves_svg: document %d: %s", i, why), 2) end
+  end
+  if labels ~= nil and type(labels) ~= "table" then error("report.curves_svg: labels must be an array", 2) end
+  local named = {}
+  for k, d in ipairs(docs) do
+    local l = labels and labels[k]
+    named[k] = type(l) == "string" and l or (type(d.name) == "string" and d.name) or ("run " .. k)
+  end
+  labels = named
   local W, H = 920, 380
   local ml, mr, mt, mb = 60, 250, 20, 50
   local pw, ph = W - ml - mr, H - mt - mb

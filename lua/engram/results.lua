@@ -219,6 +219,10 @@ local function secs(v) return v == nil and "n/a" or seconds(v) .. "s" end
 
 local function thousands(n)
   if n == nil then return "n/a" end
+  if type(n) ~= "number" or n ~= n or math.abs(n) >= 2 ^ 53 then
+    if type(n) == "number" then return tostring(n) end
+    error("results.thousands: expected a number, got " .. type(n), 2)
+  end
   local s = string.format("%d", math.floor(n + 0.5))
   local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
   return (out:gsub("^(%-?),", "%1"))

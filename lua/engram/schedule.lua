@@ -106,6 +106,7 @@ end
 
 --- A strategy that runs s only for the tasks in spec.
 function schedule.only(s, spec)
+  if type(s) ~= "table" then error("schedule.only: the strategy must be a table of hooks, got " .. type(s), 2) end
   local ok, when = pcall(schedule.tasks, spec)
   if not ok then error(when, 2) end
   local c = composite(s.name or "custom", { { when = when, use = { s }, spec = spec } })
@@ -125,6 +126,7 @@ function schedule.new(phases, opts)
     error("schedule: expected a list of phases {tasks = ..., use = {...}}", 2)
   end
   opts = opts or {}
+  if type(opts) ~= "table" then error("schedule: options must be a table, got " .. type(opts), 2) end
   local list = {}
   for i, ph in ipairs(phases) do
     if type(ph) ~= "table" or type(ph.use) ~= "table" then

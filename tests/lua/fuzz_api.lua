@@ -20,8 +20,13 @@
 -- schedules and their constructors. Lua-level calls get the right receiver
 -- (a method called on a number fails in the caller, not in the library) and
 -- their errors need only be strings without internal-error text.
+-- part = "cl" fuzzes the continual-learning layers the same way: scenarios,
+-- metrics, results documents, strategies, the learner (all but its training
+-- runs), schedules, JSON, reports and the option helpers (functions that
+-- write files or exit the process are left out), with JSON texts among the
+-- strings.
 --
---   build-asan/engram tests/lua/fuzz_api.lua [seed] [seconds] [tensor|nn]
+--   build-asan/engram tests/lua/fuzz_api.lua [seed] [seconds] [tensor|nn|cl]
 local core = require("engram.core")
 local data = require("engram.data")
 
@@ -49,7 +54,7 @@ local function field_caller(tname, name)
   return assert(load("local t = ... return function(...) return t." .. name .. "(...) end"))(tname)
 end
 
-local nn_pool -- defined below: the nn part's objects
+local nn_pool, cl_pool -- defined below: the nn and cl parts' objects
 
 local function new_state(rng, safe, part)
   local S = { rng = rng }
@@ -93,6 +98,7 @@ local function new_state(rng, safe, part)
   local d2 = data.blobs { n = 9, seed = 4 }; keep(d2:batches { batch = 2 }); d2:release()
   keep(io.stdout); keep(coroutine.create(function() end))
   if part == "nn" then nn_pool(keep, rng) end
+  if part == "cl" then S.strings = cl_pool(keep) end
 
   function S.value(depth)
     depth = depth or 0
@@ -101,7 +107,9 @@ local function new_state(rng, safe, part)
     elseif k <= 11 then return pool[R(#pool)]
     elseif k == 12 then return nil
     elseif k == 13 then return R(2) == 1
-    elseif k == 14 then return ({ "", "abc", "1", "0x10", "sum", "nan", "-1", "uint8", "float32" })[R(9)]
+    elseif k == 14 then
+      if S.strings and R(2) == 1 then return S.strings[R(#S.strings)] end
+      return ({ "", "abc", "1", "0x10", "sum", "nan", "-1", "uint8", "float32" })[R(9)]
     elseif k == 15 then return function() end
     elseif k <= 18 then -- small integers dominate real calls
       return R(7) - 3
@@ -259,15 +267,86 @@ local function nn_targets(add)
   end
 end
 
+-- ---------------------------------------------------------------- cl part
+
+local CL = {
+  scenarios = engram.scenarios, metrics = engram.metrics, results = engram.results,
+  strategies = engram.strategies, learner = engram.learner, schedule = engram.schedule, json = engram.json,
+  report = engram.report, options = engram.options, progress = engram.progress,
+}
+-- Functions that write files, print pages or end the process, and the
+-- learner's training runs (their length is the caller's to choose).
+local CL_SKIP = {
+  ["results.save"] = true, ["results.print"] = true, ["json.write_file"] = true, ["json.write_atomic"] = true,
+  ["report.write"] = true, ["json.lines"] = true, ["options.parse"] = true, ["learner.compare"] = true,
+  ["learner.select"] = true,
+}
+
+-- Objects of the cl part; returns JSON texts for the string pool.
+function cl_pool(keep)
+  local all = data.blobs { n = 60, classes = 6, dim = 4, seed = 9 }
+  local train, test = all:split(0.75, 1)
+  keep(train); keep(test)
+  local scen = keep(engram.scenarios.split(train, test, { tasks = 3 }))
+  keep(engram.scenarios.permuted(train, test, { tasks = 2 }))
+  keep(scen[1]); keep(scen[2])
+  local L = keep(engram.learner(nn.mlp { 4, 8, 6 }, { quiet = true, epochs = 1 }))
+  L:use(engram.strategies.naive())
+  keep(engram.learner(nn.mlp { 4, 6 }:build { seed = 1 }, { quiet = true }))
+  keep(engram.strategies.replay { memory = 10 }); keep(engram.strategies.ewc { lambda = 1 })
+  keep({ { 0.9, 0.1 }, { 0.5, 0.8 } }); keep({ { 1 } }); keep({ 0.2, 0.3 }); keep({ { 0.5, 0.5 }, { 0.5 } })
+  local doc = keep(engram.results.new { acc = { { 0.9, 0.1 }, { 0.5, 0.8 } }, name = "naive" })
+  keep({ doc, engram.results.new { acc = { { 0.95, 0.2 }, { 0.9, 0.85 } }, name = "replay" } })
+  keep(engram.progress.new { quiet = true })
+  local texts = {
+    engram.json.encode(doc), engram.json.encode({ runs = { doc } }), "{\"acc\": [[0.5]]}", "[1e400, -0, 1e-400]",
+    "{\"a\":", "\"\\ud800\"", "\"\\u0000\"", ("["):rep(600), "{\"acc\": [[0.5, 0.5], [1]]}", "null",
+    "{\"runs\": {}}", "1,2", "\239\187\191{}",
+  }
+  for _, t in ipairs(texts) do keep(t) end
+  return texts
+end
+
+local function is_learner(v) return type(v) == "table" and type(v.use) == "function" and type(v.run) == "function" end
+NN_KINDS.learner = is_learner
+NN_KINDS.scenario = function(v) return engram.scenarios.is_scenario(v) == true end
+
+local function cl_targets(add)
+  for lname, T in pairs(CL) do
+    for k, v in pairs(T) do
+      local label = lname .. "." .. k
+      if type(v) == "function" and not k:match("^_") and not CL_SKIP[label] then
+        add(label, k, field_caller(T, k), nil, true)
+      end
+    end
+  end
+  for _, name in ipairs(engram.strategies.names) do
+    add("strategies." .. name, name, function(...) return engram.strategies[name](...) end, nil, true)
+  end
+  local L = engram.learner(nn.mlp { 2, 2 }, { quiet = true })
+  for _, n in ipairs(class_methods(L)) do
+    if n ~= "run" then
+      local f = method_caller(n)
+      add("learner:" .. n, n, function(o, ...) return f(o, ...) end, "learner", true)
+    end
+  end
+  local tiny = function(n) return data.blobs { n = n, classes = 2, dim = 2 } end
+  local sc = engram.scenarios.split(tiny(8), tiny(4), { tasks = 1 })
+  for _, n in ipairs(class_methods(sc)) do
+    local f = method_caller(n)
+    add("scenario:" .. n, n, function(o, ...) return f(o, ...) end, "scenario", true)
+  end
+end
+
 -- Every target: {label, op names accepted in its messages, caller, receiver
 -- kind, loose (any string without internal-error text will do)}.
 local function targets(part)
   local list = {}
   local function add(label, opname, f, kind, loose)
-    list[#list + 1] = { label = label, op = opname, f = f, kind = kind, loose = loose or part == "nn" }
+    list[#list + 1] = { label = label, op = opname, f = f, kind = kind, loose = loose or part ~= "tensor" }
   end
-  if part == "nn" then
-    nn_targets(add)
+  if part == "nn" or part == "cl" then
+    if part == "nn" then nn_targets(add) else cl_targets(add) end
     table.sort(list, function(x, y) return x.label < y.label end)
     return list
   end
@@ -362,7 +441,7 @@ function M.run(opts)
   local seed = opts.seed or 1
   local rng = core.generator(seed)
   local part = opts.part or "tensor"
-  assert(part == "tensor" or part == "nn", "fuzz_api.run: part is tensor or nn")
+  assert(part == "tensor" or part == "nn" or part == "cl", "fuzz_api.run: part is tensor, nn or cl")
   local S = new_state(rng, opts.safe, part)
   local list = targets(part)
   local deadline = os.clock() + (opts.seconds or 20)
@@ -497,7 +576,7 @@ if arg and arg[0] and arg[0]:match("fuzz_api%.lua$") then
   print(string.format("fuzz_api: seed %d, %g s, part %s", seed, seconds, part))
   -- The nn part builds models from the numbers it draws: without an
   -- allocation cap (ASan's max_allocation_size_mb) a width of 2^31 is real work.
-  local safe = part == "nn" and not (os.getenv("ASAN_OPTIONS") or ""):find("max_allocation_size_mb", 1, true)
+  local safe = part ~= "tensor" and not (os.getenv("ASAN_OPTIONS") or ""):find("max_allocation_size_mb", 1, true)
   local problems, st = M.run { seed = seed, seconds = seconds, part = part, safe = safe }
   for _, p in ipairs(problems) do print("BAD " .. p) end
   print(string.format("fuzz_api: %d targets, %d calls, %d errors, %d bad messages", st.targets, st.calls, st.errors,

@@ -393,6 +393,41 @@ function TestBadInputFuzz.test_a_short_seeded_fuzz_of_layers_losses_optimisers_f
   lu.assertEquals(problems, {})
 end
 
+function TestBadInputFuzz.test_a_short_seeded_fuzz_of_the_continual_learning_layers_finds_no_crash()
+  -- scenarios, metrics, results, strategies, the learner (not its runs),
+  -- schedules, JSON texts, reports and option helpers
+  local fuzz = require("fuzz_api")
+  local problems, st = fuzz.run { seed = 20261129, iterations = 6000, seconds = 5, safe = true, part = "cl" }
+  engram.seed(0)
+  lu.assertTrue(st.calls > 0)
+  lu.assertEquals(problems, {})
+end
+
+function TestBadInputFuzz.test_what_the_cl_fuzz_found_is_a_named_error()
+  local L = engram.learner(engram.nn.mlp { 2, 2 }, { quiet = true })
+  lu.assertErrorMsgContains("evaluate: expected a task of a scenario, got number", function() L:evaluate(3) end)
+  lu.assertErrorMsgContains("targets: expected a task of a scenario, got nil", function() L:targets() end)
+  lu.assertErrorMsgContains("with_naive: document 1 is a number", engram.learner.with_naive, { 4 })
+  lu.assertErrorMsgContains("schedule.only: the strategy must be a table of hooks, got number",
+    engram.schedule.only, 0.5, 4)
+  lu.assertErrorMsgContains("schedule: options must be a table, got boolean", engram.schedule.new,
+    { { use = { engram.strategies.naive() } } }, true)
+  lu.assertErrorMsgContains("metrics.cer: argument 2 must be a number, got boolean", engram.metrics.cer,
+    0.5, false, 1, 1)
+  lu.assertErrorMsgContains("metrics.drift: sample 1 is not two arrays of numbers", engram.metrics.drift,
+    { { 1, 2 } }, { { 1 } })
+  lu.assertErrorMsgContains("metrics.drift: options must be a table", engram.metrics.drift, { { 1 } }, { { 1 } }, 3)
+  lu.assertErrorMsgContains("report.heatmap_svg: field 'acc'", engram.report.heatmap_svg, {})
+  lu.assertErrorMsgContains("report.color: expected a number", engram.report.color, true)
+  lu.assertErrorMsgContains("progress.duration: expected seconds, got table", engram.progress.duration, {})
+  lu.assertErrorMsgContains("json.decode: options must be a table, got function", engram.json.decode, "[]", print)
+  lu.assertErrorMsgContains("options.help: expected a spec table, got number", engram.options.help, 0)
+  lu.assertErrorMsgContains("strategies.options: expected (name, opts, defaults", engram.strategies.options, 0, {})
+  -- a curve chart without labels names its runs
+  local doc = engram.results.new { acc = { { 0.9 } }, name = "solo" }
+  lu.assertStrContains(engram.report.curves_svg({ doc }), "solo")
+end
+
 function TestBadInputFuzz.test_mutated_idx_and_csv_files_load_whole_or_fail_naming_the_file()
   local fuzz = require("fuzz_api")
   local problems, st = fuzz.files { seed = 7, iterations = 300 }

@@ -25,6 +25,10 @@ strategies.names = { "naive", "joint", "cumulative", "replay", "ewc" }
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
 function strategies.options(who, opts, defaults, level)
+  if type(who) ~= "string" or type(defaults) ~= "table" or (level ~= nil and math.type(level) ~= "integer") then
+    error("strategies.options: expected (name, opts, defaults [, level]): a string, a table or nil, a table" ..
+      " and an integer level", 2)
+  end
   local o = util.with_defaults(util.check_options(who, opts, defaults, (level or 1) + 1), defaults)
   return o
 end
