@@ -14,7 +14,13 @@ function util.check_options(who, opts, known, level)
   if type(opts) ~= "table" then
     error(string.format("%s: options must be a table, got %s", who, type(opts)), level)
   end
+  if type(known) ~= "table" then error(string.format("%s: the known options must be a table", who), level) end
   local sets = (known[1] ~= nil and type(known[1]) == "table") and known or { known }
+  for i, set in ipairs(sets) do
+    if type(set) ~= "table" then
+      error(string.format("%s: the known options must be tables (set %d is a %s)", who, i, type(set)), level)
+    end
+  end
   for k in pairs(opts) do
     local ok = false
     for _, set in ipairs(sets) do
