@@ -185,13 +185,13 @@ local function default_init(m, gen)
   end
 end
 
--- Declares the parameters of the (unassigned) modules of the given subtrees
--- in a new group, builds it, binds the views and initialises them.
 -- Slices of the groups for modules inside a model (see scope below), cached
 -- weakly (clone does not copy them) until a group is made anywhere:
 -- optimisers key their state by the params tensor, so it must stay the same.
 local scopes, layout = setmetatable({}, { __mode = "k" }), 0
 
+-- Declares the parameters of the (unassigned) modules of the given subtrees
+-- in a new group, builds it, binds the views and initialises them.
 local function make_group(root, gname, subtrees, gen, prefix)
   local pg = core.param_group(gname)
   local rec = { name = gname, pg = pg, entries = {}, modules = {}, frozen = false }
