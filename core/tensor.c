@@ -83,15 +83,21 @@ void eg_storage_release(eg_storage *s) {
 static int check_shape(int ndim, const int64_t *shape, int64_t *numel, const char *op) {
   if (ndim < 0 || ndim > EG_MAXDIM)
     return eg_seterr(EG_EINVAL, "%s: %d dimensions (at most %d)", op, ndim, EG_MAXDIM);
+  /* The product of the non-zero sizes is bounded too, so that an empty
+  ** tensor's strides and any partial product of its sizes (taken in any
+  ** order) cannot overflow. */
   int64_t n = 1;
+  int empty = 0;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0) return eg_seterr(EG_EINVAL, "%s: size %lld of dimension %d is negative", op, (long long)shape[d], d + 1);
-    if (shape[d] > 0 && n > EG_MAX_ELEMS / shape[d])
-      return eg_seterr(EG_ENOMEM, "%s: out of memory: the shape has too many elements", op);
+    if (shape[d] == 0) {
+      empty = 1;
+      continue;
+    }
+    if (n > EG_MAX_ELEMS / shape[d]) return eg_seterr(EG_ENOMEM, "%s: out of memory: the shape has too many elements", op);
     n *= shape[d];
   }
-  if (n > EG_MAX_ELEMS) return eg_seterr(EG_ENOMEM, "%s: out of memory: the shape has too many elements", op);
-  *numel = n;
+  *numel = empty ? 0 : n;
   return EG_OK;
 }
 
@@ -297,7 +303,7 @@ int eg_view(eg_tensor *dst, const eg_tensor *src, int ndim, const int64_t *shape
   char b1[96];
   if (ndim < 0 || ndim > EG_MAXDIM) return eg_seterr(EG_EINVAL, "view: %d dimensions (at most %d)", ndim, EG_MAXDIM);
   int64_t sh[EG_MAXDIM], n = 1, total = eg_numel(src);
-  int infer = -1;
+  int infer = -1, zero = 0;
   for (int d = 0; d < ndim; d++) {
     sh[d] = shape[d];
     if (sh[d] == -1) {
@@ -305,11 +311,14 @@ int eg_view(eg_tensor *dst, const eg_tensor *src, int ndim, const int64_t *shape
       infer = d;
     } else if (sh[d] < 0) {
       return eg_seterr(EG_EINVAL, "view: size %lld is negative", (long long)sh[d]);
-    } else {
-      if (sh[d] > 0 && n > EG_MAX_ELEMS / sh[d]) return eg_seterr(EG_EINVAL, "view: shape too large");
+    } else if (sh[d] > 0) { /* zeros are counted after: the other sizes stay bounded (see check_shape) */
+      if (n > EG_MAX_ELEMS / sh[d]) return eg_seterr(EG_EINVAL, "view: shape too large");
       n *= sh[d];
+    } else {
+      zero = 1;
     }
   }
+  if (zero) n = 0;
   if (infer >= 0) {
     if (n == 0 || total % n)
       return eg_seterr(EG_ESHAPE, "view: cannot infer size -1 to view %s (%lld elements)",
@@ -403,6 +412,8 @@ int eg_expand(eg_tensor *dst, const eg_tensor *src, int ndim, const int64_t *sha
   char b1[96];
   if (ndim < src->ndim || ndim > EG_MAXDIM)
     return eg_seterr(EG_ESHAPE, "expand: cannot expand %s to %d dimensions", eg_shape_str(src, b1, sizeof b1), ndim);
+  int64_t n;
+  if ((st = check_shape(ndim, shape, &n, "expand"))) return st; /* as many elements as a tensor may have */
   eg_tensor v = *src;
   int lead = ndim - src->ndim;
   for (int d = ndim - 1; d >= 0; d--) {

@@ -33,6 +33,31 @@ static void test_negative_and_huge_sizes_are_errors(void) {
   CHECK(t.storage == NULL);
 }
 
+/* An empty tensor's other sizes are bounded like a full one's: before, a
+** zero let any sizes through, and the strides of {0, 2^32, 2^31} overflowed
+** (UBSan: signed integer overflow in set_contiguous). expand is bounded too. */
+static void test_empty_tensors_and_expand_have_bounded_sizes(void) {
+  eg_tensor t = EG_TENSOR_INIT, v = EG_TENSOR_INIT;
+  int64_t huge[] = {0, (int64_t)1 << 32, (int64_t)1 << 31};
+  CHECK_ERR(eg_tensor_new(&t, 3, huge), EG_ENOMEM);
+  CHECK(t.storage == NULL);
+  int64_t ok[] = {0, (int64_t)1 << 20, (int64_t)1 << 19};
+  CHECK_OK(eg_tensor_new(&t, 3, ok));
+  CHECK(eg_numel(&t) == 0);
+  CHECK(eg_is_contiguous(&t));
+  CHECK(t.stride[0] == ((int64_t)1 << 39) && t.stride[2] == 1);
+  int64_t one[] = {1};
+  eg_tensor s = mk(1, one);
+  int64_t big[] = {(int64_t)1 << 41};
+  CHECK_ERR(eg_expand(&v, &s, 1, big), EG_ENOMEM);
+  int64_t fine[] = {(int64_t)1 << 30};
+  CHECK_OK(eg_expand(&v, &s, 1, fine));
+  CHECK(eg_numel(&v) == ((int64_t)1 << 30) && v.stride[0] == 0);
+  eg_tensor_release(&v);
+  eg_tensor_release(&s);
+  eg_tensor_release(&t);
+}
+
 static void test_views_share_storage_and_outlive_parent(void) {
   int64_t sh[] = {3, 4};
   eg_tensor t = mk(2, sh), row = EG_TENSOR_INIT, col = EG_TENSOR_INIT, tr = EG_TENSOR_INIT;
@@ -281,6 +306,7 @@ static void test_copy_between_shapes_with_same_count(void) {
 int main(void) {
   RUN(test_new_is_zeroed_and_contiguous);
   RUN(test_negative_and_huge_sizes_are_errors);
+  RUN(test_empty_tensors_and_expand_have_bounded_sizes);
   RUN(test_views_share_storage_and_outlive_parent);
   RUN(test_view_rejects_wrong_count_and_noncontiguous);
   RUN(test_out_of_range_index_is_an_error);
