@@ -998,6 +998,7 @@ function Concat:forward(x)
   if not self._built then ensure_built(self) end
   local ok, y = pcall(concat_forward, self, x)
   if not ok then
+    for i = #self._outs, 1, -1 do self._outs[i] = nil end -- a failed forward leaves nothing for backward
     if self._at then error(wrap_error(self, y, self._at), 2) end
     error(y, 2)
   end

@@ -216,6 +216,10 @@ function TestNN.test_bad_arguments_to_containers_and_methods_are_named_errors()
   local c = nn.Concat(2, nn.Linear(2, 1), nn.Linear(2, 1))
   lu.assertErrorMsgContains("Concat:backward: no forward before it",
     function() c:backward(engram.zeros(1, 2), engram.zeros(1, 2)) end)
+  -- nor after a forward that failed (a branch passed a non-tensor through)
+  local cd = nn.Concat(2, nn.Identity(), nn.Identity())
+  lu.assertError(function() cd:forward(3) end)
+  lu.assertErrorMsgContains("Concat:backward: no forward before it", function() cd:backward(3, engram.zeros(1, 2)) end)
   local m = nn.mlp { 2, 2 }:build { seed = 1 }
   lu.assertErrorMsgContains("load_flat: the values must be a tensor, got string", function() m:load_flat("x") end)
   lu.assertErrorMsgContains("copy_params: the source must be a module, got table",
