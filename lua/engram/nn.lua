@@ -473,36 +473,72 @@ function Module:copy_params(src)
   return self
 end
 
--- Deep copy: tables are copied (memoised), tensors cloned (empty buffers
--- stay empty), parameter arenas rebuilt, everything else (generators,
--- functions, loaded library modules) shared.
-function Module:clone()
+-- Deep copy of v: tables are copied (memoised), tensors cloned (empty
+-- buffers stay empty), everything else (generators, functions, loaded library
+-- modules) shared; fields for which skip(table, key) is true are left out.
+-- Returns the copy, the memo (original -> copy) and the group records met.
+local function deep_copy(v, skip)
   local shared = {}
-  for _, v in pairs(package.loaded) do
-    if type(v) == "table" then shared[v] = true end
+  for _, x in pairs(package.loaded) do
+    if type(x) == "table" then shared[x] = true end
   end
   local memo, groups = {}, {}
-  local function copy(v)
-    local tv = type(v)
-    if tv == "table" then
-      if shared[v] then return v end
-      if memo[v] then return memo[v] end
-      local mt = getmetatable(v)
-      if v.pg and v.entries and v.modules then groups[#groups + 1] = v end
+  local function copy(x)
+    local tx = type(x)
+    if tx == "table" then
+      if shared[x] then return x end
+      if memo[x] then return memo[x] end
+      local mt = getmetatable(x)
+      if x.pg and x.entries and x.modules then groups[#groups + 1] = x end
       local c = {}
-      memo[v] = c
-      for k, x in pairs(v) do c[copy(k)] = copy(x) end
+      memo[x] = c
+      for k, y in pairs(x) do
+        if not (skip and skip(x, k)) then c[copy(k)] = copy(y) end
+      end
       return setmetatable(c, mt)
-    elseif tv == "userdata" and core.istensor(v) then
-      if memo[v] then return memo[v] end
-      local ok, c = pcall(v.clone, v)
+    elseif tx == "userdata" and core.istensor(x) then
+      if memo[x] then return memo[x] end
+      local ok, c = pcall(x.clone, x)
       c = ok and c or core.nn_buffer()
-      memo[v] = c
+      memo[x] = c
       return c
     end
-    return v
+    return x
   end
-  local c = copy(self)
+  return copy(v), memo, groups
+end
+
+-- What a module inside a model does not take along into its clone: its
+-- place in the model's groups, and the parameter views into them.
+local function inside_fields(self)
+  local own = {} -- module -> its parameter and gradient fields
+  walk(self, function(m)
+    local f = {}
+    for _, sp in ipairs(param_specs(m) or {}) do f[sp.name], f["grad_" .. sp.name] = true, true end
+    own[m] = f
+  end, "")
+  return function(t, k)
+    local f = own[t]
+    return f ~= nil and (k == "_group" or k == "_built" or k == "_groups" or f[k] == true)
+  end
+end
+
+--- Deep copy with its own arenas (built if the original was). A module inside
+-- a model becomes a model of its own, with only its subtree's parameters.
+function Module:clone()
+  if rawget(self, "_built") and not rawget(self, "_groups") then
+    local parts = scope(self)
+    if #parts == 1 then
+      local c = deep_copy(self, inside_fields(self))
+      -- the values come from the original; the initialisation only fills the
+      -- new arena first (with a generator of its own: the default one is untouched)
+      Module.build(c, { generator = core.generator(0) })
+      c._groups[1].params:copy_(parts[1].params)
+      if parts[1].rec.frozen then c:freeze("base") end
+      return c
+    end
+  end
+  local c, memo, groups = deep_copy(self)
   for _, g in ipairs(groups) do
     local cg = memo[g]
     local pg = core.param_group(g.pg:name())

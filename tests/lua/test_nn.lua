@@ -228,6 +228,29 @@ function TestNN.test_bad_arguments_to_containers_and_methods_are_named_errors()
   lu.assertErrorMsgContains("cnn: dropout must be a number", nn.cnn, { dropout = {} })
 end
 
+function TestNN.test_a_clone_of_a_module_inside_a_model_holds_its_subtree_alone()
+  -- it used to copy the whole group it lived in (every other layer's values too)
+  local inner = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+  local m = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), inner):build { seed = 11 }
+  engram.seed(5)
+  local want = engram.rand(3)
+  engram.seed(5)
+  local c = inner:clone()
+  lu.assertEquals((engram.rand(3) - want):abs():max(), 0) -- the default generator is untouched
+  lu.assertEquals(c:numel(), 23)
+  local _, g = c:flat()
+  lu.assertEquals(g:numel(), 23)
+  local x = away(2, 4)
+  lu.assertEquals((c:forward(x) - inner:forward(x)):abs():max(), 0)
+  c.modules[1].weight:fill_(0) -- its own arena
+  lu.assertTrue(inner.modules[1].weight:abs():max() > 0)
+  local names = {}
+  for _, e in ipairs(c:parameters()) do names[#names + 1] = e.name end
+  lu.assertEquals(names, { "1.weight", "1.bias", "3.weight", "3.bias" })
+  m:freeze("base")
+  lu.assertTrue(m.modules[1]:clone():groups()[1].frozen)
+end
+
 function TestNN.test_embedding_gradient_matches_finite_differences()
   engram.seed(105)
   local m = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 2)):build { seed = 5 }
