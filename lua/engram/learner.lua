@@ -197,29 +197,38 @@ local function count_correct(logits, y, active)
   return n
 end
 
---- The labels the model is trained and tested on for a batch y of `task`
--- (the scenario's label map, or with compact per-task heads the class's
--- position in its task). May change y in place; returns the labels.
 local function check_task(task, who)
   if type(task) ~= "table" or math.type(task.index) ~= "integer" then
     error(string.format("%s: expected a task of a scenario, got %s", who, type(task)), 3)
   end
 end
 
-function Learner:targets(task, y)
-  check_task(task, "targets")
-  if not core.istensor(y) then error("targets: the labels must be a tensor, got " .. type(y), 2) end
+-- targets and active without the argument checks, for the loops below
+-- (training steps, evaluation chunks) that call them with known tasks.
+local function targets_of(self, task, y)
   local map = (self._head_maps and self._head_maps[task.index]) or task.label_map
   if map then return y:relabel_(map) end
   return y
+end
+local function active_of(self, task)
+  if self._head_maps then return nil end
+  return task.active
+end
+
+--- The labels the model is trained and tested on for a batch y of `task`
+-- (the scenario's label map, or with compact per-task heads the class's
+-- position in its task). May change y in place; returns the labels.
+function Learner:targets(task, y)
+  check_task(task, "targets")
+  if not core.istensor(y) then error("targets: the labels must be a tensor, got " .. type(y), 2) end
+  return targets_of(self, task, y)
 end
 
 --- The output units the loss and the accuracy are restricted to for `task`
 -- (task-IL masks; nil when all count, as with compact per-task heads).
 function Learner:active(task)
   check_task(task, "active")
-  if self._head_maps then return nil end
-  return task.active
+  return active_of(self, task)
 end
 
 --- Accuracy of the model on a task's test set (or `ds` with the task's labels and mask).
@@ -233,11 +242,11 @@ function Learner:evaluate(task, ds)
   if o.heads then model:set_head(task.index) end
   local was_training = model.training
   if model.evaluate then model:evaluate() end
-  local correct, n = 0, 0
+  local correct, n, active = 0, 0, active_of(self, task)
   for x, y in ds:chunks { batch = o.eval_batch, flat = true } do
-    y = self:targets(task, y)
+    y = targets_of(self, task, y)
     local logits = model:forward(x)
-    correct = correct + count_correct(logits, y, self:active(task))
+    correct = correct + count_correct(logits, y, active)
     n = n + y:size(1)
   end
   if was_training ~= false and model.train then model:train() end
@@ -335,9 +344,9 @@ end
 -- One optimisation step on the batch (x, y) of task `btask`.
 local function train_step(self, ctx, x, y, btask)
   local model, crit = self.model, ctx.criterion
-  y = self:targets(btask, y)
+  y = targets_of(self, btask, y)
   if ctx.batch_task ~= btask then
-    crit:set_active(self:active(btask))
+    crit:set_active(active_of(self, btask))
     if self.opts.heads then model:set_head(btask.index) end
     ctx.batch_task = btask
   end

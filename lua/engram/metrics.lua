@@ -155,6 +155,31 @@ function metrics.cer(acc, acc_naive, cost, cost_naive)
   return (acc - acc_naive) / (cost / cost_naive)
 end
 
+-- The Euclidean distance between two samples (arrays of numbers of one
+-- length), or with b == nil the norm of a; nil for anything else.
+local function euclid(a, b)
+  if type(a) ~= "table" or (b ~= nil and (type(b) ~= "table" or #b ~= #a)) then return nil end
+  local s = 0
+  for k = 1, #a do
+    local x, y = a[k], b and b[k] or 0
+    if type(x) ~= "number" or type(y) ~= "number" then return nil end
+    s = s + (x - y) ^ 2
+  end
+  return math.sqrt(s)
+end
+
+-- The sum of the numbers in list (distances or norms); errors name the first that is not one.
+local function sum_of(list)
+  local s = 0
+  for n = 1, #list do
+    if type(list[n]) ~= "number" then
+      error(string.format("metrics.drift: distance or norm %d is not a number", n), 3)
+    end
+    s = s + list[n]
+  end
+  return s
+end
+
 --- Representation drift: mean distance between activations now and then over
 -- a probe set, relative to their mean norm then.
 -- Either drift(now, before, {dist=, norm=}) with two arrays of samples (each a
@@ -175,48 +200,22 @@ function metrics.drift(now, before, opts)
     end
     opts = opts or {}
     if type(opts) ~= "table" then error("metrics.drift: options must be a table, got " .. type(opts), 2) end
-    local dist, norm = opts.dist, opts.norm
-    if (dist ~= nil and type(dist) ~= "function") or (norm ~= nil and type(norm) ~= "function") then
+    local dist, norm = opts.dist or euclid, opts.norm or euclid
+    if type(dist) ~= "function" or type(norm) ~= "function" then
       error("metrics.drift: dist and norm must be functions", 2)
-    end
-    if not dist or not norm then -- the Euclidean defaults need arrays of numbers of one length
-      for n = 1, #now do
-        local a, b = now[n], before[n]
-        local ok = type(a) == "table" and type(b) == "table" and #a == #b
-        for k = 1, ok and #a or 0 do
-          if type(a[k]) ~= "number" or type(b[k]) ~= "number" then ok = false break end
-        end
-        if not ok then
-          error(string.format("metrics.drift: sample %d is not two arrays of numbers of the same length " ..
-            "(give dist and norm for other samples)", n), 2)
-        end
-      end
-    end
-    dist = dist or function(a, b)
-      local s = 0
-      for k = 1, #a do s = s + (a[k] - b[k]) ^ 2 end
-      return math.sqrt(s)
-    end
-    norm = norm or function(a)
-      local s = 0
-      for k = 1, #a do s = s + a[k] ^ 2 end
-      return math.sqrt(s)
     end
     dists, norms = {}, {}
     for n = 1, #now do
-      dists[n] = dist(now[n], before[n])
-      norms[n] = norm(before[n])
+      local d, r = dist(now[n], before[n]), norm(before[n])
+      if d == nil or r == nil then
+        error(string.format("metrics.drift: sample %d is not two arrays of numbers of the same length " ..
+          "(give dist and norm for other samples)", n), 2)
+      end
+      dists[n], norms[n] = d, r
     end
   end
-  for n = 1, math.max(#dists, #norms) do
-    if (n <= #dists and type(dists[n]) ~= "number") or (n <= #norms and type(norms[n]) ~= "number") then
-      error(string.format("metrics.drift: distance or norm %d is not a number", n), 2)
-    end
-  end
+  local sd, sn = sum_of(dists), sum_of(norms)
   if #dists == 0 or #norms == 0 then return nil, "no probe samples" end
-  local sd, sn = 0, 0
-  for n = 1, #dists do sd = sd + dists[n] end
-  for n = 1, #norms do sn = sn + norms[n] end
   if sn == 0 then return nil, "the activations before have zero norm" end
   return (sd / #dists) / (sn / #norms)
 end

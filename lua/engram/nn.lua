@@ -214,6 +214,7 @@ local function make_group(root, gname, subtrees, gen, prefix)
     end, base)
   end
   pg:build()
+  rec.rec, rec.numel = rec, pg:numel() -- a group is its own scope record (see scope)
   for _, m in ipairs(rec.modules) do m._group = rec end
   for _, e in ipairs(rec.entries) do
     local v, g = pg:entry(e.index)
@@ -278,18 +279,12 @@ nn._ensure_built = ensure_built
 -- for a module inside a model, one record per group its subtree has
 -- parameters in, over the slice of that group's arenas they take (a
 -- subtree's entries are declared one after another, so the slice is
--- contiguous). Records: {name=, params=, grads=, frozen=, numel=, entries=}.
+-- contiguous). Records: {name=, params=, grads=, numel=, entries=, rec=}, rec
+-- the group (whose frozen is current); a root's groups are their own records.
 local function scope(self)
   ensure_built(self)
   local own = rawget(self, "_groups")
-  if own then
-    local out = {}
-    for i, g in ipairs(own) do
-      out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.pg:numel(),
-                 entries = g.entries, rec = g }
-    end
-    return out
-  end
+  if own then return own end
   local cached = scopes[self]
   if cached and cached.layout == layout then return cached.parts end
   local parts, out = {}, {}
@@ -298,7 +293,7 @@ local function scope(self)
     if not g then return end
     local part = parts[g]
     if not part then
-      part = { name = g.name, frozen = g.frozen, entries = {}, rec = g }
+      part = { name = g.name, entries = {}, rec = g }
       parts[g], out[#out + 1] = part, part
     end
     for _, e in ipairs(g.entries) do
@@ -325,15 +320,7 @@ end
 --- Array of {name=, params=, grads=, frozen=, numel=} ("base" first). For a
 -- module inside a model: the slices of the model's groups its parameters take.
 function Module:groups()
-  ensure_built(self)
   local out = {}
-  local own = rawget(self, "_groups")
-  if own then -- the common case (an optimiser step asks every time): no slices to look up
-    for i, g in ipairs(own) do
-      out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.frozen, numel = g.pg:numel() }
-    end
-    return out
-  end
   for i, g in ipairs(scope(self)) do
     out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen, numel = g.numel }
   end
@@ -867,6 +854,7 @@ local function wrap_error(self, err, i)
 end
 
 local Sequential = class("Sequential")
+local append -- (self, module, who, level): below
 --- Sequential(m1, m2, ...) (or Sequential{m1, m2, ...}): modules in a chain.
 function nn.Sequential(...)
   local mods = { ... }
@@ -875,26 +863,27 @@ function nn.Sequential(...)
   end
   local m = new(Sequential)
   m.modules, m._outs = {}, {}
-  for _, x in ipairs(mods) do
-    local ok, err = pcall(Sequential.add, m, x)
-    if not ok then
-      error((tostring(err):gsub("^[^\n:]-:%d+: ", "", 1):gsub("^Sequential:add:", "Sequential:", 1)), 2)
-    end
-  end
+  for _, x in ipairs(mods) do append(m, x, "Sequential", 3) end
   return m
+end
+
+-- Appends module x to Sequential self. Errors name `who`; `level` is as for
+-- error() called in append (3: the caller of Sequential:add or nn.Sequential).
+function append(self, x, who, level)
+  if rawget(self, "_built") then
+    error(who .. ": the model is already built; add modules in a new parameter group " ..
+      "with model:add_group(name, module)", level)
+  end
+  if type(x) ~= "table" or type(x.forward) ~= "function" or type(x.backward) ~= "function" then
+    error(who .. ": not a module (a table with forward and backward)", level)
+  end
+  check_child(self, x, who, level)
+  self.modules[#self.modules + 1] = x
 end
 
 --- Appends a module; returns self. Not after build (use add_group).
 function Sequential:add(m)
-  if rawget(self, "_built") then
-    error("Sequential:add: the model is already built; add modules in a new parameter group " ..
-      "with model:add_group(name, module)", 2)
-  end
-  if type(m) ~= "table" or type(m.forward) ~= "function" or type(m.backward) ~= "function" then
-    error("Sequential:add: not a module (a table with forward and backward)", 2)
-  end
-  check_child(self, m, "Sequential:add", 2)
-  self.modules[#self.modules + 1] = m
+  append(self, m, "Sequential:add", 3)
   return self
 end
 

@@ -224,9 +224,12 @@ end
 --- One update of every trainable group from its gradients.
 function Optimizer:step()
   local groups = self:_groups()
-  local n = 0
-  for _, g in ipairs(groups) do n = n + g.params:numel() end
-  if n == 0 then error(self.kind .. ": nothing to train: the model has no parameters", 2) end
+  if not self._has_params then -- groups only grow: once found, parameters stay
+    for _, g in ipairs(groups) do
+      if g.params:numel() > 0 then self._has_params = true end
+    end
+    if not self._has_params then error(self.kind .. ": nothing to train: the model has no parameters", 2) end
+  end
   local lr = self:lr()
   if type(lr) ~= "number" or lr ~= lr or lr < 0 then
     error(string.format("%s: the schedule gave learning rate %s", self.kind, tostring(lr)), 2)
