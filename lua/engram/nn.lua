@@ -13,7 +13,10 @@
 --
 -- BORROWED RESULTS. forward returns the module's own output buffer and
 -- backward its grad_input buffer: both are overwritten by the next call. Use
--- y:clone() to keep one. Buffers only grow, so a warm training step
+-- y:clone() to keep one. Every module, in training and in evaluation mode,
+-- leaves what forward returned in self.output and what backward returned in
+-- self.grad_input (a module that passes its input through, like Identity or
+-- Dropout in evaluation, leaves the input itself there). Buffers only grow, so a warm training step
 -- allocates nothing (engram.core.alloc_count() does not move).
 --
 -- PARAMETERS live in flat arenas ("parameter groups", core/params.h): when a
@@ -34,7 +37,9 @@
 --   model:flat()       -> params, grads of the only group (error with several groups)
 --   model:numel{trainable=false}           model:freeze(gname) / model:unfreeze(gname)
 --   model:train() / model:evaluate()       (return self; model.training)
---   model:clone()      deep copy with its own arenas (built if the original was)
+--   model:clone()      parameters in arenas of its own (gradients zero), frozen
+--                      flags and configuration; no activations, no gradients;
+--                      generators shared (see Module:clone)
 --   model:load_flat(t) copies t into the base group's parameters
 --   dst:copy_params(src)                   same architecture
 --   model:add_group(name, m...)            new modules with parameters in a new group
@@ -119,11 +124,23 @@ local function class(name, parent)
   return c
 end
 
+-- Scratch buffers: outputs, input gradients and what forward saves for
+-- backward. They only grow, and clone() gives the copy empty ones of its own.
+local scratch = setmetatable({}, { __mode = "k" })
+local function buffer()
+  local b = core.nn_buffer()
+  scratch[b] = true
+  return b
+end
+--- nn.buffer(): an empty scratch tensor for a Lua-written module (kernels
+-- resize it in place; clone() does not copy it).
+nn.buffer = buffer
+
 local function new(cls)
   return setmetatable({
     training = true,
-    output = core.nn_buffer(),
-    grad_input = core.nn_buffer(),
+    output = buffer(),
+    grad_input = buffer(),
   }, cls)
 end
 
@@ -460,17 +477,33 @@ function Module:copy_params(src)
   return self
 end
 
--- Deep copy of v: tables are copied (memoised), tensors cloned (empty
--- buffers stay empty), everything else (generators, functions, loaded library
--- modules) shared; fields for which skip(table, key) is true are left out.
--- Returns the copy, the memo (original -> copy) and the group records met.
+-- What a module holds only between a forward and its backward, or as a
+-- borrowed reference to another module's buffer: a clone starts without it.
+-- "buffer": an empty buffer of its own; "table": an empty table; "drop": nil.
+local TRANSIENT = { output = "buffer", grad_input = "buffer", _outs = "table", _h = "drop", _at = "drop",
+                    _active = "drop" }
+
+-- Deep copy of v for clone: tables are copied (memoised); scratch buffers and
+-- a module's transient fields start empty; other tensors are cloned;
+-- everything else (generators, functions, loaded library modules, parameter
+-- group handles) is shared. Fields for which skip(table, key) is true are
+-- left out. Returns the copy, the memo (original -> copy) and the group
+-- records met.
 local function deep_copy(v, skip)
   local shared = {}
   for _, x in pairs(package.loaded) do
     if type(x) == "table" then shared[x] = true end
   end
   local memo, groups = {}, {}
-  local function copy(x)
+  local copy
+  local function field(k, y, is_module)
+    local tr = is_module and TRANSIENT[k]
+    if not tr then return copy(y) end
+    if tr == "table" then return {} end
+    if tr == "buffer" then return (core.istensor(y) and scratch[y]) and copy(y) or buffer() end
+    return nil
+  end
+  function copy(x)
     local tx = type(x)
     if tx == "table" then
       if shared[x] then return x end
@@ -479,14 +512,20 @@ local function deep_copy(v, skip)
       if x.pg and x.entries and x.modules then groups[#groups + 1] = x end
       local c = {}
       memo[x] = c
+      local is_module = type(x.forward) == "function"
       for k, y in pairs(x) do
-        if not (skip and skip(x, k)) then c[copy(k)] = copy(y) end
+        if not (skip and skip(x, k)) then c[copy(k)] = field(k, y, is_module) end
       end
       return setmetatable(c, mt)
     elseif tx == "userdata" and core.istensor(x) then
       if memo[x] then return memo[x] end
-      local ok, c = pcall(x.clone, x)
-      c = ok and c or core.nn_buffer()
+      local c
+      if scratch[x] then
+        c = buffer()
+      else
+        local ok, t = pcall(x.clone, x)
+        c = ok and t or buffer()
+      end
       memo[x] = c
       return c
     end
@@ -495,9 +534,10 @@ local function deep_copy(v, skip)
   return copy(v), memo, groups
 end
 
--- What a module inside a model does not take along into its clone: its
--- place in the model's groups, and the parameter views into them.
-local function inside_fields(self)
+-- The fields clone binds anew instead of copying: every module's parameter
+-- and gradient views, and a group record's flat vectors. inside: also the
+-- place of a module inside a model in that model's groups.
+local function rebound_fields(self, inside)
   local own = {} -- module -> its parameter and gradient fields
   walk(self, function(m)
     local f = {}
@@ -506,17 +546,24 @@ local function inside_fields(self)
   end, "")
   return function(t, k)
     local f = own[t]
-    return f ~= nil and (k == "_group" or k == "_built" or k == "_groups" or f[k] == true)
+    if f == nil then
+      return rawget(t, "pg") ~= nil and rawget(t, "entries") ~= nil and (k == "params" or k == "grads")
+    end
+    return f[k] == true or (inside and (k == "_group" or k == "_built" or k == "_groups"))
   end
 end
 
---- Deep copy with its own arenas (built if the original was). A module inside
--- a model becomes a model of its own, with only its subtree's parameters.
+--- A copy that holds the parameters (in arenas of its own, built if the
+-- original was; gradients zero), the frozen flags and the configuration, and
+-- nothing of the last forward or backward: outputs, input gradients and saved
+-- intermediates start empty. Generators (a Dropout's), functions and loaded
+-- library modules are shared, not copied. A module inside a model becomes a
+-- model of its own, with only its subtree's parameters.
 function Module:clone()
   if rawget(self, "_built") and not rawget(self, "_groups") then
     local parts = scope(self)
     if #parts == 1 then
-      local c = deep_copy(self, inside_fields(self))
+      local c = deep_copy(self, rebound_fields(self, true))
       -- the values come from the original; the initialisation only fills the
       -- new arena first (with a generator of its own: the default one is untouched)
       Module.build(c, { generator = core.generator(0) })
@@ -525,7 +572,7 @@ function Module:clone()
       return c
     end
   end
-  local c, memo, groups = deep_copy(self)
+  local c, memo, groups = deep_copy(self, rebound_fields(self, false))
   for _, g in ipairs(groups) do
     local cg = memo[g]
     local pg = core.param_group(g.pg:name())
@@ -607,7 +654,7 @@ function nn.Linear(nin, nout, opts)
   local o = options(opts, { bias = true }, "Linear")
   local m = new(Linear)
   m.in_features, m.out_features = posint(nin, "input size", "Linear"), posint(nout, "output size", "Linear")
-  m._ws = core.nn_buffer() -- small batches run faster as (W x^T)^T (see eg_linear_forward_ws)
+  m._ws = buffer() -- small batches run faster as (W x^T)^T (see eg_linear_forward_ws)
   m._pspec = { { name = "weight", shape = { m.out_features, m.in_features } } }
   if o.bias then m._pspec[2] = { name = "bias", shape = { m.out_features } } end
   return m
@@ -690,20 +737,27 @@ function nn.Dropout(p, opts)
   p = p or 0.5
   if type(p) ~= "number" or p < 0 or p >= 1 then error("Dropout: p must be in [0, 1)", 2) end
   local m = new(Dropout)
-  m.p, m.generator, m._mask = p, o.generator or nil, core.nn_buffer()
+  m.p, m.generator, m._mask = p, o.generator or nil, buffer()
+  m._out, m._gin = m.output, m.grad_input -- its own buffers; output is x itself when it passes x through
   return m
 end
 function Dropout:forward(x)
   if self.training and self.p > 0 then
     self._active = true
-    return core.nn_dropout_forward(self.output, self._mask, x, self.p, self.generator)
+    self.output = core.nn_dropout_forward(self._out, self._mask, x, self.p, self.generator)
+  else
+    self._active = false
+    self.output = x
   end
-  self._active = false
-  return x
+  return self.output
 end
 function Dropout:backward(_, gy)
-  if self._active then return core.nn_dropout_backward(self.grad_input, gy, self._mask) end
-  return gy
+  if self._active then
+    self.grad_input = core.nn_dropout_backward(self._gin, gy, self._mask)
+  else
+    self.grad_input = gy
+  end
+  return self.grad_input
 end
 function Dropout:_repr() return string.format("Dropout(%g)", self.p) end
 
@@ -713,7 +767,7 @@ function nn.LayerNorm(D, opts)
   local o = options(opts, { eps = 1e-5, affine = true }, "LayerNorm")
   local m = new(LayerNorm)
   m.dim, m.eps, m.affine = posint(D, "size", "LayerNorm"), o.eps, o.affine
-  m._mean, m._rstd = core.nn_buffer(), core.nn_buffer()
+  m._mean, m._rstd = buffer(), buffer()
   if o.affine then
     m._pspec = { { name = "weight", shape = { m.dim } }, { name = "bias", shape = { m.dim } } }
   else
@@ -759,8 +813,14 @@ function Reshape:_repr() return "Reshape(" .. table.concat(self.shape, "x") .. "
 
 local Identity = class("Identity")
 function nn.Identity() return new(Identity) end
-function Identity.forward(_, x) return x end
-function Identity.backward(_, _, gy) return gy end
+function Identity:forward(x)
+  self.output = x
+  return x
+end
+function Identity:backward(_, gy)
+  self.grad_input = gy
+  return gy
+end
 
 local Conv2d = class("Conv2d")
 --- Conv2d(in_channels, out_channels, kernel, {stride=1, padding=0, bias=true})
@@ -774,7 +834,7 @@ function nn.Conv2d(cin, cout, k, opts)
   m.stride = posint(o.stride, "stride", "Conv2d")
   m.padding = o.padding
   if math.type(m.padding) ~= "integer" or m.padding < 0 then error("Conv2d: padding must be an integer >= 0", 2) end
-  m._cols = core.nn_buffer()
+  m._cols = buffer()
   m._pspec = { { name = "weight", shape = { m.out_channels, m.in_channels, m.kernel, m.kernel } } }
   if o.bias then m._pspec[2] = { name = "bias", shape = { m.out_channels } } end
   return m
@@ -808,7 +868,7 @@ function nn.MaxPool2d(k, opts)
   m.kernel = posint(k, "kernel size", "MaxPool2d")
   m.stride = posint(o.stride or m.kernel, "stride", "MaxPool2d")
   m.padding = o.padding
-  m._idx = core.nn_buffer()
+  m._idx = buffer()
   return m
 end
 function MaxPool2d:forward(x)
@@ -985,14 +1045,14 @@ function nn.Concat(dim, ...)
       error(string.format("Concat: argument %d is not a module", i + 1), 2)
     end
     check_child(m, b, "Concat", 2)
-    m.modules[i], m._g[i] = b, core.nn_buffer()
+    m.modules[i], m._g[i] = b, buffer()
   end
   if #m.modules == 0 then error("Concat: no branches", 2) end
   return m
 end
 function Concat:_attach(m)
   self.modules[#self.modules + 1] = m
-  self._g[#self.modules] = core.nn_buffer()
+  self._g[#self.modules] = buffer()
   return tostring(#self.modules), #self.modules
 end
 local function concat_forward(self, x)
@@ -1096,12 +1156,14 @@ function MultiHead:forward(x)
   if #self.modules < 2 then error("MultiHead: no heads", 2) end
   local ok, y = pcall(mh_forward, self, x)
   if not ok then error(wrap_error(self, y, self._at), 2) end
+  self.output = y
   return y
 end
 function MultiHead:backward(x, gy, need)
   if #self.modules < 2 then error("MultiHead: no heads", 2) end
   local ok, gx = pcall(mh_backward, self, x, gy, need)
   if not ok then error(wrap_error(self, gx, self._at), 2) end
+  self.grad_input = gx
   return gx
 end
 function MultiHead:_repr(indent)
