@@ -162,16 +162,21 @@ function learner.check_strategy(s, level)
 end
 
 --- Adds a strategy; hooks run in the order strategies were added. opts.tasks
--- limits it to some tasks (see engram.schedule.tasks). Returns self.
+-- makes it act only in some tasks (see engram.schedule.tasks) while it
+-- observes every task (after_task, evaluation hooks) unless opts.observe is
+-- false (engram.schedule: act and observe). Returns self.
 function Learner:use(s, opts)
   learner.check_strategy(s, 2)
   if opts ~= nil then
     if type(opts) ~= "table" then error("use: options must be a table", 2) end
     for k in pairs(opts) do
-      if k ~= "tasks" then error("use: unknown option '" .. tostring(k) .. "' (known: tasks)", 2) end
+      if k ~= "tasks" and k ~= "observe" then
+        error("use: unknown option '" .. tostring(k) .. "' (known: observe, tasks)", 2)
+      end
     end
+    if opts.observe ~= nil and opts.tasks == nil then error("use: observe needs tasks", 2) end
     if opts.tasks ~= nil then
-      local ok, w = pcall(require("engram.schedule").only, s, opts.tasks)
+      local ok, w = pcall(require("engram.schedule").only, s, opts.tasks, { observe = opts.observe })
       if not ok then error(w, 2) end
       s = w
     end

@@ -1,7 +1,8 @@
 --- engram.schedule: which strategies run for which task.
 --
 --   local sched = engram.schedule
---   learner:use(S.ewc{lambda = 100}, {tasks = "2-"})         -- EWC from task 2 on
+--   learner:use(S.ewc{lambda = 100}, {tasks = "2-"})         -- penalise from task 2 on,
+--                                                             -- protecting task 1
 --   learner:use(sched{                                        -- phases
 --     {tasks = "1",   use = {S.naive()}},
 --     {tasks = "2-3", use = {S.replay{memory = 500}}},
@@ -11,11 +12,22 @@
 -- Task sets: nil (every task), an integer, a list {1, 3}, a string of
 -- comma-separated items "1,3-5,7-" (ranges inclusive; "n-" means n to the
 -- end), or a function(t, T) -> boolean.
+--
+-- ACT AND OBSERVE. A scheduled strategy ACTS only in its task set: the
+-- training hooks (before_task, before_epoch, before_batch, loss,
+-- after_backward, after_step, after_epoch) run for those tasks alone. It
+-- OBSERVES every task: after_task and the evaluation hooks (before_eval,
+-- after_eval) run after each task, so that EWC scheduled from task 2 has
+-- task 1's Fisher when it starts penalising, and replay scheduled from task 3
+-- finds tasks 1 and 2 in its memory. A phase with observe = false (or
+-- learner:use(s, {tasks = ..., observe = false})) observes its own tasks only.
+-- before_run and after_run reach every strategy.
+--
 -- A schedule is itself a strategy: at each hook it calls the hooks of the
--- strategies whose phase contains the current task (ctx.t), phase by phase,
--- each phase's strategies in their order. before_run and after_run reach every
--- strategy. A strategy listed in several phases keeps its state across them.
--- Evaluation hooks (before_eval/after_eval) use the task just trained.
+-- strategies that act (or observe) at the current task (ctx.t), phase by
+-- phase, each phase's strategies in their order; a strategy listed in
+-- several phases runs once per hook and keeps its state across them.
+-- Evaluation hooks use the task just trained (ctx.t).
 local schedule = {}
 
 --- A predicate function(t, T) -> boolean for a task set (see the header).
@@ -57,7 +69,16 @@ function schedule.tasks(spec)
 end
 
 local HOOKS = require("engram.learner").HOOKS
+-- Run-level hooks reach every strategy; observing hooks reach a strategy
+-- every task unless all its phases say observe = false; the rest (the
+-- training hooks) are acting: only in the strategy's task set.
 local EVERY = { before_run = true, after_run = true }
+local OBSERVE = { after_task = true, before_eval = true, after_eval = true }
+schedule.OBSERVING = { "after_task", "before_eval", "after_eval" }
+schedule.ACTING = {}
+for _, h in ipairs(HOOKS) do
+  if not EVERY[h] and not OBSERVE[h] then schedule.ACTING[#schedule.ACTING + 1] = h end
+end
 
 local function composite(name, phases)
   local s = { name = name, phases = phases }
@@ -70,6 +91,36 @@ local function composite(name, phases)
     end
   end
   s.members = members
+  -- For task t of T: the members that act (phase by phase, each phase's
+  -- strategies in order, a strategy once) and those that observe (in the
+  -- order of members). Worked out once per task: hooks run every batch.
+  local cache = {}
+  local function lists(ctx)
+    local t, T = ctx.t, ctx.T
+    if cache.T ~= T then cache = { T = T } end
+    local l = cache[t]
+    if l then return l end
+    l = { act = {}, observe = {} }
+    local acting = {}
+    for _, ph in ipairs(phases) do
+      if ph.when(t, T) then
+        for _, m in ipairs(ph.use) do
+          if not acting[m] then acting[m] = true; l.act[#l.act + 1] = m end
+        end
+      end
+    end
+    for _, m in ipairs(members) do
+      local watch = acting[m]
+      for _, ph in ipairs(phases) do
+        if not watch and ph.observe then
+          for _, x in ipairs(ph.use) do if x == m then watch = true end end
+        end
+      end
+      if watch then l.observe[#l.observe + 1] = m end
+    end
+    cache[t] = l
+    return l
+  end
   for _, h in ipairs(HOOKS) do
     local any = false
     for _, m in ipairs(members) do if type(m[h]) == "function" then any = true end end
@@ -79,11 +130,13 @@ local function composite(name, phases)
           for _, m in ipairs(members) do if m[h] then m[h](m, ctx) end end
         end
       else
+        local which = OBSERVE[h] and "observe" or "act"
         s[h] = function(_, ctx)
-          for _, ph in ipairs(phases) do
-            if ph.when(ctx.t, ctx.T) then
-              for _, m in ipairs(ph.use) do if m[h] then m[h](m, ctx) end end
-            end
+          local list = lists(ctx)[which]
+          for i = 1, #list do
+            local m = list[i]
+            local f = m[h]
+            if f then f(m, ctx) end
           end
         end
       end
@@ -96,7 +149,7 @@ local function composite(name, phases)
     for i, ph in ipairs(phases) do
       local list = {}
       for _, m in ipairs(ph.use) do list[#list + 1] = m.name or "custom" end
-      names[i] = tostring(ph.spec) .. ":" .. table.concat(list, "+")
+      names[i] = tostring(ph.spec) .. ":" .. table.concat(list, "+") .. (ph.observe and "" or " (observe=false)")
     end
     out.options.phases = table.concat(names, "; ")
     return out
@@ -104,23 +157,41 @@ local function composite(name, phases)
   return s
 end
 
---- A strategy that runs s only for the tasks in spec.
-function schedule.only(s, spec)
+-- The observe flag of a phase or of use's options: nil (default) is true.
+local function observe_flag(v, who, level)
+  if v == nil then return true end
+  if type(v) ~= "boolean" then
+    error(string.format("%s: observe must be true or false, got %s", who, type(v)), level + 1)
+  end
+  return v
+end
+
+--- A strategy that acts only in the tasks in spec and observes every task
+-- (opts.observe = false: observes only those too).
+function schedule.only(s, spec, opts)
   if type(s) ~= "table" then error("schedule.only: the strategy must be a table of hooks, got " .. type(s), 2) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("schedule.only: options must be a table, got " .. type(opts), 2)
+  end
+  for k in pairs(opts or {}) do
+    if k ~= "observe" then error("schedule.only: unknown option '" .. tostring(k) .. "' (known: observe)", 2) end
+  end
+  local observe = observe_flag(opts and opts.observe, "schedule.only", 2)
   local ok, when = pcall(schedule.tasks, spec)
   if not ok then error(when, 2) end
-  local c = composite(s.name or "custom", { { when = when, use = { s }, spec = spec } })
+  local c = composite(s.name or "custom", { { when = when, use = { s }, spec = spec, observe = observe } })
   local inner = c.describe
   c.describe = function()
     local d = type(s.describe) == "function" and s:describe() or inner()
     d.options = d.options or {}
     if type(spec) == "string" or type(spec) == "number" then d.options.tasks = tostring(spec) end
+    if not observe then d.options.observe = false end
     return d
   end
   return c
 end
 
---- A schedule from phases {{tasks = spec, use = {strategy, ...}}, ...}.
+--- A schedule from phases {{tasks = spec, use = {strategy, ...}, observe = true}, ...}.
 function schedule.new(phases, opts)
   if type(phases) ~= "table" or #phases == 0 then
     error("schedule: expected a list of phases {tasks = ..., use = {...}}", 2)
@@ -133,8 +204,8 @@ function schedule.new(phases, opts)
       error(string.format("schedule: phase %d needs use = {strategies}", i), 2)
     end
     for k in pairs(ph) do
-      if k ~= "tasks" and k ~= "use" then
-        error(string.format("schedule: phase %d: unknown key '%s' (known: tasks, use)", i, tostring(k)), 2)
+      if k ~= "tasks" and k ~= "use" and k ~= "observe" then
+        error(string.format("schedule: phase %d: unknown key '%s' (known: observe, tasks, use)", i, tostring(k)), 2)
       end
     end
     local use = ph.use
@@ -144,7 +215,8 @@ function schedule.new(phases, opts)
     end
     local ok, when = pcall(schedule.tasks, ph.tasks)
     if not ok then error(string.format("schedule: phase %d: %s", i, tostring(when):gsub("^.-schedule: ", "")), 2) end
-    list[i] = { when = when, use = use, spec = ph.tasks == nil and "all" or ph.tasks }
+    local observe = observe_flag(ph.observe, string.format("schedule: phase %d", i), 2)
+    list[i] = { when = when, use = use, spec = ph.tasks == nil and "all" or ph.tasks, observe = observe }
   end
   return composite(opts.name or "schedule", list)
 end

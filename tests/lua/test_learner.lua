@@ -159,6 +159,54 @@ function TestLearner.test_use_with_tasks_runs_a_strategy_only_for_those_tasks()
   lu.assertEquals(calls[1], "X:before_run:0") -- run-level hooks reach every strategy
 end
 
+-- The act/observe rule: training hooks in the task set only, after_task and
+-- the evaluation hooks every task (observe = false: the task set only).
+function TestLearner.test_a_scheduled_strategy_acts_in_its_tasks_and_observes_every_task()
+  local function tasks_by_hook(calls)
+    local by = {}
+    for _, c in ipairs(calls) do
+      local h, t = c:match("^X:([%w_]+):(%d+)$")
+      if h and tonumber(t) > 0 then
+        by[h] = by[h] or {}
+        local l = by[h]
+        if l[#l] ~= tonumber(t) then l[#l + 1] = tonumber(t) end
+      end
+    end
+    return by
+  end
+  local calls = {}
+  engram.learner(model(), { epochs = 1, quiet = true }):use(recorder("X", calls), { tasks = "2-" })
+    :run(blob_scenario())
+  local by = tasks_by_hook(calls)
+  for _, h in ipairs(engram.schedule.ACTING) do lu.assertEquals(by[h], { 2, 3 }, h .. " acts in tasks 2-3") end
+  for _, h in ipairs(engram.schedule.OBSERVING) do lu.assertEquals(by[h], { 1, 2, 3 }, h .. " observes every task") end
+  calls = {}
+  engram.learner(model(), { epochs = 1, quiet = true })
+    :use(recorder("X", calls), { tasks = "2-", observe = false }):run(blob_scenario())
+  by = tasks_by_hook(calls)
+  for _, h in ipairs(engram.schedule.OBSERVING) do lu.assertEquals(by[h], { 2, 3 }, h .. " with observe = false") end
+end
+
+function TestLearner.test_a_strategy_in_overlapping_phases_runs_once_per_hook()
+  local calls = {}
+  local x = recorder("X", calls)
+  local sched = engram.schedule {
+    { tasks = "1-2", use = { x } },
+    { tasks = "2-", use = { x }, observe = false },
+  }
+  engram.learner(model(), { epochs = 1, quiet = true }):use(sched):run(blob_scenario())
+  local n = {}
+  for _, c in ipairs(calls) do n[c] = (n[c] or 0) + 1 end
+  lu.assertEquals(n["X:before_task:2"], 1)
+  lu.assertEquals(n["X:after_task:2"], 1)
+  lu.assertEquals(n["X:before_task:3"], 1)
+  lu.assertEquals(n["X:after_task:1"], 1) -- the first phase observes
+  lu.assertErrorMsgContains("schedule: phase 1: observe must be true or false, got string", engram.schedule,
+    { { tasks = "1", use = { x }, observe = "no" } })
+  lu.assertErrorMsgContains("use: observe needs tasks", engram.learner(model()).use, engram.learner(model()), x,
+    { observe = false })
+end
+
 function TestLearner.test_schedule_switches_strategies_per_task()
   local a, b = {}, {}
   local sched = engram.schedule {

@@ -112,6 +112,70 @@ function TestStrategies.test_ewc_penalty_is_added_from_the_second_task()
   lu.assertTrue(pen[4] > 0)
 end
 
+-- The act/observe rule (engram.schedule): EWC scheduled from task 2 on
+-- estimates task 1's Fisher (after_task observes every task) and penalises
+-- from task 2 (the loss hook acts in its task set): task 1 is protected.
+function TestStrategies.test_ewc_from_task_2_protects_task_1()
+  local pen = {}
+  local probe = S.new("probe", {
+    after_step = function(_, ctx) pen[ctx.t] = math.max(pen[ctx.t] or 0, ctx.penalty) end,
+  })
+  local scen = permuted_blobs()
+  local function ewc_run(use_opts)
+    local model = engram.nn.mlp { 16, 32, 4 }:build { seed = 1 }
+    local L = engram.learner(model, { epochs = 3, batch = 32, lr = 0.01, quiet = true })
+    L:use(S.ewc { lambda = 100 }, use_opts):use(probe)
+    return L:run(scen)
+  end
+  local naive = run(S.naive(), scen, 4)
+  local ewc = ewc_run { tasks = "2-" }
+  lu.assertEquals(pen[1], 0, "no penalty while task 1 trains")
+  lu.assertTrue(pen[2] > 0, "task 2 is penalised with task 1's Fisher")
+  local T = #ewc.acc
+  lu.assertTrue(ewc.acc[T][1] > naive.acc[T][1] + 0.1,
+    string.format("task 1 at the end: ewc from task 2 %.3f, naive %.3f", ewc.acc[T][1], naive.acc[T][1]))
+  lu.assertTrue(ewc.forgetting < naive.forgetting / 2,
+    string.format("forgetting: ewc from task 2 %.3f, naive %.3f", ewc.forgetting, naive.forgetting))
+  -- observe = false: EWC sees only its own tasks, so nothing protects task 1 in task 2
+  pen = {}
+  local blind = ewc_run { tasks = "2-", observe = false }
+  lu.assertEquals(pen[2], 0, "no Fisher of task 1, no penalty in task 2")
+  lu.assertTrue(pen[3] > 0)
+  lu.assertTrue(ewc.acc[T][1] > blind.acc[T][1] + 0.05,
+    string.format("task 1 at the end: observing %.3f, blind %.3f", ewc.acc[T][1], blind.acc[T][1]))
+end
+
+-- Replay scheduled from task 3 stores tasks 1 and 2 (after_task observes)
+-- and replays them from task 3 on (before_batch acts only there).
+function TestStrategies.test_replay_from_task_3_holds_tasks_1_and_2()
+  local sizes = {}
+  local probe = S.new("probe", {
+    loss = function(_, ctx) sizes[ctx.t] = sizes[ctx.t] or ctx.x:size(1) end,
+  })
+  local all = engram.data.blobs { n = 1600, classes = 8, dim = 8, std = 1.0, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.split(train, test, { tasks = 4 })
+  local r = S.replay { memory = 200 }
+  local seen_at_3
+  local watch = S.new("watch", { before_task = function(_, ctx) if ctx.t == 3 then seen_at_3 = r.mem end end })
+  local model = engram.nn.mlp { 8, 32, 8 }:build { seed = 1 }
+  local L = engram.learner(model, { epochs = 2, batch = 20, lr = 0.01, quiet = true })
+  L:use(watch):use(r, { tasks = "3-" }):use(probe)
+  local doc = L:run(scen)
+  lu.assertEquals(sizes[1], 20); lu.assertEquals(sizes[2], 20) -- not replayed before task 3
+  lu.assertEquals(sizes[3], 40); lu.assertEquals(sizes[4], 40)
+  lu.assertNotNil(seen_at_3, "the memory exists when task 3 starts")
+  -- at the end of the run it holds all four tasks, tasks 1 and 2 among them
+  local _, _, task = r.mem:tensors()
+  local tasks = {}
+  for i = 1, #r.mem do tasks[task:get(i)] = true end
+  lu.assertTrue(tasks[0] and tasks[1], "tasks 1 and 2 in memory")
+  -- and replaying them helps: task 1 at the end against naive
+  local naive = run(S.naive(), scen, 8)
+  lu.assertTrue(doc.acc[4][1] > naive.acc[4][1] + 0.2,
+    string.format("task 1 at the end: replay from task 3 %.3f, naive %.3f", doc.acc[4][1], naive.acc[4][1]))
+end
+
 function TestStrategies.test_batched_fisher_equals_per_sample_loop()
   local scen = permuted_blobs()
   local model = engram.nn.mlp { 16, 12, 12, 4 }:build { seed = 2 }

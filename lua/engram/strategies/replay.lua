@@ -11,7 +11,9 @@
 --   update ["task_end"]  "task_end": after each task its training samples are
 --                        offered to the reservoir (the memory holds past tasks
 --                        only while a task trains); "stream": every batch is
---                        offered after its step (memory includes the current task)
+--                        offered after its step (memory includes the current task;
+--                        scheduled with tasks = ..., it fills only while it acts:
+--                        after_step is a training hook, after_task observes every task)
 --   balanced [false]     class-balanced reservoir (about capacity/C per class)
 --   seed [nil]           the sampling generator's seed (default: the run's ctx.rng)
 --
