@@ -34,6 +34,38 @@ static int l_linear_sq(lua_State *L) {
   return 0;
 }
 
+/* linear_abs_grad_accumulate(FW, Fb|nil, delta, x, scale) */
+static int l_linear_abs(lua_State *L) {
+  eg_tensor *FW = eg_lua_checktensor(L, 1), *Fb = opt_tensor(L, 2);
+  eg_tensor *d = eg_lua_checktensor(L, 3), *x = eg_lua_checktensor(L, 4);
+  eg_lua_try(L, eg_linear_abs_grad_accumulate(FW, Fb, d, x, (float)luaL_optnumber(L, 5, 1)),
+             "linear_abs_grad_accumulate");
+  return 0;
+}
+
+/* abs_accumulate(F, g, scale): F += scale * |g| */
+static int l_abs_accumulate(lua_State *L) {
+  eg_tensor *F = eg_lua_checktensor(L, 1), *g = eg_lua_checktensor(L, 2);
+  eg_lua_try(L, eg_abs_accumulate(F, g, (float)luaL_optnumber(L, 3, 1)), "abs_accumulate");
+  return 0;
+}
+
+/* si_accumulate(omega, prev, g, theta): omega -= g (theta - prev); prev = theta */
+static int l_si_accumulate(lua_State *L) {
+  eg_tensor *w = eg_lua_checktensor(L, 1), *p = eg_lua_checktensor(L, 2);
+  eg_tensor *g = eg_lua_checktensor(L, 3), *t = eg_lua_checktensor(L, 4);
+  eg_lua_try(L, eg_si_accumulate(w, p, g, t), "si_accumulate");
+  return 0;
+}
+
+/* si_consolidate(Omega, omega, start, theta, xi) */
+static int l_si_consolidate(lua_State *L) {
+  eg_tensor *W = eg_lua_checktensor(L, 1), *w = eg_lua_checktensor(L, 2);
+  eg_tensor *s0 = eg_lua_checktensor(L, 3), *t = eg_lua_checktensor(L, 4);
+  eg_lua_try(L, eg_si_consolidate(W, w, s0, t, (float)luaL_checknumber(L, 5)), "si_consolidate");
+  return 0;
+}
+
 /* decay_accumulate(F, Fnew, gamma): F = gamma F + Fnew */
 static int l_decay_accumulate(lua_State *L) {
   eg_tensor *F = eg_lua_checktensor(L, 1), *Fn = eg_lua_checktensor(L, 2);
@@ -222,6 +254,10 @@ static const luaL_Reg mem_methods[] = {{"add", m_add},         {"sample", m_samp
 
 static const luaL_Reg functions[] = {{"sq_accumulate", l_sq_accumulate},
                                      {"linear_sq_grad_accumulate", l_linear_sq},
+                                     {"linear_abs_grad_accumulate", l_linear_abs},
+                                     {"abs_accumulate", l_abs_accumulate},
+                                     {"si_accumulate", l_si_accumulate},
+                                     {"si_consolidate", l_si_consolidate},
                                      {"decay_accumulate", l_decay_accumulate},
                                      {"quad_penalty", l_quad_penalty},
                                      {"memory", l_memory},

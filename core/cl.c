@@ -1,5 +1,6 @@
 /*
-** cl.c — importance accumulation, quadratic penalty and the replay memory.
+** cl.c — importance accumulation (squared and absolute per-sample
+** gradients, SI's path integral), the quadratic penalty and the replay memory.
 ** See cl.h.
 */
 #include "cl.h"
@@ -47,9 +48,22 @@ int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma) {
   return EG_OK;
 }
 
-int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
-                                 float scale) {
-  static const char op[] = "linear_sq_grad_accumulate";
+int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
+  static const char op[] = "abs_accumulate";
+  int st = check_vec(F, -1, op, "importance");
+  if (st || (st = check_vec(g, eg_numel(F), op, "gradient"))) return st;
+  float *f = eg_data(F);
+  const float *gg = eg_data(g);
+  int64_t n = eg_numel(F);
+  for (int64_t i = 0; i < n; i++) f[i] += scale * fabsf(gg[i]);
+  return EG_OK;
+}
+
+/* Per-sample importance of a linear layer: sum_n h(delta_n x_n^T) for h a
+** square or an absolute value, both multiplicative (h(ab) = h(a) h(b)), so
+** it is h(delta)^T h(x): one product. */
+static int linear_h_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                    float scale, int absolute, const char *op) {
   int st;
   if ((st = check_vec(delta, -1, op, "delta")) || (st = check_vec(x, -1, op, "input")) ||
       (st = check_vec(FW, -1, op, "weight importance")))
@@ -72,9 +86,13 @@ int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *
     return eg_seterr(EG_ENOMEM, "%s: out of memory for a batch of %lld", op, (long long)B);
   }
   const float *dd = eg_data(delta), *xx = eg_data(x);
-  for (int64_t i = 0; i < B * No; i++) d2[i] = dd[i] * dd[i];
-  for (int64_t i = 0; i < B * Ni; i++) x2[i] = xx[i] * xx[i];
-  /* sum_n (delta_n x_n^T)^2 = sum_n delta_n^2 (x_n^2)^T = (delta^2)^T x^2 */
+  if (absolute) {
+    for (int64_t i = 0; i < B * No; i++) d2[i] = fabsf(dd[i]);
+    for (int64_t i = 0; i < B * Ni; i++) x2[i] = fabsf(xx[i]);
+  } else {
+    for (int64_t i = 0; i < B * No; i++) d2[i] = dd[i] * dd[i];
+    for (int64_t i = 0; i < B * Ni; i++) x2[i] = xx[i] * xx[i];
+  }
   if (Ni > 0)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)No, (int)Ni, (int)B, scale, d2, (int)No, x2, (int)Ni, 1.0f,
                 eg_data(FW), (int)Ni);
@@ -85,6 +103,55 @@ int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *
   }
   eg_free(d2);
   eg_free(x2);
+  return EG_OK;
+}
+
+int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                 float scale) {
+  return linear_h_grad_accumulate(FW, Fb, delta, x, scale, 0, "linear_sq_grad_accumulate");
+}
+
+int eg_linear_abs_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                  float scale) {
+  return linear_h_grad_accumulate(FW, Fb, delta, x, scale, 1, "linear_abs_grad_accumulate");
+}
+
+/* ---- SI ---- */
+
+int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *theta) {
+  static const char op[] = "si_accumulate";
+  int st = check_vec(theta, -1, op, "parameters");
+  if (st) return st;
+  int64_t n = eg_numel(theta);
+  if ((st = check_vec(omega, n, op, "path integral")) || (st = check_vec(prev, n, op, "previous parameters")) ||
+      (st = check_vec(g, n, op, "gradient")))
+    return st;
+  float *w = eg_data(omega), *p = eg_data(prev);
+  const float *gg = eg_data(g), *t = eg_data(theta);
+  for (int64_t i = 0; i < n; i++) {
+    w[i] -= gg[i] * (t[i] - p[i]);
+    p[i] = t[i];
+  }
+  return EG_OK;
+}
+
+int eg_si_consolidate(eg_tensor *Omega, eg_tensor *omega, eg_tensor *start, const eg_tensor *theta, float xi) {
+  static const char op[] = "si_consolidate";
+  int st = check_vec(theta, -1, op, "parameters");
+  if (st) return st;
+  int64_t n = eg_numel(theta);
+  if ((st = check_vec(Omega, n, op, "importance")) || (st = check_vec(omega, n, op, "path integral")) ||
+      (st = check_vec(start, n, op, "start parameters")))
+    return st;
+  if (!(xi > 0) || !isfinite(xi)) return eg_seterr(EG_EINVAL, "%s: damping xi %g must be > 0 and finite", op, (double)xi);
+  float *W = eg_data(Omega), *w = eg_data(omega), *s0 = eg_data(start);
+  const float *t = eg_data(theta);
+  for (int64_t i = 0; i < n; i++) {
+    float d = t[i] - s0[i];
+    W[i] += w[i] / (d * d + xi);
+    w[i] = 0;
+    s0[i] = t[i];
+  }
   return EG_OK;
 }
 

@@ -1,7 +1,8 @@
 /*
-** cl.h — continual-learning primitives: importance (Fisher) accumulation,
-** the quadratic penalty of EWC / online EWC / SI / MAS, and a reservoir
-** replay memory kept in C memory.
+** cl.h — continual-learning primitives: importance accumulation (EWC's
+** Fisher, MAS's output sensitivity, SI's path integral), the quadratic
+** penalty of EWC / online EWC / SI / MAS, and a reservoir replay memory kept
+** in C memory.
 **
 ** Vectors are flat contiguous tensors with a parameter group's layout (the
 ** importance F, the anchor theta*, ...); one call per batch or per task.
@@ -22,8 +23,24 @@ EG_API int eg_sq_accumulate(eg_tensor *F, const eg_tensor *g, float scale);
 ** NULL. Allocates two scratch buffers of the batch's size (once per call). */
 EG_API int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
                                         float scale);
+/* As eg_linear_sq_grad_accumulate with absolute values instead of squares:
+** FW += scale * |delta|^T |x|, Fb += scale * sum_n |delta_n| (MAS's
+** importance, sum_n |delta_n x_n^T| element-wise, since |a b| = |a| |b|). */
+EG_API int eg_linear_abs_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                         float scale);
+/* F += scale * |g|, element-wise (MAS, from one sample's gradient). */
+EG_API int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale);
 /* F = gamma * F + Fnew (online EWC's running importance). */
 EG_API int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma);
+
+/* ---- SI's path integral (Zenke et al. 2017) ---- */
+/* One optimiser step: omega -= g * (theta - prev), then prev = theta; g the
+** task loss's gradient the step used, prev the parameters before the step. */
+EG_API int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *theta);
+/* The end of a task: Omega += omega / ((theta - start)^2 + xi), omega = 0,
+** start = theta (the task's anchor, where the next task's path starts). */
+EG_API int eg_si_consolidate(eg_tensor *Omega, eg_tensor *omega, eg_tensor *start, const eg_tensor *theta,
+                             float xi);
 
 /* ---- penalty ---- */
 /* *value = (lambda/2) sum F (theta - anchor)^2 (in double), and, when grad is

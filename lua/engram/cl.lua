@@ -34,7 +34,13 @@
 --   linear_sq_grad_accumulate(FW, Fb, delta, x [, scale = 1])
 --       per-sample squared gradients of a linear layer in one product:
 --       FW[out,in] += scale (delta^2)^T (x^2), Fb += scale sum_n delta_n^2
+--   linear_abs_grad_accumulate(FW, Fb, delta, x [, scale = 1])
+--       the same with absolute values (MAS): FW += scale |delta|^T |x|
+--   abs_accumulate(F, g [, scale = 1])           F += scale |g|
 --   decay_accumulate(F, Fnew, gamma)              F = gamma F + Fnew (online EWC)
+--   si_accumulate(omega, prev, g, theta)          SI, every step: omega -= g (theta - prev); prev = theta
+--   si_consolidate(Omega, omega, start, theta, xi)
+--       SI, each task's end: Omega += omega / ((theta - start)^2 + xi); omega = 0; start = theta
 --   quad_penalty(theta, anchor, F, lambda [, grad]) -> (lambda/2) sum F (theta-anchor)^2,
 --       and grad += lambda F (theta - anchor) when grad is given
 local core = require("engram.core")
@@ -72,6 +78,22 @@ end
 
 function cl.linear_sq_grad_accumulate(FW, Fb, delta, x, scale)
   call("linear_sq_grad_accumulate", core.linear_sq_grad_accumulate, FW, Fb, delta, x, scale or 1)
+end
+
+function cl.linear_abs_grad_accumulate(FW, Fb, delta, x, scale)
+  call("linear_abs_grad_accumulate", core.linear_abs_grad_accumulate, FW, Fb, delta, x, scale or 1)
+end
+
+function cl.abs_accumulate(F, g, scale)
+  call("abs_accumulate", core.abs_accumulate, F, g, scale or 1)
+end
+
+function cl.si_accumulate(omega, prev, g, theta)
+  call("si_accumulate", core.si_accumulate, omega, prev, g, theta)
+end
+
+function cl.si_consolidate(Omega, omega, start, theta, xi)
+  call("si_consolidate", core.si_consolidate, Omega, omega, start, theta, xi)
 end
 
 function cl.decay_accumulate(F, Fnew, gamma)
