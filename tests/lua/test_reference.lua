@@ -298,6 +298,8 @@ local function check_steps(case, make, rel, elem)
     m:zero_grad()
     for _, p in ipairs(m:parameters()) do p.grad:copy_(f[string.format("step%d.grad.%s", k, p.name)]) end
     opt:step()
+    local norm = rawget(f, string.format("step%d.grad_norm", k))
+    if norm then close(string.format("%s step %d gradient norm", case, k), opt.last_grad_norm, norm, rel, elem) end
     for _, p in ipairs(m:parameters()) do
       local what = string.format("%s step %d %s", case, k, p.name)
       close(what, p.value, f[string.format("step%d.%s", k, p.name)], rel, elem)
@@ -323,6 +325,14 @@ end
 
 function TestReferenceOptim.test_sgd_with_nesterov_momentum_matches_pytorch()
   check_steps("sgd_nesterov", sgd, 1e-6, 1e-6)
+end
+
+function TestReferenceOptim.test_sgd_with_gradient_clipping_matches_pytorchs_clip_grad_norm()
+  -- the joint norm of weight and bias gradients is clipped to 0.5 at every step, as
+  -- torch.nn.utils.clip_grad_norm_ (scale 0.5 / (norm + 1e-6)) before SGD's step
+  check_steps("sgd_momentum_clip", function(m, cfg)
+    return optim.SGD(m, { lr = cfg("lr"), momentum = cfg("momentum"), clip = cfg("clip") })
+  end, 1e-6, 1e-6)
 end
 
 local function adam(kind)

@@ -241,9 +241,10 @@ def network():
                                        [("grad.flat", gflat)])}
 
 
-def optimiser_case(case, make, cfg, steps=3):
+def optimiser_case(case, make, cfg, steps=3, clip=None):
     """Three steps of torch's optimiser on a Linear(4, 3)'s weight and bias from fixed gradients. Gradient
-    magnitudes spread over three decades (10^-3 .. 1), so Adam's eps matters for some elements."""
+    magnitudes spread over three decades (10^-3 .. 1), so Adam's eps matters for some elements. With clip, the
+    gradients are clipped to that joint norm first (clip_grad_norm_) and "stepK.grad_norm" is their norm before."""
     w, b = randn(3, 4), randn(3)
     pw, pb = d(w), d(b)
     opt = make([pw, pb])
@@ -252,6 +253,8 @@ def optimiser_case(case, make, cfg, steps=3):
         gw = randn(3, 4) * 10 ** (-3 * torch.rand(3, 4))
         gb = randn(3) * 10 ** (-3 * torch.rand(3))
         pw.grad, pb.grad = gw.double(), gb.double()
+        if clip is not None:
+            out.append(("step%d.grad_norm" % k, torch.nn.utils.clip_grad_norm_([pw, pb], clip)))
         opt.step()
         out += [("step%d.grad.weight" % k, gw), ("step%d.grad.bias" % k, gb),
                 ("step%d.weight" % k, pw.detach().clone()), ("step%d.bias" % k, pb.detach().clone()),
@@ -278,6 +281,10 @@ def optimisers():
     for i, (case, make, cfg) in enumerate(cases):
         torch.manual_seed(40 + i)
         sizes[case] = optimiser_case(case, make, cfg)
+    torch.manual_seed(45)  # clipping to a joint norm of 0.5: the norms are 0.53 to 1.23, every step clips
+    sizes["sgd_momentum_clip"] = optimiser_case(
+        "sgd_momentum_clip", lambda p: O.SGD(p, lr=0.1, momentum=0.9), clip=0.5,
+        cfg=[("lr", 0.1), ("momentum", 0.9), ("dampening", 0), ("nesterov", 0), ("weight_decay", 0), ("clip", 0.5)])
     return sizes
 
 
