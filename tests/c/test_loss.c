@@ -8,7 +8,7 @@
 ** analytic gradient must satisfy, per tensor, ||num - ana|| / max(||num||,
 ** ||ana||) <= 2e-3 and, per element, |num_i - ana_i| <= 2e-3 |num_i| + 5e-4
 ** max|g| — relative measures, since a mean loss's gradient entries are
-** small (about 1/B); the worst unmutated check here is about 1e-4. Each
+** small (about 1/B); the worst unmutated check here is about 1e-5. Each
 ** check is also run on the gradient scaled by 1.01 and with each element
 ** moved by 1% of the largest magnitude, which must fail. The losses are
 ** smooth everywhere, so no input needs to avoid a kink.
