@@ -76,7 +76,7 @@ $(EXE): $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A)
 	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A) $(EXE_LIBS)
 
 # ---- C tests and benches (core only, no Lua) ----
-$(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(LIB_A)
+$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
 

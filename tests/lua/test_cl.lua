@@ -1,7 +1,15 @@
 -- engram.cl: the replay memory (engram.Memory) and the penalty/importance
 -- primitives through the Lua API.
+--
+-- The penalty's gradient goes through tests/lua/gradcheck.lua: central
+-- differences (step 1e-2 max(1, |theta|) in float32; the penalty is summed
+-- in double), per tensor ||num - ana|| / max(||num||, ||ana||) <= 2e-3, per
+-- element |num_i - ana_i| <= 2e-3 |num_i| + 5e-4 max|g|; the same check on
+-- the gradient scaled by 1.01, or with each element moved by 1% of the
+-- largest magnitude, must fail. Worst unmutated check: about 1e-5.
 local lu = require("luaunit")
 local engram = require("engram")
+local gc = require("gradcheck")
 local cl = engram.cl
 
 -- n samples of width d whose first feature is their id (first .. first+n-1).
@@ -159,22 +167,31 @@ function TestPenalty.test_quad_penalty_value_and_gradient()
   local v = cl.quad_penalty(theta, anchor, F, 4, grad)
   lu.assertAlmostEquals(v, 2 * (2 + 0 + 0.5 * 4), 1e-9)
   lu.assertTrue(grad:allclose(engram.tensor{ 1 + 8, 1, 1 - 4 }))
-  -- central differences on random vectors
+  -- its gradient through the shared check and its mutation tests
   engram.seed(5)
   theta, anchor, F = engram.randn(20), engram.randn(20), engram.rand(20)
   grad = engram.zeros(20)
   cl.quad_penalty(theta, anchor, F, 3, grad)
-  for i = 1, 20 do
-    local old, eps = theta:get(i), 1e-3
-    theta:set(i, old + eps)
-    local up, lp = theta:get(i), cl.quad_penalty(theta, anchor, F, 3)
-    theta:set(i, old - eps)
-    local dn, lm = theta:get(i), cl.quad_penalty(theta, anchor, F, 3)
-    theta:set(i, old)
-    lu.assertAlmostEquals(grad:get(i), (lp - lm) / (up - dn), 1e-3)
-  end
+  lu.assertTrue(gc.check("quad_penalty", function() return cl.quad_penalty(theta, anchor, F, 3) end, theta, grad))
   lu.assertErrorMsgContains("quad_penalty: importance has 3 elements, expected 20", cl.quad_penalty, theta,
     anchor, engram.zeros(3), 1)
+end
+
+function TestPenalty.test_loss_plus_penalty_over_a_model_passes_the_gradient_check()
+  -- as the EWC strategy uses it: the penalty's gradient added to the loss's
+  -- in the model's gradient arena
+  engram.seed(6)
+  local m = engram.nn.mlp { 3, 4, 2, activation = "tanh" }:build { seed = 1 }
+  local ce = engram.loss.CrossEntropy()
+  local x, y = engram.randn(5, 3), engram.tensor { 0, 1, 1, 0, 1 }
+  local g = m:groups()[1]
+  local anchor, F = g.params:clone() + engram.randn(g.numel) * 0.3, engram.rand(g.numel)
+  local function L() return ce:forward(m:forward(x), y) + cl.quad_penalty(g.params, anchor, F, 2) end
+  m:zero_grad()
+  local _, gz = ce:forward_backward(m:forward(x), y)
+  m:backward(x, gz, false)
+  cl.quad_penalty(g.params, anchor, F, 2, g.grads)
+  lu.assertTrue(gc.check("cross_entropy + quad_penalty", L, g.params, g.grads:clone()))
 end
 
 function TestPenalty.test_importance_accumulation()

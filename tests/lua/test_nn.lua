@@ -1,52 +1,67 @@
 -- engram.nn: containers, Lua-written modules, parameter groups, errors,
--- gradient checks through containers and a tiny model that overfits.
+-- gradient checks of every layer and through containers, and a tiny model
+-- that overfits.
+--
+-- Gradient checks go through tests/lua/gradcheck.lua (as the C suites go
+-- through tests/c/gradcheck.h): L = sum(y * r) for a smooth random r in
+-- [-1, 1], summed in double; central differences with step 1e-2 max(1, |v|)
+-- in float32; per tensor ||num - ana|| / max(||num||, ||ana||) <= 2e-3 and
+-- per element |num_i - ana_i| <= 2e-3 |num_i| + 5e-4 max|g|, relative
+-- measures that hold for small entries (the old tol * (1 + |num|) with tol
+-- 1e-2 passed anything on entries of 1e-3). The worst unmutated check is
+-- about 2.5e-4 (the seven-layer model), 8x below. Each check also runs on
+-- the gradient scaled by 1.01 and with each element moved by 1% of the
+-- largest magnitude, and those must fail.
+-- ReLU/LeakyReLU inputs sit at |x| >= 0.1 where the test controls them,
+-- MaxPool inputs are distinct and 0.05 apart (more than any step).
 local lu = require("luaunit")
 local engram = require("engram")
+local gradcheck = require("gradcheck")
 local nn = engram.nn
-
--- L = sum(y * r): backward with gy = r gives dL/dx and dL/dparams; compare
--- with central differences on every input element and every parameter.
-local function gradcheck(model, x, opts)
-  opts = opts or {}
-  local eps, tol = opts.eps or 1e-2, opts.tol or 2e-2
-  local y = model:forward(x)
-  local r = engram.rand(table.unpack(y:size())) - 0.5
-  local function L()
-    return model:forward(x):dot(r)
-  end
-  model:zero_grad()
-  model:forward(x)
-  local gx = model:backward(x, r)
-  gx = gx and gx:clone()
-  local bad = {}
-  local function cmp(what, t, i, ana)
-    local old = t:get(i)
-    t:set(i, old + eps)
-    local lp = L()
-    t:set(i, old - eps)
-    local lm = L()
-    t:set(i, old)
-    local num = (lp - lm) / (2 * eps)
-    if math.abs(num - ana) > tol * (1 + math.abs(num)) then
-      bad[#bad + 1] = string.format("%s[%d]: analytic %.6g numeric %.6g", what, i, ana, num)
-    end
-  end
-  if not opts.no_input then
-    local xf, gf = x:view(-1), gx:view(-1)
-    for i = 1, xf:numel() do cmp("x", xf, i, gf:get(i)) end
-  end
-  for _, g in ipairs(model:groups()) do
-    local gcopy = g.grads:clone()
-    for i = 1, g.params:numel() do cmp(g.name, g.params, i, gcopy:get(i)) end
-  end
-  return bad
-end
 
 -- Values away from zero so a ReLU kink never sits inside [x - eps, x + eps].
 local function away(...)
   local t = engram.rand(...) * 0.9 + 0.1
   local s = engram.rand(...):gt(0.5) * 2 - 1
   return t * s
+end
+
+-- Kinks: a finite difference across a ReLU/LeakyReLU kink or a MaxPool tie
+-- measures neither side. One step moves a value that reaches such a layer
+-- by at most about 0.01 here (weights within 1/sqrt(fan_in), inputs within
+-- 1), so these inputs keep every such value 0.02 from a kink and every
+-- pool window's largest value 0.03 above its second.
+local function min_abs(t) return t:abs():min() end
+-- The smallest gap between the largest and second-largest value of the
+-- k x k windows (stride k, no padding) of t [N,C,H,W].
+local function pool_gap(t, k)
+  local N, C, H, W = table.unpack(t:size())
+  local gap = math.huge
+  for n = 1, N do
+    for c = 1, C do
+      for i = 1, H - k + 1, k do
+        for j = 1, W - k + 1, k do
+          local a, b = -math.huge, -math.huge
+          for di = 0, k - 1 do
+            for dj = 0, k - 1 do
+              local v = t:get(n, c, i + di, j + dj)
+              if v > a then a, b = v, a elseif v > b then b = v end
+            end
+          end
+          gap = math.min(gap, a - b)
+        end
+      end
+    end
+  end
+  return gap
+end
+-- Draws inputs with draw() until ok(x) holds (a few tries for these shapes).
+local function draw_until(draw, ok)
+  for _ = 1, 1000 do
+    local x = draw()
+    if ok(x) then return x end
+  end
+  error("no input away from the kinks in 1000 draws")
 end
 
 -- A module written in Lua: y = x * scale (one parameter per feature).
@@ -70,7 +85,8 @@ function TestNN.test_sequential_gradients_match_finite_differences()
   engram.seed(101) -- the default generator's state must not depend on test order
   local m = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.GELU(), nn.LayerNorm(5),
     nn.Linear(5, 3), nn.LogSoftmax()):build { seed = 1 }
-  local bad = gradcheck(m, engram.randn(3, 4))
+  local bad = gradcheck.module(m, engram.randn(3, 4),
+    { what = "Sequential(Linear, Tanh, Linear, GELU, LayerNorm, Linear, LogSoftmax)" })
   lu.assertEquals(bad, {})
 end
 
@@ -79,24 +95,30 @@ function TestNN.test_concat_and_a_lua_module_gradients_match_finite_differences(
   local m = nn.Sequential(nn.Linear(3, 4), nn.Concat(2, nn.Sequential(nn.Linear(4, 2), nn.Sigmoid()),
     lua_scale(4), nn.Softmax()), nn.Linear(10, 2)):build { seed = 2 }
   lu.assertEquals(m:forward(engram.randn(5, 3)):size(), { 5, 2 })
-  lu.assertEquals(gradcheck(m, engram.randn(2, 3)), {})
+  lu.assertEquals(gradcheck.module(m, engram.randn(2, 3), { what = "Concat with a Lua module" }), {})
 end
 
 function TestNN.test_cnn_gradients_match_finite_differences()
   engram.seed(103)
   local m = nn.Sequential(nn.Conv2d(1, 2, 3, { padding = 1 }), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
     nn.Flatten(), nn.Linear(8, 3)):build { seed = 3 }
-  local x = engram.randn(2, 1, 4, 4)
-  lu.assertEquals(gradcheck(m, x, { eps = 1e-2, tol = 3e-2 }), {})
+  local x = draw_until(function() return engram.rand(1, 1, 4, 4) * 2 - 1 end, function(x)
+    m:forward(x)
+    return min_abs(m.modules[1].output) >= 0.02 and pool_gap(m.modules[2].output, 2) >= 0.03
+  end)
+  lu.assertEquals(gradcheck.module(m, x, { what = "Sequential(Conv2d, LeakyReLU, MaxPool2d, Flatten, Linear)" }), {})
 end
 
 function TestNN.test_multihead_trains_only_the_selected_head()
   engram.seed(104)
   local trunk = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
   local m = nn.MultiHead(trunk, { nn.Linear(4, 2), nn.Linear(4, 2) }):build { seed = 4 }
-  local x = away(2, 3)
+  local x = draw_until(function() return away(2, 3) end, function(x)
+    trunk:forward(x)
+    return min_abs(trunk.modules[1].output) >= 0.02
+  end)
   m:set_head(2)
-  lu.assertEquals(gradcheck(m, x, { no_input = true }), {})
+  lu.assertEquals(gradcheck.module(m, x), {})
   m:zero_grad()
   m:forward(x)
   m:backward(x, engram.ones(2, 2))
@@ -256,8 +278,113 @@ function TestNN.test_embedding_gradient_matches_finite_differences()
   local m = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 2)):build { seed = 5 }
   local ids = engram.tensor { { 0, 4 }, { 2, 2 } }
   lu.assertEquals(m:forward(ids):size(), { 2, 2 })
-  lu.assertEquals(gradcheck(m, ids, { no_input = true }), {})
+  lu.assertEquals(gradcheck.module(m, ids, { no_input = true, what = "Sequential(Embedding, Flatten, Linear)" }), {})
   lu.assertErrorMsgContains("not an integer in [0, 5)", function() m:forward(engram.tensor { { 5, 0 } }) end)
+end
+
+-- Each layer alone, inside a Sequential (which builds its parameters).
+local function check_layer(layer, x, opts)
+  return gradcheck.module(nn.Sequential(layer):build { seed = 1 }, x, opts)
+end
+
+function TestNN.test_linear_gradients_pass_the_check_and_fail_its_mutations()
+  engram.seed(130)
+  lu.assertEquals(check_layer(nn.Linear(4, 3), engram.randn(2, 4)), {})
+  lu.assertEquals(check_layer(nn.Linear(4, 3, { bias = false }), engram.randn(2, 3, 4)), {}) -- leading dimensions
+end
+
+function TestNN.test_activation_gradients_pass_the_check_and_fail_its_mutations()
+  engram.seed(131)
+  local layers = { nn.ReLU(), nn.LeakyReLU(0.1), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.Softmax(), nn.LogSoftmax() }
+  for _, layer in ipairs(layers) do
+    lu.assertEquals(check_layer(layer, away(3, 5) * 2), {}, tostring(layer))
+  end
+end
+
+function TestNN.test_dropout_gradient_in_training_mode_passes_the_check()
+  engram.seed(132)
+  local x = engram.randn(3, 6)
+  local d = nn.Dropout(0.3)
+  local reseed = function() engram.seed(9) end -- the same mask at every forward
+  lu.assertEquals(check_layer(d, x, { before = reseed }), {})
+  lu.assertTrue(d.output:eq(0):sum() > 0) -- some elements were dropped
+end
+
+function TestNN.test_layernorm_gradients_pass_the_check_and_fail_its_mutations()
+  engram.seed(133)
+  local m = nn.Sequential(nn.LayerNorm(5)):build { seed = 1 }
+  local ln = m.modules[1]
+  ln.weight:copy_(engram.rand(5) + 0.5) -- not the initial ones and zeros
+  ln.bias:copy_(engram.randn(5))
+  lu.assertEquals(gradcheck.module(m, engram.randn(3, 5) * 2), {})
+  lu.assertEquals(check_layer(nn.LayerNorm(4, { affine = false }), engram.randn(2, 3, 4)), {})
+end
+
+function TestNN.test_view_layers_pass_the_gradient_check()
+  engram.seed(134)
+  lu.assertEquals(check_layer(nn.Flatten(), engram.randn(2, 2, 3)), {})
+  lu.assertEquals(check_layer(nn.Reshape { 3, 2 }, engram.randn(2, 6)), {})
+  lu.assertEquals(check_layer(nn.Identity(), engram.randn(2, 3)), {})
+end
+
+function TestNN.test_conv2d_gradients_pass_the_check_and_fail_its_mutations()
+  engram.seed(135)
+  lu.assertEquals(check_layer(nn.Conv2d(2, 3, 3, { stride = 2, padding = 1 }), engram.randn(2, 2, 5, 4)), {})
+  lu.assertEquals(check_layer(nn.Conv2d(1, 2, 2, { bias = false }), engram.randn(1, 1, 3, 4)), {})
+end
+
+function TestNN.test_maxpool2d_gradients_pass_the_check_and_fail_its_mutations()
+  engram.seed(136)
+  -- distinct values 0.05 apart in [-1.5, 1.5): a step (at most 0.015) never changes a window's maximum
+  local x = ((engram.randperm(60) - 1) * 0.05 - 1.5):view(2, 2, 5, 3)
+  lu.assertEquals(check_layer(nn.MaxPool2d(2), x), {})
+  lu.assertEquals(check_layer(nn.MaxPool2d(3, { stride = 2, padding = 1 }), x), {})
+end
+
+function TestNN.test_embedding_alone_passes_the_gradient_check()
+  engram.seed(137)
+  lu.assertEquals(check_layer(nn.Embedding(4, 3), engram.tensor { { 3, 0, 3 } }, { no_input = true }), {})
+end
+
+function TestNN.test_builders_pass_the_gradient_check()
+  engram.seed(138)
+  local m = nn.mlp { 4, 5, 3, activation = "gelu", layernorm = true }:build { seed = 1 }
+  lu.assertEquals(gradcheck.module(m, engram.randn(2, 4), { what = "mlp" }), {})
+  local c = nn.cnn { input = { 1, 4, 4 }, channels = { 2 }, hidden = 3, classes = 2 }:build { seed = 2 }
+  -- modules: Reshape, Conv2d, ReLU, MaxPool2d, Flatten, Linear, ReLU, Linear
+  local x = draw_until(function() return engram.rand(1, 16) * 2 - 1 end, function(x)
+    c:forward(x)
+    return min_abs(c.modules[2].output) >= 0.02 and pool_gap(c.modules[3].output, 2) >= 0.03
+      and min_abs(c.modules[6].output) >= 0.02
+  end)
+  lu.assertEquals(gradcheck.module(c, x, { what = "cnn" }), {})
+end
+
+function TestNN.test_the_gradient_check_fails_a_gradient_off_by_one_and_a_half_percent()
+  -- a Lua module whose weight gradient is 1.5% too large (what tol * (1 + |num|)
+  -- with tol 2e-2 passed), and one whose gradient is wrong in one element only
+  engram.seed(139)
+  local function scaled(f, only_first)
+    local m = lua_scale(4)
+    local backward = m.backward
+    function m:backward(x, gy)
+      local before = self.grad_scale:clone()
+      local gx = backward(self, x, gy)
+      local d = self.grad_scale - before
+      if only_first then d:narrow(1, 1, 1):mul_(f) else d:mul_(f) end
+      self.grad_scale:copy_(before + d)
+      return gx
+    end
+    return m
+  end
+  local x = engram.randn(3, 4)
+  lu.assertEquals(gradcheck.module(nn.Sequential(lua_scale(4)):build { seed = 1 }, x, { what = "Scale" }), {})
+  local bad = gradcheck.module(nn.Sequential(scaled(1.015)):build { seed = 1 }, x, { what = "Scale, 1.5% off" })
+  lu.assertEquals(#bad, 1)
+  lu.assertStrContains(bad[1], "base: FAILED")
+  bad = gradcheck.module(nn.Sequential(scaled(1.05, true)):build { seed = 1 }, x, { what = "Scale, one element off" })
+  lu.assertEquals(#bad, 1)
+  lu.assertStrContains(bad[1], "worst element [1]")
 end
 
 function TestNN.test_tiny_mlp_overfits_a_tiny_dataset()
