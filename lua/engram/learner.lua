@@ -50,7 +50,13 @@
 --   logits               the model's output for x (borrowed)
 --   loss                 the loss value; the loss hook adds penalties to it
 --   grad_logits          d loss / d logits (borrowed; the loss hook may add to it)
---   penalty              what loss hooks added this step
+--   penalty              what loss hooks added this step (a loss hook that adds
+--                        to the parameter gradients adds its value here)
+--   penalty_grads        only when a strategy sets needs_task_grads = true: from
+--                        after_backward on, per group of model:groups(), what the
+--                        loss hooks added to the parameter gradients this step
+--                        (the task loss's gradient is grads - penalty_grads[i]),
+--                        or nil when they added nothing (ctx.penalty == 0)
 --   old_model            a frozen copy of the model at the end of the previous
 --                        task (only when a strategy sets needs_old_model = true)
 --   rng                  an engram generator seeded from the run seed
@@ -347,6 +353,25 @@ end
 -- ------------------------------------------------------------- training
 
 -- One optimisation step on the batch (x, y) of task `btask`.
+-- Before backward the parameter gradients hold what the loss hooks added:
+-- kept for strategies that need the task loss's gradient alone (SI).
+local function keep_penalty_grads(ctx)
+  if ctx.penalty == 0 then
+    ctx.penalty_grads = nil
+    return
+  end
+  local bufs = ctx._penalty_bufs
+  for i, g in ipairs(ctx._task_groups) do
+    local b = bufs[i]
+    if not b or b:numel() ~= g.numel then
+      b = core.zeros(g.numel)
+      bufs[i] = b
+    end
+    b:copy_(g.grads)
+  end
+  ctx.penalty_grads = bufs
+end
+
 local function train_step(self, ctx, x, y, btask)
   local model, crit = self.model, ctx.criterion
   y = targets_of(self, btask, y)
@@ -364,6 +389,7 @@ local function train_step(self, ctx, x, y, btask)
   ctx.loss, ctx.grad_logits = crit:forward_backward(logits, ctx.y)
   ctx.task_loss = ctx.loss
   dispatch(self, "loss", ctx)
+  if ctx._task_grads then keep_penalty_grads(ctx) end
   model:backward(ctx.x, ctx.grad_logits, false)
   dispatch(self, "after_backward", ctx)
   ctx.optimizer:step()
@@ -568,9 +594,13 @@ function Learner:run(scenario)
   local acc = ctx.acc
   local per_task = {}
   local need_old = false
-  for _, s in ipairs(self.strategies) do if s.needs_old_model then need_old = true end end
+  for _, s in ipairs(self.strategies) do
+    if s.needs_old_model then need_old = true end
+    if s.needs_task_grads then ctx._task_grads, ctx._penalty_bufs = true, {} end
+  end
   for t, task in ipairs(scenario.tasks) do
     ctx.t, ctx.task, ctx.train_set, ctx.train_parts, ctx.skip_training = t, task, task.train, nil, false
+    if ctx._task_grads then ctx._task_groups, ctx.penalty_grads = model:groups(), nil end
     ctx.epoch, ctx.step = 0, 0
     ctx.criterion:set_active(self:active(task))
     if o.heads then model:set_head(t) end

@@ -21,7 +21,10 @@
 -- task 1's Fisher when it starts penalising, and replay scheduled from task 3
 -- finds tasks 1 and 2 in its memory. A phase with observe = false (or
 -- learner:use(s, {tasks = ..., observe = false})) observes its own tasks only.
--- before_run and after_run reach every strategy.
+-- before_run and after_run reach every strategy. A strategy whose training
+-- hook only watches (SI's path integral reads every step) declares it:
+-- observe_hooks = {after_backward = true, after_step = true}; such hooks
+-- then observe like after_task.
 --
 -- A schedule is itself a strategy: at each hook it calls the hooks of the
 -- strategies that act (or observe) at the current task (ctx.t), phase by
@@ -91,32 +94,42 @@ local function composite(name, phases)
     end
   end
   s.members = members
-  -- For task t of T: the members that act (phase by phase, each phase's
-  -- strategies in order, a strategy once) and those that observe (in the
-  -- order of members). Worked out once per task: hooks run every batch.
+  -- For task t of T and each hook: the members to call. First those that
+  -- act (phase by phase, each phase's strategies in order, a strategy once),
+  -- then, for an observing hook, those that only observe (in the order of
+  -- members). A strategy's observe_hooks = {after_step = true, ...} makes
+  -- those training hooks observing for it (SI's path integral watches every
+  -- step). Worked out once per task: hooks run every batch.
+  local function observes(m, h) return OBSERVE[h] or (type(m.observe_hooks) == "table" and m.observe_hooks[h]) end
   local cache = {}
   local function lists(ctx)
     local t, T = ctx.t, ctx.T
     if cache.T ~= T then cache = { T = T } end
     local l = cache[t]
     if l then return l end
-    l = { act = {}, observe = {} }
-    local acting = {}
+    local act, acting, watchers = {}, {}, {}
     for _, ph in ipairs(phases) do
       if ph.when(t, T) then
         for _, m in ipairs(ph.use) do
-          if not acting[m] then acting[m] = true; l.act[#l.act + 1] = m end
+          if not acting[m] then acting[m] = true; act[#act + 1] = m end
         end
       end
     end
     for _, m in ipairs(members) do
-      local watch = acting[m]
+      local watch = false
       for _, ph in ipairs(phases) do
-        if not watch and ph.observe then
+        if not acting[m] and not watch and ph.observe then
           for _, x in ipairs(ph.use) do if x == m then watch = true end end
         end
       end
-      if watch then l.observe[#l.observe + 1] = m end
+      if watch then watchers[#watchers + 1] = m end
+    end
+    l = {}
+    for _, h in ipairs(HOOKS) do
+      local list = {}
+      for _, m in ipairs(act) do if m[h] then list[#list + 1] = m end end
+      for _, m in ipairs(watchers) do if m[h] and observes(m, h) then list[#list + 1] = m end end
+      l[h] = list
     end
     cache[t] = l
     return l
@@ -130,17 +143,22 @@ local function composite(name, phases)
           for _, m in ipairs(members) do if m[h] then m[h](m, ctx) end end
         end
       else
-        local which = OBSERVE[h] and "observe" or "act"
         s[h] = function(_, ctx)
-          local list = lists(ctx)[which]
+          local list = lists(ctx)[h]
           for i = 1, #list do
             local m = list[i]
-            local f = m[h]
-            if f then f(m, ctx) end
+            m[h](m, ctx)
           end
         end
       end
     end
+  end
+  for _, m in ipairs(members) do
+    if type(m.observe_hooks) == "table" then
+      s.observe_hooks = s.observe_hooks or {}
+      for h, v in pairs(m.observe_hooks) do if v then s.observe_hooks[h] = true end end
+    end
+    if m.needs_task_grads then s.needs_task_grads = true end
   end
   for _, m in ipairs(members) do if m.needs_old_model then s.needs_old_model = true end end
   s.describe = function()

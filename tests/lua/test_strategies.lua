@@ -59,7 +59,13 @@ function TestStrategies.test_online_ewc_reduces_forgetting_with_one_fisher()
   local s = S.ewc { lambda = 100, online = true, gamma = 1 }
   local ewc = run(s, scen, 4)
   lu.assertEquals(ewc.strategies[1].name, "online-ewc")
-  lu.assertNotNil(s.F)
+  -- one running Fisher and one anchor, whatever the number of tasks
+  local names = {}
+  for k in pairs(s:state()) do names[#names + 1] = k end
+  table.sort(names)
+  lu.assertEquals(names, { "anchor.base.1.bias", "anchor.base.1.weight", "anchor.base.3.bias", "anchor.base.3.weight",
+    "importance.base.1.bias", "importance.base.1.weight", "importance.base.3.bias", "importance.base.3.weight" })
+  lu.assertEquals(s:state()["importance.base.1.weight"]:size(), { 32, 16 })
   lu.assertEquals(#s.past, 0)
   lu.assertTrue(ewc.forgetting < naive.forgetting / 2)
 end

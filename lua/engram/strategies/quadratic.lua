@@ -1,0 +1,260 @@
+--- The importance-weighted quadratic penalty that EWC, online EWC, SI and
+-- MAS share, and that a user can feed with an importance of their own.
+--
+-- After each task an importance Ω (one flat tensor per parameter group, the
+-- layout of the group's arena) is computed at the task's final parameters
+-- θ*. While later tasks train, the loss hook adds, per past task s (or once,
+-- for a running importance),
+--
+--     (λ'/2) Σᵢ Ωₛ,ᵢ (θᵢ − θ*ₛ,ᵢ)²      and its gradient   λ' Ωₛ ⊙ (θ − θ*ₛ)
+--
+-- in one C call per group (cl.quad_penalty), λ' = scale · strength: EWC's
+-- (λ/2) Σ F (θ − θ*)² has scale 1; SI's c Σ Ω (θ − θ*)² and MAS's
+-- λ Σ Ω (θ − θ*)² have scale 2. The strategies differ only in Ω.
+--
+-- Your own importance:
+--
+--   -- "L2 with importance 1": pull every weight towards its value at the end
+--   -- of the last task, (λ/2) Σ (θ − θ*)²
+--   learner:use(engram.strategies.quadratic{
+--     name = "l2", lambda = 0.01, online = true,
+--     importance = function(ctx)
+--       local out = {}
+--       for i, g in ipairs(ctx.model:groups()) do out[i] = engram.ones(g.numel) end
+--       return out
+--     end,
+--   })
+--
+-- Options of quadratic{} (defaults in brackets):
+--   importance    function(ctx) -> {Ω per group}: flat tensors, one per
+--                 entry of ctx.model:groups(), each of that group's numel
+--                 (called in after_task, at the task's final parameters)
+--   lambda [1]    strength λ (the penalty is (λ/2) Σ Ω (θ − θ*)²)
+--   online [false] one running Ω ← γ Ω + Ωₜ and the latest anchor, instead
+--                 of one (Ω, θ*) pair per past task
+--   gamma [1]     the running importance's decay (online)
+--   name ["quadratic"]
+--
+-- STATE. s:state() returns the strategy's state as named tensors, views of
+-- its flat tensors shaped like the parameters they weigh, ready for a
+-- checkpoint and for the REPL:
+--   "task1.importance.base.1.weight"  [400x784]   (per past task)
+--   "importance.base.1.weight", "anchor.base.1.weight"   (online)
+-- Loading a state back means copying into these views.
+local core = require("engram.core")
+local cl = require("engram.cl")
+local strategies = require("engram.strategies")
+
+local quadratic = {}
+
+local Quadratic = {}
+Quadratic.__index = Quadratic
+quadratic.Quadratic = Quadratic
+
+--- A subclass of Quadratic (for EWC, SI, MAS).
+function quadratic.class()
+  local c = setmetatable({}, { __index = Quadratic })
+  c.__index = c
+  return c
+end
+
+--- Common option checks; `who` names the strategy in errors.
+function quadratic.check_strength(who, key, v, level)
+  if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
+    error(string.format("%s: %s must be a finite number >= 0, got %s", who, key, tostring(v)), level + 1)
+  end
+end
+function quadratic.check_gamma(who, v, level)
+  if type(v) ~= "number" or v ~= v or v < 0 or v > 1 then
+    error(string.format("%s: gamma must be a number in [0, 1], got %s", who, tostring(v)), level + 1)
+  end
+end
+
+--- Sets the fields the base needs: strength (λ), scale, online, gamma.
+function Quadratic:_init(strength, scale, online, gamma)
+  self._strength, self._scale, self._online, self._gamma = strength, scale, online and true or false, gamma or 1
+  self.past, self.Omega, self.anchor = {}, nil, nil
+  return self
+end
+
+function Quadratic:before_run()
+  self.past, self.Omega, self.anchor, self._groups = {}, nil, nil, nil
+  self._names = nil
+end
+
+-- Checks what an importance function returned against the model's groups.
+local function check_importance(who, F, groups, level)
+  if type(F) ~= "table" then
+    error(string.format("%s: the importance must be a list of flat tensors, one per parameter group, got %s", who,
+      type(F)), level + 1)
+  end
+  for i, g in ipairs(groups) do
+    local t = F[i]
+    if not core.istensor(t) then
+      error(string.format("%s: the importance of group %d ('%s') is %s, expected a tensor of %d values", who, i,
+        g.name, type(t), g.numel), level + 1)
+    end
+    if t:numel() ~= g.numel then
+      error(string.format("%s: the importance of group %d ('%s') has %d values, the group %d", who, i, g.name,
+        t:numel(), g.numel), level + 1)
+    end
+  end
+  if #F ~= #groups then
+    error(string.format("%s: %d importances for %d parameter groups", who, #F, #groups), level + 1)
+  end
+end
+
+--- Records the importance F (one flat tensor per group) of the task just
+-- learnt, with the current parameters as its anchor.
+function Quadratic:consolidate(ctx, F)
+  local groups = ctx.model:groups()
+  check_importance(self.name, F, groups, 2)
+  self._model = ctx.model
+  local anchor = {}
+  for i, g in ipairs(groups) do
+    anchor[i] = g.params:clone()
+    if not F[i]:is_contiguous() then F[i] = F[i]:contiguous() end
+    F[i] = F[i]:view(g.numel)
+  end
+  if self._online then
+    if self.Omega then
+      for i = 1, #F do
+        if self.Omega[i] and self.Omega[i]:numel() == F[i]:numel() then
+          cl.decay_accumulate(self.Omega[i], F[i], self._gamma)
+        else
+          self.Omega[i] = F[i]:clone()
+        end
+      end
+    else
+      self.Omega = {}
+      for i = 1, #F do self.Omega[i] = F[i]:clone() end
+    end
+    self.anchor = anchor
+  else
+    self.past[#self.past + 1] = { F = F, anchor = anchor, task = ctx.t }
+  end
+  self._names = self._names or {}
+  for i, g in ipairs(groups) do self._names[i] = g.name end
+  local fsum = 0
+  for i = 1, #F do fsum = fsum + F[i]:sum() end
+  ctx.log(self.name .. "_importance", { task = ctx.t, importance_sum = fsum })
+end
+
+function Quadratic:after_task(ctx)
+  self:consolidate(ctx, self:importance(ctx))
+end
+
+-- Adds (λ'/2) Σ F (θ − θ*)² to the loss and λ' F (θ − θ*) to the gradients.
+local function penalise(groups, F, anchor, lambda)
+  local pen = 0
+  for i, g in ipairs(groups) do
+    if not g.frozen and F[i] and anchor[i] and F[i]:numel() == g.numel then
+      pen = pen + cl.quad_penalty(g.params, anchor[i], F[i], lambda, g.grads)
+    end
+  end
+  return pen
+end
+
+function Quadratic:loss(ctx)
+  local lambda = self._scale * self._strength
+  if lambda == 0 then return end
+  local groups = self._groups
+  if not groups or ctx.step == 0 then -- groups may grow between tasks
+    groups = ctx.model:groups()
+    self._groups = groups
+  end
+  local pen = 0
+  if self._online then
+    if self.Omega then pen = penalise(groups, self.Omega, self.anchor, lambda) end
+  else
+    for _, p in ipairs(self.past) do pen = pen + penalise(groups, p.F, p.anchor, lambda) end
+  end
+  ctx.loss = ctx.loss + pen
+  ctx.penalty = ctx.penalty + pen
+end
+
+-- Views of the flat tensors `flats` (one per group) shaped like the
+-- parameters, named prefix .. "." .. group .. "." .. parameter.
+local function param_views(model, flats, names, prefix, out)
+  local params = model and model:parameters() or {}
+  local off = {}
+  for i, flat in ipairs(flats) do
+    local gname = names and names[i] or ("group" .. i)
+    off[gname] = { flat = flat, at = 0 }
+  end
+  for _, p in ipairs(params) do
+    local o = off[p.group]
+    if o then
+      local n = 1
+      for _, d in ipairs(p.shape) do n = n * d end
+      if o.at + n <= o.flat:numel() then
+        out[prefix .. "." .. p.group .. "." .. p.name] = o.flat:narrow(1, o.at + 1, n):view(p.shape)
+      end
+      o.at = o.at + n
+    end
+  end
+  -- a group the model no longer has (or no model given): the flat tensor whole
+  for i, flat in ipairs(flats) do
+    local gname = names and names[i] or ("group" .. i)
+    if off[gname].at == 0 then out[prefix .. "." .. gname] = flat end
+  end
+  return out
+end
+quadratic.param_views = param_views
+
+--- The state as named tensors (see the header). model: the model whose
+-- parameter names shape the views (default: the one of the last run).
+function Quadratic:state(model)
+  model = model or self._model
+  local out = {}
+  if self._online then
+    if self.Omega then
+      param_views(model, self.Omega, self._names, "importance", out)
+      param_views(model, self.anchor, self._names, "anchor", out)
+    end
+  else
+    for k, p in ipairs(self.past) do
+      param_views(model, p.F, self._names, "task" .. k .. ".importance", out)
+      param_views(model, p.anchor, self._names, "task" .. k .. ".anchor", out)
+    end
+  end
+  return out
+end
+
+--- Bytes of float32 state kept for the penalty (importances and anchors).
+function Quadratic:state_bytes()
+  local n = 0
+  for _, t in pairs(self:state()) do n = n + t:numel() end
+  return 4 * n
+end
+
+-- ---------------------------------------------------- quadratic{importance=}
+
+local Custom = quadratic.class()
+
+function Custom:importance(ctx)
+  return self.options.importance(ctx)
+end
+
+function Custom:describe()
+  local o = self.options
+  return { name = self.name, options = { lambda = o.lambda, online = o.online, gamma = o.online and o.gamma or nil } }
+end
+
+local function new(opts)
+  local o = strategies.options("quadratic", opts,
+    { importance = false, lambda = 1, online = false, gamma = 1, name = "quadratic" }, 3)
+  if type(o.importance) ~= "function" then
+    error("quadratic: importance must be a function(ctx) -> {flat tensor per parameter group}", 3)
+  end
+  quadratic.check_strength("quadratic", "lambda", o.lambda, 3)
+  quadratic.check_gamma("quadratic", o.gamma, 3)
+  if type(o.name) ~= "string" then error("quadratic: name must be a string", 3) end
+  local s = setmetatable({ name = o.name, options = o }, Custom)
+  return s:_init(o.lambda, 1, o.online, o.gamma)
+end
+
+return setmetatable(quadratic, { __call = function(_, opts)
+  local s = new(opts)
+  return s
+end })

@@ -1,0 +1,104 @@
+--- Synaptic intelligence (Zenke, Poole & Ganguli 2017).
+--
+--   learner:use(engram.strategies.si{c = 1})
+--
+-- While a task trains, every optimiser step adds to each parameter's path
+-- integral ω −= g ⊙ Δθ, g the gradient of the task loss alone (the learner's
+-- ctx.penalty_grads take every penalty's share out, this one's too) and Δθ
+-- the step taken: one C loop per parameter group (cl.si_accumulate). At the
+-- task's end Ω += ω / ((θ* − θ₀)² + ξ), θ₀ where the task started, and ω
+-- restarts at zero (cl.si_consolidate). Later tasks pay c Σ Ω (θ − θ*)²,
+-- θ* the last task's parameters, through the penalty every quadratic
+-- strategy shares (engram.strategies.quadratic; s:state() also lists
+-- "omega.*" and "start.*").
+--
+-- Scheduled with tasks = "2-", SI still watches every step of task 1 (its
+-- after_backward and after_step observe: observe_hooks) and so protects it.
+--
+-- Options (defaults in brackets):
+--   c [1]        strength c of c Σ Ω (θ − θ*)²
+--   xi [0.1]     damping ξ (van de Ven's value; keeps the division finite)
+local cl = require("engram.cl")
+local core = require("engram.core")
+local strategies = require("engram.strategies")
+local quadratic = require("engram.strategies.quadratic")
+
+local SI = quadratic.class()
+SI.needs_task_grads = true
+SI.observe_hooks = { before_task = true, after_backward = true, after_step = true }
+
+local function new(opts)
+  local o = strategies.options("si", opts, { c = 1, xi = 0.1 }, 3)
+  quadratic.check_strength("si", "c", o.c, 3)
+  if type(o.xi) ~= "number" or o.xi ~= o.xi or o.xi <= 0 or o.xi == math.huge then
+    error("si: xi must be a finite number > 0, got " .. tostring(o.xi), 3)
+  end
+  local s = setmetatable({ name = "si", options = o }, SI)
+  -- c Σ Ω (θ − θ*)² is (λ'/2) Σ Ω (θ − θ*)² with λ' = 2c; Ω is a running sum
+  return s:_init(o.c, 2, true, 1)
+end
+
+function SI:describe()
+  return { name = "si", options = { c = self.options.c, xi = self.options.xi } }
+end
+
+function SI:before_run()
+  quadratic.Quadratic.before_run(self)
+  self.omega, self.start, self.prev, self.g = nil, nil, nil, nil
+end
+
+-- Per group: ω, θ₀ (the start of the task's path), θ before the step, and the
+-- task gradient of the step; new groups join with zeros at their values.
+function SI:before_task(ctx)
+  local groups = ctx.model:groups()
+  self._sgroups = groups
+  self.omega, self.start, self.prev, self.g = self.omega or {}, self.start or {}, self.prev or {}, self.g or {}
+  for i, grp in ipairs(groups) do
+    if not self.omega[i] or self.omega[i]:numel() ~= grp.numel then
+      self.omega[i], self.start[i] = core.zeros(grp.numel), grp.params:clone()
+      self.prev[i], self.g[i] = core.zeros(grp.numel), core.zeros(grp.numel)
+    end
+    self.prev[i]:copy_(grp.params)
+  end
+end
+
+function SI:after_backward(ctx)
+  local pg = ctx.penalty_grads
+  for i, grp in ipairs(self._sgroups) do
+    local g = self.g[i]
+    g:copy_(grp.grads)
+    if pg then g:sub_(pg[i]) end
+  end
+end
+
+function SI:after_step()
+  for i, grp in ipairs(self._sgroups) do
+    if not grp.frozen then cl.si_accumulate(self.omega[i], self.prev[i], self.g[i], grp.params) end
+  end
+end
+
+function SI:importance(ctx)
+  local out = {}
+  for i, grp in ipairs(ctx.model:groups()) do
+    out[i] = core.zeros(grp.numel)
+    if self.omega and self.omega[i] and self.omega[i]:numel() == grp.numel then
+      cl.si_consolidate(out[i], self.omega[i], self.start[i], grp.params, self.options.xi)
+    end
+  end
+  return out
+end
+
+function SI:state(model)
+  local out = quadratic.Quadratic.state(self, model)
+  model = model or self._model
+  if self.omega then
+    quadratic.param_views(model, self.omega, self._names, "omega", out)
+    quadratic.param_views(model, self.start, self._names, "start", out)
+  end
+  return out
+end
+
+return setmetatable({ SI = SI }, { __call = function(_, opts)
+  local s = new(opts)
+  return s
+end })

@@ -1,0 +1,215 @@
+-- The regularisation family on the shared quadratic penalty: SI, MAS and an
+-- importance of the user's own reduce forgetting against naive fine-tuning on
+-- a small domain-IL benchmark; MAS's importance is each sample's own
+-- |gradient| (batched = loop = by hand); SI's path integral uses the task
+-- loss's gradient without the penalty; the state is named tensors; bad
+-- options are errors naming them.
+local lu = require("luaunit")
+local engram = require("engram")
+local S = engram.strategies
+
+-- domain-IL: 4 overlapping blobs in 16-D, 4 tasks of permuted features
+local function permuted_blobs()
+  local all = engram.data.blobs { n = 3000, classes = 4, dim = 16, std = 2.0, seed = 5 }
+  local train, test = all:split(0.8, 1)
+  return engram.scenarios.permuted(train, test, { tasks = 4 })
+end
+
+local function run(strategy, scen, use_opts, lopts)
+  local o = { epochs = 3, batch = 32, lr = 0.01, quiet = true }
+  for k, v in pairs(lopts or {}) do o[k] = v end
+  local model = engram.nn.mlp { 16, 32, 4 }:build { seed = 1 }
+  local L = engram.learner(model, o)
+  L:use(strategy, use_opts)
+  return L:run(scen), L
+end
+
+local naive_doc
+local function naive(scen)
+  naive_doc = naive_doc or run(S.naive(), scen)
+  return naive_doc
+end
+
+local function less_forgetting(doc, base, what)
+  lu.assertTrue(doc.forgetting < base.forgetting / 2,
+    string.format("%s forgetting %.3f, naive %.3f", what, doc.forgetting, base.forgetting))
+  lu.assertTrue(doc.avg_acc > base.avg_acc + 0.1,
+    string.format("%s ACC %.3f, naive %.3f", what, doc.avg_acc, base.avg_acc))
+end
+
+TestRegularisation = {}
+
+function TestRegularisation.test_si_reduces_forgetting_in_domain_il()
+  local scen = permuted_blobs()
+  less_forgetting(run(S.si { c = 1 }, scen), naive(scen), "SI")
+end
+
+function TestRegularisation.test_mas_reduces_forgetting_in_domain_il()
+  local scen = permuted_blobs()
+  local s = S.mas { lambda = 0.1 } -- 1 and above hold the weights so still that no task is learnt well
+  less_forgetting(run(s, scen), naive(scen), "MAS")
+  lu.assertEquals(s.path_used, "batched")
+end
+
+function TestRegularisation.test_an_importance_of_ones_is_an_l2_pull_that_reduces_forgetting()
+  local scen = permuted_blobs()
+  local l2 = S.quadratic { name = "l2", lambda = 1, online = true, importance = function(ctx)
+    local out = {}
+    for i, g in ipairs(ctx.model:groups()) do out[i] = engram.ones(g.numel) end
+    return out
+  end }
+  local doc = run(l2, scen)
+  lu.assertEquals(doc.strategies[1].name, "l2")
+  lu.assertTrue(doc.forgetting < naive(scen).forgetting - 0.1,
+    string.format("L2 forgetting %.3f, naive %.3f", doc.forgetting, naive(scen).forgetting))
+end
+
+function TestRegularisation.test_a_wrong_importance_is_an_error_naming_the_group()
+  local scen = permuted_blobs()
+  local bad = S.quadratic { importance = function() return { engram.ones(3) } end }
+  lu.assertErrorMsgContains("quadratic: the importance of group 1 ('base') has 3 values, the group 676",
+    run, bad, scen, nil, { epochs = 1 })
+  bad = S.quadratic { importance = function() return 1 end }
+  lu.assertErrorMsgContains("quadratic: the importance must be a list of flat tensors", run, bad, scen, nil,
+    { epochs = 1 })
+end
+
+-- MAS: the batched path, the loop and a brute-force sum of per-sample
+-- |d ||f(x_n)||^2 / d theta| agree.
+function TestRegularisation.test_mas_importance_is_the_mean_of_per_sample_absolute_gradients()
+  local all = engram.data.blobs { n = 40, classes = 3, dim = 5, std = 1.0, seed = 2 }
+  local task = { train = all, index = 1 }
+  local model = engram.nn.mlp { 5, 7, 3, activation = "tanh" }:build { seed = 3 }
+  local mas = require("engram.strategies.mas")
+  local Fb, pb = mas.importance(model, task, { samples = "all", path = "batched" })
+  local Fl, pl = mas.importance(model, task, { samples = "all", path = "loop" })
+  lu.assertEquals({ pb, pl }, { "batched", "loop" })
+  -- by hand, one sample at a time, in double
+  local params, grads = model:flat()
+  local want = {}
+  for i = 1, params:numel() do want[i] = 0 end
+  model:evaluate()
+  for x in all:chunks { batch = 1, flat = true } do
+    model:zero_grad()
+    local y = model:forward(x)
+    model:backward(x, y * 2, false)
+    local g = grads:totable()
+    for i = 1, #g do want[i] = want[i] + math.abs(g[i]) / #all end
+  end
+  local b, l = Fb[1]:totable(), Fl[1]:totable()
+  for i = 1, #want do
+    lu.assertAlmostEquals(b[i], want[i], 1e-5 * (1 + math.abs(want[i])))
+    lu.assertAlmostEquals(l[i], want[i], 1e-5 * (1 + math.abs(want[i])))
+  end
+end
+
+function TestRegularisation.test_mas_in_task_il_counts_the_task_outputs_only()
+  local all = engram.data.blobs { n = 20, classes = 4, dim = 5, std = 1.0, seed = 2 }
+  local model = engram.nn.mlp { 5, 6, 4 }:build { seed = 3 }
+  local mas = require("engram.strategies.mas")
+  local F = mas.importance(model, { train = all, index = 1 }, { samples = "all", active = { 0, 1 } })[1]
+  -- the last layer's rows for outputs 3 and 4 get no importance
+  local W = model.modules[3].weight
+  local off = model.modules[1].weight:numel() + 6
+  local rows = F:narrow(1, off + 1, W:numel()):view(4, 6)
+  lu.assertEquals(rows:narrow(1, 3, 2):abs():sum(), 0)
+  lu.assertTrue(rows:narrow(1, 1, 2):sum() > 0)
+end
+
+-- SI accumulates -g_task * dtheta with g_task the gradient without any
+-- penalty: a probe recomputes it from the gradients and SI's own penalty.
+function TestRegularisation.test_si_path_integral_uses_the_task_gradient_without_the_penalty()
+  local all = engram.data.blobs { n = 400, classes = 4, dim = 8, std = 2.0, seed = 5 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.permuted(train, test, { tasks = 2 })
+  local model = engram.nn.mlp { 8, 6, 4 }:build { seed = 1 }
+  local s = S.si { c = 5 }
+  local want, before, gtask, pen_seen = nil, nil, nil, false
+  local probe = S.new("probe", {
+    before_task = function(_, ctx)
+      want = {}
+      for i = 1, ctx.model:flat():numel() do want[i] = 0 end
+    end,
+    after_backward = function(_, ctx)
+      local p, g = ctx.model:flat()
+      before, gtask = p:totable(), g:totable()
+      if s.Omega then -- SI's own penalty gradient, 2c Omega (theta - theta*)
+        local O, a = s.Omega[1]:totable(), s.anchor[1]:totable()
+        for i = 1, #gtask do
+          local pg = 2 * 5 * O[i] * (before[i] - a[i])
+          if pg ~= 0 then pen_seen = true end
+          gtask[i] = gtask[i] - pg
+        end
+      end
+    end,
+    after_step = function(_, ctx)
+      local after = ctx.model:flat():totable()
+      for i = 1, #want do want[i] = want[i] - gtask[i] * (after[i] - before[i]) end
+      if ctx.step == 20 then
+        local got = s.omega[1]:totable()
+        for i = 1, #want do lu.assertAlmostEquals(got[i], want[i], 1e-4 * (1 + math.abs(want[i]))) end
+        ctx.stop = true
+      end
+    end,
+  })
+  local L = engram.learner(model, { iterations = 20, batch = 16, lr = 0.05, optimizer = "sgd", quiet = true })
+  L:use(s):use(probe)
+  L:run(scen)
+  lu.assertTrue(pen_seen, "task 2 trained under SI's penalty")
+end
+
+function TestRegularisation.test_si_from_task_2_still_watches_task_1()
+  local scen = permuted_blobs()
+  local s = S.si { c = 1 }
+  local doc = run(s, scen, { tasks = "2-" })
+  -- task 1's path was integrated although SI acts from task 2 only
+  lu.assertNotNil(s.Omega)
+  less_forgetting(doc, naive(scen), "SI from task 2")
+end
+
+function TestRegularisation.test_state_is_named_tensors_shaped_like_the_parameters()
+  local all = engram.data.blobs { n = 200, classes = 4, dim = 8, std = 2.0, seed = 5 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.permuted(train, test, { tasks = 3 })
+  local function names(s)
+    local out = {}
+    for k, v in pairs(s:state()) do out[#out + 1] = k .. " " .. table.concat(v:size(), "x") end
+    table.sort(out)
+    return out
+  end
+  local function go(s)
+    local model = engram.nn.mlp { 8, 6, 4 }:build { seed = 1 }
+    engram.learner(model, { epochs = 1, quiet = true }):use(s):run(scen)
+    return s
+  end
+  local ewc = go(S.ewc { lambda = 10 })
+  lu.assertEquals(#names(ewc), 3 * 2 * 4) -- per past task: importance and anchor of 4 parameters
+  lu.assertEquals(ewc:state()["task2.importance.base.1.weight"]:size(), { 6, 8 })
+  lu.assertEquals(ewc:state_bytes(), 3 * 2 * 4 * (6 * 8 + 6 + 4 * 6 + 4))
+  local si = go(S.si { c = 1 })
+  lu.assertEquals(names(si), {
+    "anchor.base.1.bias 6", "anchor.base.1.weight 6x8", "anchor.base.3.bias 4", "anchor.base.3.weight 4x6",
+    "importance.base.1.bias 6", "importance.base.1.weight 6x8", "importance.base.3.bias 4",
+    "importance.base.3.weight 4x6",
+    "omega.base.1.bias 6", "omega.base.1.weight 6x8", "omega.base.3.bias 4", "omega.base.3.weight 4x6",
+    "start.base.1.bias 6", "start.base.1.weight 6x8", "start.base.3.bias 4", "start.base.3.weight 4x6" })
+  -- views: they are the strategy's tensors, not copies
+  local v = si:state()["importance.base.1.weight"]
+  lu.assertEquals(v:sum(), si.Omega[1]:narrow(1, 1, 48):sum())
+  local mas = go(S.mas { lambda = 1 })
+  lu.assertTrue(mas:state()["importance.base.3.weight"]:sum() > 0)
+end
+
+function TestRegularisation.test_bad_options_are_errors_naming_them()
+  lu.assertErrorMsgContains("si: c must be a finite number >= 0, got -1", S.si, { c = -1 })
+  lu.assertErrorMsgContains("si: xi must be a finite number > 0, got 0", S.si, { xi = 0 })
+  lu.assertErrorMsgContains("si: unknown option 'lambda'", S.si, { lambda = 1 })
+  lu.assertErrorMsgContains("mas: lambda must be a finite number >= 0, got inf", S.mas, { lambda = math.huge })
+  lu.assertErrorMsgContains("mas: samples must be a positive integer or \"all\", got 0", S.mas, { samples = 0 })
+  lu.assertErrorMsgContains("mas: path must be 'auto', 'batched' or 'loop', got fast", S.mas, { path = "fast" })
+  lu.assertErrorMsgContains("ewc: lambda must be a finite number >= 0, got -2", S.ewc, { lambda = -2 })
+  lu.assertErrorMsgContains("ewc: lambda must be a finite number >= 0, got inf", S.ewc, { lambda = math.huge })
+  lu.assertErrorMsgContains("quadratic: importance must be a function", S.quadratic, { lambda = 1 })
+  lu.assertErrorMsgContains("quadratic: gamma must be a number in [0, 1], got 2", S.quadratic,
+    { importance = function() end, gamma = 2 })
+end
