@@ -1,6 +1,7 @@
--- The regularisation family on the shared quadratic penalty: SI, MAS and an
--- importance of the user's own reduce forgetting against naive fine-tuning on
--- a small domain-IL benchmark; MAS's importance is each sample's own
+-- The regularisation family: SI, MAS and an importance of the user's own on
+-- the shared quadratic penalty, and LwF, reduce forgetting against naive
+-- fine-tuning on a small domain-IL benchmark; LwF's distillation is the
+-- KLDistill of each old task's outputs; MAS's importance is each sample's own
 -- |gradient| (batched = loop = by hand); SI's path integral uses the task
 -- loss's gradient without the penalty; the state is named tensors; bad
 -- options are errors naming them.
@@ -200,6 +201,45 @@ function TestRegularisation.test_state_is_named_tensors_shaped_like_the_paramete
   lu.assertTrue(mas:state()["importance.base.3.weight"]:sum() > 0)
 end
 
+function TestRegularisation.test_lwf_reduces_forgetting_in_domain_il()
+  local scen = permuted_blobs()
+  local s = S.lwf { alpha = 1, T = 2 }
+  less_forgetting(run(s, scen), naive(scen), "LwF")
+  -- its state: the model it distils from, shaped like the parameters
+  lu.assertEquals(s:state()["old_model.base.1.weight"]:size(), { 32, 16 })
+end
+
+-- The distillation's gradient reaches ctx.grad_logits: against the same
+-- KLDistill computed by hand on the old and new logits, per old task's
+-- classes in task-IL.
+function TestRegularisation.test_lwf_adds_the_distillation_of_each_old_task_in_task_il()
+  local all = engram.data.blobs { n = 600, classes = 6, dim = 8, std = 2.0, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.split(train, test, { tasks = 3, scenario = "task" })
+  local model = engram.nn.mlp { 8, 16, 6 }:build { seed = 1 }
+  local s = S.lwf { alpha = 0.5, T = 3 }
+  local checked = 0
+  local probe
+  local before = S.new("before", { loss = function(_, ctx) probe = { g = ctx.grad_logits:clone(), l = ctx.loss } end })
+  local after = S.new("after", { loss = function(_, ctx)
+    if ctx.t < 2 or ctx.step > 0 then return end
+    local teacher = ctx.old_model:forward(ctx.x)
+    local want_g, want_l = probe.g, probe.l
+    for k = 1, ctx.t - 1 do
+      local kd = engram.loss.KLDistill { T = 3, active = ctx.tasks[k].active }
+      local v, g = kd:forward_backward(ctx.logits, teacher)
+      want_l = want_l + 0.5 * v
+      want_g = want_g + g * 0.5
+    end
+    lu.assertAlmostEquals(ctx.loss, want_l, 1e-9)
+    lu.assertTrue((ctx.grad_logits - want_g):abs():max() < 1e-6)
+    checked = checked + 1
+  end })
+  engram.learner(model, { epochs = 1, batch = 32, lr = 0.01, quiet = true }):use(before):use(s):use(after):run(scen)
+  lu.assertEquals(checked, 2)
+  lu.assertEquals(#s._crits, 2) -- task 3: one term per old task
+end
+
 function TestRegularisation.test_bad_options_are_errors_naming_them()
   lu.assertErrorMsgContains("si: c must be a finite number >= 0, got -1", S.si, { c = -1 })
   lu.assertErrorMsgContains("si: xi must be a finite number > 0, got 0", S.si, { xi = 0 })
@@ -210,6 +250,8 @@ function TestRegularisation.test_bad_options_are_errors_naming_them()
   lu.assertErrorMsgContains("ewc: lambda must be a finite number >= 0, got -2", S.ewc, { lambda = -2 })
   lu.assertErrorMsgContains("ewc: lambda must be a finite number >= 0, got inf", S.ewc, { lambda = math.huge })
   lu.assertErrorMsgContains("quadratic: importance must be a function", S.quadratic, { lambda = 1 })
+  lu.assertErrorMsgContains("lwf: temperature T must be a finite number > 0, got 0", S.lwf, { T = 0 })
+  lu.assertErrorMsgContains("lwf: alpha must be a finite number >= 0, got -1", S.lwf, { alpha = -1 })
   lu.assertErrorMsgContains("quadratic: gamma must be a number in [0, 1], got 2", S.quadratic,
     { importance = function() end, gamma = 2 })
 end

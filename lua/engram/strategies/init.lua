@@ -14,7 +14,8 @@
 --
 -- Built in: naive, joint, cumulative (baselines), replay (experience replay
 -- with a reservoir memory in C), ewc (elastic weight consolidation, separate
--- or online), si (synaptic intelligence), mas (memory aware synapses), and
+-- or online), si (synaptic intelligence), mas (memory aware synapses), lwf
+-- (learning without forgetting: distillation from the previous model), and
 -- quadratic (the importance-weighted penalty EWC, SI and MAS share, with an
 -- importance of your own). Each loads on first use: S.replay is
 -- engram.strategies.replay.
@@ -23,8 +24,8 @@ local util = require("engram.util")
 local strategies = {}
 
 local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true, si = true, mas = true,
-  quadratic = true }
-strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "quadratic" }
+  lwf = true, quadratic = true }
+strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic" }
 
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
