@@ -50,6 +50,13 @@ static int l_abs_accumulate(lua_State *L) {
   return 0;
 }
 
+/* sample_labels(labels, logits, mask|nil [, gen]) */
+static int l_sample_labels(lua_State *L) {
+  eg_tensor *y = eg_lua_checktensor(L, 1), *z = eg_lua_checktensor(L, 2), *m = opt_tensor(L, 3);
+  eg_lua_try(L, eg_sample_labels(y, z, m, eg_lua_optrng(L, 4)), "sample_labels");
+  return 0;
+}
+
 /* si_accumulate(omega, prev, g, theta): omega -= g (theta - prev); prev = theta */
 static int l_si_accumulate(lua_State *L) {
   eg_tensor *w = eg_lua_checktensor(L, 1), *p = eg_lua_checktensor(L, 2);
@@ -257,6 +264,7 @@ static const luaL_Reg functions[] = {{"sq_accumulate", l_sq_accumulate},
                                      {"linear_abs_grad_accumulate", l_linear_abs},
                                      {"abs_accumulate", l_abs_accumulate},
                                      {"si_accumulate", l_si_accumulate},
+                                     {"sample_labels", l_sample_labels},
                                      {"si_consolidate", l_si_consolidate},
                                      {"decay_accumulate", l_decay_accumulate},
                                      {"quad_penalty", l_quad_penalty},

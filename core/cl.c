@@ -116,6 +116,43 @@ int eg_linear_abs_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor 
   return linear_h_grad_accumulate(FW, Fb, delta, x, scale, 1, "linear_abs_grad_accumulate");
 }
 
+int eg_sample_labels(eg_tensor *labels, const eg_tensor *logits, const eg_tensor *mask, eg_rng *rng) {
+  static const char op[] = "sample_labels";
+  int st = check_vec(logits, -1, op, "logits");
+  if (st) return st;
+  if (logits->ndim != 2) return eg_seterr(EG_ESHAPE, "%s: logits must be 2-D [B x K]", op);
+  int64_t B = logits->shape[0], K = logits->shape[1];
+  if ((st = check_vec(labels, B, op, "labels"))) return st;
+  if (mask && (st = check_vec(mask, K, op, "class mask"))) return st;
+  if (K == 0) return eg_seterr(EG_ESHAPE, "%s: no classes", op);
+  const float *m = mask ? eg_data(mask) : NULL;
+  int any = 0;
+  for (int64_t c = 0; c < K && !any; c++) any = !m || m[c] != 0;
+  if (!any) return eg_seterr(EG_EINVAL, "%s: the class mask selects no class", op);
+  const float *z = eg_data(logits);
+  float *y = eg_data(labels);
+  for (int64_t n = 0; n < B; n++) {
+    const float *zn = z + n * K;
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < K; c++)
+      if ((!m || m[c] != 0) && zn[c] > mx) mx = zn[c];
+    if (!isfinite(mx)) return eg_seterr(EG_EINVAL, "%s: row %lld of the logits is not finite", op, (long long)n);
+    double sum = 0;
+    for (int64_t c = 0; c < K; c++)
+      if (!m || m[c] != 0) sum += exp((double)zn[c] - mx);
+    double u = eg_rng_uniform(rng) * sum, acc = 0;
+    int64_t pick = -1;
+    for (int64_t c = 0; c < K; c++) {
+      if (m && m[c] == 0) continue;
+      pick = c; /* the last allowed class takes what rounding leaves */
+      acc += exp((double)zn[c] - mx);
+      if (u < acc) break;
+    }
+    y[n] = (float)pick;
+  }
+  return EG_OK;
+}
+
 /* ---- SI ---- */
 
 int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *theta) {

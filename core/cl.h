@@ -33,6 +33,12 @@ EG_API int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale);
 /* F = gamma * F + Fnew (online EWC's running importance). */
 EG_API int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma);
 
+/* Labels drawn from the model (the sampled Fisher's labels): labels[n] =
+** a class id drawn from softmax(logits[n]), restricted to the classes c with
+** mask[c] != 0 when mask [K] is given (at least one). labels [B] receives
+** the ids as floats. */
+EG_API int eg_sample_labels(eg_tensor *labels, const eg_tensor *logits, const eg_tensor *mask, eg_rng *rng);
+
 /* ---- SI's path integral (Zenke et al. 2017) ---- */
 /* One optimiser step: omega -= g * (theta - prev), then prev = theta; g the
 ** task loss's gradient the step used, prev the parameters before the step. */

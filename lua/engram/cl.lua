@@ -38,6 +38,8 @@
 --       the same with absolute values (MAS): FW += scale |delta|^T |x|
 --   abs_accumulate(F, g [, scale = 1])           F += scale |g|
 --   decay_accumulate(F, Fnew, gamma)              F = gamma F + Fnew (online EWC)
+--   sample_labels(labels, logits [, mask [, gen]])  labels[n] ~ softmax(logits[n]) over
+--       the classes mask selects (the sampled Fisher's labels)
 --   si_accumulate(omega, prev, g, theta)          SI, every step: omega -= g (theta - prev); prev = theta
 --   si_consolidate(Omega, omega, start, theta, xi)
 --       SI, each task's end: Omega += omega / ((theta - start)^2 + xi); omega = 0; start = theta
@@ -86,6 +88,10 @@ end
 
 function cl.abs_accumulate(F, g, scale)
   call("abs_accumulate", core.abs_accumulate, F, g, scale or 1)
+end
+
+function cl.sample_labels(labels, logits, mask, gen)
+  call("sample_labels", core.sample_labels, labels, logits, mask, gen)
 end
 
 function cl.si_accumulate(omega, prev, g, theta)

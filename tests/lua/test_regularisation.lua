@@ -240,6 +240,87 @@ function TestRegularisation.test_lwf_adds_the_distillation_of_each_old_task_in_t
   lu.assertEquals(#s._crits, 2) -- task 3: one term per old task
 end
 
+-- The three Fishers against per-sample gradients taken one at a time (in
+-- double): empirical with the data labels, expected as sum_c p(c|x) g_c^2;
+-- both paths. The sampled Fisher is deterministic for a seed and, over many
+-- samples, close to the expected one it estimates.
+local function brute_fisher(model, ds, kind, active)
+  local params, grads = model:flat()
+  local want = {}
+  for i = 1, params:numel() do want[i] = 0 end
+  model:evaluate()
+  for x, y in ds:chunks { batch = 1, flat = true } do
+    local logits = model:forward(x):clone()
+    local z, K = logits:totable()[1], logits:size(2)
+    local classes = active or {}
+    if not active then for c = 0, K - 1 do classes[#classes + 1] = c end end
+    local zmax, sum = -math.huge, 0
+    for _, c in ipairs(classes) do zmax = math.max(zmax, z[c + 1]) end
+    for _, c in ipairs(classes) do sum = sum + math.exp(z[c + 1] - zmax) end
+    local labels = kind == "empirical" and { y:get(1) } or classes
+    for _, c in ipairs(labels) do
+      local w = kind == "empirical" and 1 or math.exp(z[c + 1] - zmax) / sum
+      local ce = engram.loss.CrossEntropy { active = active }
+      model:zero_grad()
+      model:forward(x)
+      local _, g = ce:forward_backward(logits, engram.tensor { c })
+      model:backward(x, g, false)
+      local gg = grads:totable()
+      for i = 1, #gg do want[i] = want[i] + w * gg[i] * gg[i] / #ds end
+    end
+  end
+  model:zero_grad()
+  return want
+end
+
+local function assert_close(got, want, rel, what)
+  local num, den = 0, 0
+  for i = 1, #want do num, den = num + (got[i] - want[i]) ^ 2, den + want[i] ^ 2 end
+  lu.assertTrue(math.sqrt(num / den) < rel, string.format("%s: relative error %.2e", what, math.sqrt(num / den)))
+end
+
+function TestRegularisation.test_empirical_and_expected_fisher_match_per_sample_gradients()
+  local ewc = require("engram.strategies.ewc")
+  local all = engram.data.blobs { n = 30, classes = 3, dim = 5, std = 1.5, seed = 2 }
+  local task = { train = all, index = 1 }
+  local model = engram.nn.mlp { 5, 7, 3, activation = "tanh" }:build { seed = 3 }
+  for _, kind in ipairs({ "empirical", "expected" }) do
+    local want = brute_fisher(model, all, kind)
+    for _, path in ipairs({ "batched", "loop" }) do
+      local F, used = ewc.fisher(model, task, { fisher = kind, path = path, samples = "all", active = false })
+      lu.assertEquals(used, path)
+      assert_close(F[1]:totable(), want, 1e-5, kind .. " " .. path)
+    end
+  end
+  -- task-IL: the softmax over the task's classes only
+  local want = brute_fisher(model, all, "expected", { 0, 2 })
+  local F = ewc.fisher(model, task, { fisher = "expected", samples = "all", active = { 0, 2 } })
+  assert_close(F[1]:totable(), want, 1e-5, "expected over classes 0 and 2")
+end
+
+function TestRegularisation.test_sampled_fisher_is_seeded_and_estimates_the_expected_one()
+  local ewc = require("engram.strategies.ewc")
+  local all = engram.data.blobs { n = 4000, classes = 3, dim = 5, std = 3, seed = 2 }
+  local task = { train = all, index = 1 }
+  local model = engram.nn.mlp { 5, 7, 3, activation = "tanh" }:build { seed = 3 }
+  local opts = { fisher = "sampled", samples = "all", active = false, seed = 9 }
+  local a, b = ewc.fisher(model, task, opts)[1], ewc.fisher(model, task, opts)[1]
+  lu.assertTrue(a:equal(b), "same seed, same Fisher")
+  opts.seed = 10
+  lu.assertFalse(a:equal(ewc.fisher(model, task, opts)[1]), "another seed, other labels")
+  local expected = ewc.fisher(model, task, { fisher = "expected", samples = "all", active = false })[1]
+  assert_close(a:totable(), expected:totable(), 0.1, "sampled against expected")
+  local empirical = ewc.fisher(model, task, { fisher = "empirical", samples = "all", active = false })[1]
+  lu.assertFalse(empirical:allclose(expected, 1e-2), "the empirical Fisher is another quantity")
+end
+
+function TestRegularisation.test_ewc_with_each_fisher_reduces_forgetting()
+  local scen = permuted_blobs()
+  for _, kind in ipairs({ "empirical", "sampled", "expected" }) do
+    less_forgetting(run(S.ewc { lambda = 100, fisher = kind }, scen), naive(scen), "EWC " .. kind)
+  end
+end
+
 function TestRegularisation.test_bad_options_are_errors_naming_them()
   lu.assertErrorMsgContains("si: c must be a finite number >= 0, got -1", S.si, { c = -1 })
   lu.assertErrorMsgContains("si: xi must be a finite number > 0, got 0", S.si, { xi = 0 })
@@ -250,6 +331,9 @@ function TestRegularisation.test_bad_options_are_errors_naming_them()
   lu.assertErrorMsgContains("ewc: lambda must be a finite number >= 0, got -2", S.ewc, { lambda = -2 })
   lu.assertErrorMsgContains("ewc: lambda must be a finite number >= 0, got inf", S.ewc, { lambda = math.huge })
   lu.assertErrorMsgContains("quadratic: importance must be a function", S.quadratic, { lambda = 1 })
+  lu.assertErrorMsgContains("ewc: fisher must be 'empirical', 'sampled' or 'expected', got true", S.ewc,
+    { fisher = "true" })
+  lu.assertErrorMsgContains("ewc: samples must be a positive integer or \"all\", got 0", S.ewc, { samples = 0 })
   lu.assertErrorMsgContains("lwf: temperature T must be a finite number > 0, got 0", S.lwf, { T = 0 })
   lu.assertErrorMsgContains("lwf: alpha must be a finite number >= 0, got -1", S.lwf, { alpha = -1 })
   lu.assertErrorMsgContains("quadratic: gamma must be a number in [0, 1], got 2", S.quadratic,

@@ -187,8 +187,8 @@ function TestStrategies.test_batched_fisher_equals_per_sample_loop()
   local model = engram.nn.mlp { 16, 12, 12, 4 }:build { seed = 2 }
   local task = scen.tasks[2]
   local ewc = require("engram.strategies.ewc")
-  local Fa, ma = ewc.fisher(model, task, { samples = 300, fisher = "batched", seed = 4 })
-  local Fb, mb = ewc.fisher(model, task, { samples = 300, fisher = "loop", seed = 4 })
+  local Fa, ma = ewc.fisher(model, task, { samples = 300, path = "batched", seed = 4 })
+  local Fb, mb = ewc.fisher(model, task, { samples = 300, path = "loop", seed = 4 })
   lu.assertEquals(ma, "batched")
   lu.assertEquals(mb, "loop")
   lu.assertTrue(Fa[1]:sum() > 0)
@@ -204,7 +204,7 @@ function TestStrategies.test_fisher_loop_handles_models_the_batched_trick_cannot
   lu.assertEquals(mode, "loop")
   lu.assertTrue(F[1]:sum() > 0)
   lu.assertErrorMsgContains("needs a Sequential of Linear layers", ewc.fisher, model, scen.tasks[1],
-    { samples = 10, fisher = "batched" })
+    { samples = 10, path = "batched" })
 end
 
 function TestStrategies.test_joint_trains_once_on_everything_and_cumulative_on_all_seen()

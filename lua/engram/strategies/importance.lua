@@ -61,17 +61,19 @@ local function relabel(task, y, targets)
   return y
 end
 
--- One backward pass per sample.
+-- One backward pass per sample (and pass).
 local function loop(model, task, ds, F, o)
   local N, groups = #ds, model:groups()
   local acc = o.power == "abs" and cl.abs_accumulate or cl.sq_accumulate
   for x, y in ds:chunks { batch = 1, flat = true } do
     y = relabel(task, y, o.targets)
-    model:zero_grad()
     local logits = model:forward(x)
-    model:backward(x, o.output_grad(logits, y), false)
-    for i, grp in ipairs(groups) do
-      if not grp.frozen then acc(F[i], grp.grads, 1 / N) end
+    for k = 1, o.passes(logits) do
+      model:zero_grad()
+      model:backward(x, o.output_grad(logits, y, k), false)
+      for i, grp in ipairs(groups) do
+        if not grp.frozen then acc(F[i], grp.grads, 1 / N) end
+      end
     end
   end
 end
@@ -82,17 +84,18 @@ local function batched(model, task, ds, layers, F, o)
   local acc = o.power == "abs" and cl.linear_abs_grad_accumulate or cl.linear_sq_grad_accumulate
   for x, y in ds:chunks { batch = 256, flat = true } do
     y = relabel(task, y, o.targets)
-    model:zero_grad()
     local logits = model:forward(x)
-    local g = o.output_grad(logits, y)
-    model:backward(x, g, false)
-    for _, l in ipairs(layers) do
-      local k = l.index
-      local input = k == 1 and x or mods[k - 1].output
-      local delta = k == #mods and g or mods[k + 1].grad_input
-      local FW = F:narrow(1, l.w_off + 1, l.w_n):view(l.out, l.inp)
-      local Fb = l.b_off and F:narrow(1, l.b_off + 1, l.b_n) or core.zeros(l.out)
-      acc(FW, Fb, delta, input, 1 / N)
+    for pass = 1, o.passes(logits) do
+      local g = o.output_grad(logits, y, pass)
+      model:backward(x, g, false)
+      for _, l in ipairs(layers) do
+        local k = l.index
+        local input = k == 1 and x or mods[k - 1].output
+        local delta = k == #mods and g or mods[k + 1].grad_input
+        local FW = F:narrow(1, l.w_off + 1, l.w_n):view(l.out, l.inp)
+        local Fb = l.b_off and F:narrow(1, l.b_off + 1, l.b_n) or nil
+        acc(FW, Fb, delta, input, 1 / N)
+      end
     end
   end
 end
@@ -102,8 +105,12 @@ end
 -- groups), and the path taken ("batched" or "loop"). The model is evaluated
 -- (no dropout) and its gradients are zero afterwards.
 -- opts:
---   output_grad  function(logits, y) -> [B, K]: each sample's own gradient
---                with respect to the output (NOT divided by the batch size)
+--   output_grad  function(logits, y, pass) -> [B, K]: each sample's own
+--                gradient with respect to the output (NOT divided by the
+--                batch size); the model's state is that of forward(x)
+--   passes       [1] output gradients per sample, each accumulated on its
+--                own (the expected Fisher: one per class, weighted); a
+--                number or function(logits) -> number
 --   power        "sq" | "abs"
 --   samples      [1000] a seeded subset of the task's training data; "all"
 --   seed         [1] the subset's seed
@@ -125,7 +132,13 @@ function importance.per_sample(model, task, opts)
     error(string.format("%s: the batched path needs a Sequential of Linear layers and element-wise " ..
       "activations with one parameter group (use 'loop')", who), 3)
   end
-  local o = { output_grad = opts.output_grad, power = opts.power, targets = opts.targets }
+  local o = { output_grad = opts.output_grad, power = opts.power, targets = opts.targets, passes = opts.passes }
+  if type(o.passes) == "number" then
+    local n = o.passes
+    o.passes = function() return n end
+  elseif o.passes == nil then
+    o.passes = function() return 1 end
+  end
   if layers then batched(model, task, ds, layers, F[1], o) else loop(model, task, ds, F, o) end
   model:zero_grad()
   if was_training ~= false then model:train() end
