@@ -207,9 +207,7 @@ int eg_tensor_from_storage(eg_tensor *t, eg_storage *s, int64_t offset, int ndim
   if (n > 0 && (lo < 0 || hi >= s->size))
     return eg_seterr(EG_ERANGE, "tensor: view reaches elements %lld..%lld outside storage of %lld", (long long)lo,
                      (long long)hi, (long long)s->size);
-  eg_storage_retain(s);
-  eg_tensor_release(t);
-  *t = v;
+  eg_tensor_set(t, &v);
   return EG_OK;
 }
 
@@ -341,9 +339,7 @@ int eg_view(eg_tensor *dst, const eg_tensor *src, int ndim, const int64_t *shape
                      eg_shape_str(src, b1, sizeof b1));
   eg_tensor v = *src;
   set_contiguous(&v, ndim, sh);
-  eg_storage_retain(v.storage);
-  eg_tensor_release(dst);
-  *dst = v;
+  eg_tensor_set(dst, &v); /* v is a local: dst may be src */
   return EG_OK;
 }
 
@@ -364,9 +360,7 @@ int eg_narrow(eg_tensor *dst, const eg_tensor *src, int dim, int64_t start, int6
   eg_tensor v = *src;
   v.offset += start * src->stride[dim];
   v.shape[dim] = len;
-  eg_storage_retain(v.storage);
-  eg_tensor_release(dst);
-  *dst = v;
+  eg_tensor_set(dst, &v); /* v is a local: dst may be src */
   return EG_OK;
 }
 
@@ -384,9 +378,7 @@ int eg_select(eg_tensor *dst, const eg_tensor *src, int dim, int64_t index) {
     v.stride[d] = src->stride[d + 1];
   }
   v.ndim = src->ndim - 1;
-  eg_storage_retain(v.storage);
-  eg_tensor_release(dst);
-  *dst = v;
+  eg_tensor_set(dst, &v); /* v is a local: dst may be src */
   return EG_OK;
 }
 
@@ -400,9 +392,7 @@ int eg_transpose(eg_tensor *dst, const eg_tensor *src, int d0, int d1) {
   v.shape[d1] = src->shape[d0];
   v.stride[d0] = src->stride[d1];
   v.stride[d1] = src->stride[d0];
-  eg_storage_retain(v.storage);
-  eg_tensor_release(dst);
-  *dst = v;
+  eg_tensor_set(dst, &v); /* v is a local: dst may be src */
   return EG_OK;
 }
 
@@ -432,9 +422,7 @@ int eg_expand(eg_tensor *dst, const eg_tensor *src, int ndim, const int64_t *sha
     }
   }
   v.ndim = ndim;
-  eg_storage_retain(v.storage);
-  eg_tensor_release(dst);
-  *dst = v;
+  eg_tensor_set(dst, &v); /* v is a local: dst may be src */
   return EG_OK;
 }
 
@@ -508,6 +496,32 @@ static int overlaps(const eg_tensor *a, const eg_tensor *b) {
   reach(a, &alo, &ahi);
   reach(b, &blo, &bhi);
   return alo <= bhi && blo <= ahi;
+}
+
+/* The operand an element-wise loop writing `out` may read: a itself, or a
+** private copy in *copy when a shares out's storage through a different
+** layout (the loop would read elements it has already overwritten). An
+** operand laid out exactly as out is safe: each element is read before it is
+** written. *copy stays empty unless it was needed; the caller releases it. */
+static int unaliased(const eg_tensor *out, const eg_tensor *a, eg_tensor *copy, const eg_tensor **pa) {
+  *pa = a;
+  if (!overlaps(out, a) ||
+      (out->offset == a->offset && eg_same_shape(out, a) && !memcmp(out->stride, a->stride, sizeof out->stride)))
+    return EG_OK;
+  int st = eg_clone(copy, a);
+  if (!st) *pa = copy;
+  return st;
+}
+
+/* Sets w up to walk out (operand 0) and a (operand 1), a unaliased as above. */
+static int walk_unaliased(walk_t *w, eg_tensor *out, const eg_tensor *a, eg_tensor *copy) {
+  const eg_tensor *pa;
+  int st = unaliased(out, a, copy, &pa);
+  if (st) return st;
+  walk_init(w, out);
+  walk_add(w, out);
+  walk_add(w, pa);
+  return EG_OK;
 }
 
 int eg_copy(eg_tensor *dst, const eg_tensor *src) {
@@ -749,17 +763,10 @@ int eg_binary(eg_tensor *out, const eg_tensor *a, const eg_tensor *b, eg_binop o
   /* Writing into an operand's storage through a different layout would read
   ** elements already overwritten: compute from copies in that case. */
   eg_tensor ca = EG_TENSOR_INIT, cb = EG_TENSOR_INIT;
-  const eg_tensor *pa = a, *pb = b;
-  if (overlaps(out, a) && !(out->offset == a->offset && eg_same_shape(out, a) && !memcmp(out->stride, a->stride, sizeof out->stride))) {
-    if ((st = eg_clone(&ca, a))) return st;
-    pa = &ca;
-  }
-  if (overlaps(out, b) && !(out->offset == b->offset && eg_same_shape(out, b) && !memcmp(out->stride, b->stride, sizeof out->stride))) {
-    if ((st = eg_clone(&cb, b))) {
-      eg_tensor_release(&ca);
-      return st;
-    }
-    pb = &cb;
+  const eg_tensor *pa, *pb;
+  if ((st = unaliased(out, a, &ca, &pa)) || (st = unaliased(out, b, &cb, &pb))) {
+    eg_tensor_release(&ca);
+    return st;
   }
   walk_t w;
   walk_init(&w, out);
@@ -774,8 +781,7 @@ int eg_binary(eg_tensor *out, const eg_tensor *a, const eg_tensor *b, eg_binop o
   return EG_OK;
 }
 
-int eg_binary_scalar(eg_tensor *out, const eg_tensor *a, float s, eg_binop op, int scalar_first) {
-  const char *name = eg_binop_name(op);
+static int unary_shape_check(const eg_tensor *out, const eg_tensor *a, const char *name) {
   int st = need_out(out, name);
   if (!st) st = need(a, name);
   if (st) return st;
@@ -784,6 +790,12 @@ int eg_binary_scalar(eg_tensor *out, const eg_tensor *a, float s, eg_binop op, i
     return eg_seterr(EG_ESHAPE, "%s: output %s does not match input %s", name, eg_shape_str(out, b1, sizeof b1),
                      eg_shape_str(a, b2, sizeof b2));
   }
+  return EG_OK;
+}
+
+int eg_binary_scalar(eg_tensor *out, const eg_tensor *a, float s, eg_binop op, int scalar_first) {
+  int st = unary_shape_check(out, a, eg_binop_name(op));
+  if (st) return st;
   if (eg_is_contiguous(out) && eg_is_contiguous(a)) {
     int64_t n = eg_numel(a);
     float *o = eg_data(out);
@@ -800,15 +812,8 @@ int eg_binary_scalar(eg_tensor *out, const eg_tensor *a, float s, eg_binop op, i
     return EG_OK;
   }
   eg_tensor ca = EG_TENSOR_INIT;
-  const eg_tensor *pa = a;
-  if (overlaps(out, a) && !(out->offset == a->offset && !memcmp(out->stride, a->stride, sizeof out->stride))) {
-    if ((st = eg_clone(&ca, a))) return st;
-    pa = &ca;
-  }
   walk_t w;
-  walk_init(&w, out);
-  walk_add(&w, out);
-  walk_add(&w, pa);
+  if ((st = walk_unaliased(&w, out, a, &ca))) return st;
   WALK_BEGIN(w)
   if (scalar_first)
     for (int64_t i = 0; i < inner_; i++) p0[i * s0_] = binop_apply(op, s, p1[i * s1_]);
@@ -839,31 +844,12 @@ static inline float unop_apply(eg_unop op, float x) {
   return 0;
 }
 
-static int unary_shape_check(const eg_tensor *out, const eg_tensor *a, const char *name) {
-  int st = need_out(out, name);
-  if (!st) st = need(a, name);
-  if (st) return st;
-  if (!eg_same_shape(out, a)) {
-    char b1[96], b2[96];
-    return eg_seterr(EG_ESHAPE, "%s: output %s does not match input %s", name, eg_shape_str(out, b1, sizeof b1),
-                     eg_shape_str(a, b2, sizeof b2));
-  }
-  return EG_OK;
-}
-
 int eg_unary(eg_tensor *out, const eg_tensor *a, eg_unop op) {
   int st = unary_shape_check(out, a, eg_unop_name(op));
   if (st) return st;
   eg_tensor ca = EG_TENSOR_INIT;
-  const eg_tensor *pa = a;
-  if (overlaps(out, a) && !(out->offset == a->offset && !memcmp(out->stride, a->stride, sizeof out->stride))) {
-    if ((st = eg_clone(&ca, a))) return st;
-    pa = &ca;
-  }
   walk_t w;
-  walk_init(&w, out);
-  walk_add(&w, out);
-  walk_add(&w, pa);
+  if ((st = walk_unaliased(&w, out, a, &ca))) return st;
   WALK_BEGIN(w)
   for (int64_t i = 0; i < inner_; i++) p0[i * s0_] = unop_apply(op, p1[i * s1_]);
   WALK_END(w)
@@ -877,15 +863,8 @@ int eg_clamp(eg_tensor *out, const eg_tensor *a, float lo, float hi) {
   if (isnan(lo) || isnan(hi)) return eg_seterr(EG_EINVAL, "clamp: bound is NaN");
   if (lo > hi) return eg_seterr(EG_EINVAL, "clamp: lower bound %g is above upper bound %g", (double)lo, (double)hi);
   eg_tensor ca = EG_TENSOR_INIT;
-  const eg_tensor *pa = a;
-  if (overlaps(out, a) && !(out->offset == a->offset && !memcmp(out->stride, a->stride, sizeof out->stride))) {
-    if ((st = eg_clone(&ca, a))) return st;
-    pa = &ca;
-  }
   walk_t w;
-  walk_init(&w, out);
-  walk_add(&w, out);
-  walk_add(&w, pa);
+  if ((st = walk_unaliased(&w, out, a, &ca))) return st;
   WALK_BEGIN(w)
   for (int64_t i = 0; i < inner_; i++) {
     float x = p1[i * s1_];
