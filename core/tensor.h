@@ -15,6 +15,10 @@
 ** 2^24); the functions that read them check that they are.
 **
 ** Shapes: ndim 0 (a scalar with one element) to EG_MAXDIM.
+**
+** Sources: tensor.c (storage, lifecycle, views), tensor_copy.c (copying,
+** filling, gathering), tensor_math.c (element-wise), tensor_linalg.c
+** (products), tensor_reduce.c (reductions).
 */
 #ifndef EG_TENSOR_H
 #define EG_TENSOR_H

@@ -1,0 +1,160 @@
+/*
+** tensor_copy.c — copying, filling and gathering elements between tensors.
+*/
+#include "tensor_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------- copying/filling */
+
+int eg_copy(eg_tensor *dst, const eg_tensor *src) {
+  int st = need_out(dst, "copy");
+  if (!st) st = need(src, "copy");
+  if (st) return st;
+  int64_t n = eg_numel(dst);
+  if (n != eg_numel(src)) {
+    char b1[96], b2[96];
+    return eg_seterr(EG_ESHAPE, "copy: %s has %lld elements, source %s has %lld", eg_shape_str(dst, b1, sizeof b1),
+                     (long long)n, eg_shape_str(src, b2, sizeof b2), (long long)eg_numel(src));
+  }
+  if (n == 0) return EG_OK;
+  if (eg_is_contiguous(dst) && eg_is_contiguous(src)) {
+    memmove(eg_data(dst), eg_data(src), sizeof(float) * (size_t)n);
+    return EG_OK;
+  }
+  eg_tensor tmp = EG_TENSOR_INIT;
+  const eg_tensor *from = src;
+  if (overlaps(dst, src)) {
+    st = eg_clone(&tmp, src);
+    if (st) return st;
+    from = &tmp;
+  }
+  /* Walk both in row-major order of their own shapes: view src with dst's shape when contiguous. */
+  eg_tensor sv = EG_TENSOR_INIT;
+  if (eg_same_shape(dst, from)) {
+    eg_tensor_set(&sv, from);
+  } else if (eg_is_contiguous(from)) {
+    st = eg_view(&sv, from, dst->ndim, dst->shape);
+  } else {
+    eg_tensor c = EG_TENSOR_INIT;
+    st = eg_clone(&c, from);
+    if (!st) st = eg_view(&sv, &c, dst->ndim, dst->shape);
+    eg_tensor_release(&c);
+  }
+  if (!st) {
+    walk_t w;
+    walk_init(&w, dst);
+    walk_add(&w, dst);
+    walk_add(&w, &sv);
+    WALK_BEGIN(w)
+    for (int64_t i = 0; i < inner_; i++) p0[i * s0_] = p1[i * s1_];
+    WALK_END(w)
+  }
+  eg_tensor_release(&sv);
+  eg_tensor_release(&tmp);
+  return st;
+}
+
+int eg_clone(eg_tensor *dst, const eg_tensor *src) {
+  int st = need(src, "clone");
+  if (st) return st;
+  eg_tensor c = EG_TENSOR_INIT;
+  st = eg_tensor_new(&c, src->ndim, src->shape);
+  if (!st) st = eg_copy(&c, src);
+  if (st) {
+    eg_tensor_release(&c);
+    return st;
+  }
+  eg_tensor_release(dst);
+  *dst = c;
+  return EG_OK;
+}
+
+int eg_contiguous(eg_tensor *dst, const eg_tensor *src) {
+  int st = need(src, "contiguous");
+  if (st) return st;
+  if (eg_is_contiguous(src)) {
+    eg_tensor_set(dst, src);
+    return EG_OK;
+  }
+  return eg_clone(dst, src);
+}
+
+int eg_fill(eg_tensor *t, float v) {
+  int st = need_out(t, "fill");
+  if (st) return st;
+  walk_t w;
+  walk_init(&w, t);
+  walk_add(&w, t);
+  WALK_BEGIN(w)
+  for (int64_t i = 0; i < inner_; i++) p0[i * s0_] = v;
+  WALK_END(w)
+  return EG_OK;
+}
+
+int eg_fill_range(eg_tensor *t, double start, double step) {
+  int st = need_out(t, "arange");
+  if (st) return st;
+  int64_t k = 0;
+  walk_t w;
+  walk_init(&w, t);
+  walk_add(&w, t);
+  WALK_BEGIN(w)
+  for (int64_t i = 0; i < inner_; i++, k++) p0[i * s0_] = (float)(start + (double)k * step);
+  WALK_END(w)
+  return EG_OK;
+}
+
+int eg_index_rows(eg_tensor *out, const eg_tensor *src, const eg_tensor *idx) {
+  int st = need_out(out, "index");
+  if (!st) st = need(src, "index");
+  if (!st) st = need(idx, "index");
+  if (st) return st;
+  char b1[96], b2[96];
+  if (src->ndim < 1) return eg_seterr(EG_ESHAPE, "index: cannot index a 0-dimensional tensor");
+  if (idx->ndim != 1)
+    return eg_seterr(EG_ESHAPE, "index: the index must be 1-dimensional, got %s", eg_shape_str(idx, b1, sizeof b1));
+  int64_t k = idx->shape[0], rows = src->shape[0];
+  int ok = out->ndim == src->ndim && out->shape[0] == k;
+  for (int d = 1; ok && d < src->ndim; d++) ok = out->shape[d] == src->shape[d];
+  if (!ok)
+    return eg_seterr(EG_ESHAPE, "index: output %s does not fit %lld rows of %s", eg_shape_str(out, b1, sizeof b1),
+                     (long long)k, eg_shape_str(src, b2, sizeof b2));
+  /* Check every index before writing anything. */
+  const float *ip = eg_data(idx);
+  for (int64_t i = 0; i < k; i++) {
+    float f = ip[i * idx->stride[0]];
+    if (!(f >= 0 && f < (float)rows) || f != floorf(f))
+      return eg_seterr(EG_ERANGE, "index: index %g at position %lld out of range for %lld rows", (double)f + 1.0,
+                       (long long)i + 1, (long long)rows);
+  }
+  eg_tensor srow = EG_TENSOR_INIT, orow = EG_TENSOR_INIT;
+  int64_t rowlen = rows ? eg_numel(src) / rows : 0;
+  int fast = eg_is_contiguous(src) && eg_is_contiguous(out);
+  for (int64_t i = 0; i < k && !st; i++) {
+    int64_t r = (int64_t)ip[i * idx->stride[0]];
+    if (fast) {
+      memcpy(eg_data(out) + i * rowlen, eg_data(src) + r * rowlen, sizeof(float) * (size_t)rowlen);
+    } else {
+      st = eg_select(&srow, src, 0, r);
+      if (!st) st = eg_select(&orow, out, 0, i);
+      if (!st) st = eg_copy(&orow, &srow);
+    }
+  }
+  eg_tensor_release(&srow);
+  eg_tensor_release(&orow);
+  return st;
+}
+
+int eg_all_finite(const eg_tensor *t) {
+  if (!t->storage) return 1;
+  int fin = 1;
+  walk_t w;
+  walk_init(&w, t);
+  walk_add(&w, (eg_tensor *)t);
+  WALK_BEGIN(w)
+  for (int64_t i = 0; i < inner_; i++) fin &= isfinite(p0[i * s0_]) ? 1 : 0;
+  WALK_END(w)
+  return fin;
+}
