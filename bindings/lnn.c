@@ -295,33 +295,19 @@ static int l_concat_forward(lua_State *L) {
   eg_tensor *y = check_buf(L, 1);
   int top = lua_gettop(L);
   luaL_argcheck(L, top >= 3, 3, "concat: needs at least one tensor");
-  eg_tensor *first = check_nonempty(L, 3);
-  int dim = eg_lua_checkdim(L, 2, first->ndim);
+  const eg_tensor **parts = lua_newuserdatauv(L, sizeof *parts * (size_t)(top - 2), 0);
+  for (int i = 3; i <= top; i++) parts[i - 3] = check_nonempty(L, i);
+  int dim = eg_lua_checkdim(L, 2, parts[0]->ndim);
+  int nd, bad;
   int64_t sh[EG_MAXDIM];
-  memcpy(sh, first->shape, sizeof sh);
-  sh[dim] = 0;
-  for (int i = 3; i <= top; i++) {
-    eg_tensor *t = check_nonempty(L, i);
-    int ok = t->ndim == first->ndim;
-    for (int d = 0; ok && d < t->ndim; d++) ok = d == dim || t->shape[d] == first->shape[d];
-    if (!ok) {
-      char a[96], b[96];
-      return luaL_error(L, "concat: branch %d output %s does not fit branch 1 output %s along dimension %d", i - 2,
-                        eg_shape_str(t, a, sizeof a), eg_shape_str(first, b, sizeof b), dim + 1);
-    }
-    sh[dim] += t->shape[dim];
+  if (eg_cat_shape(&nd, sh, parts, top - 2, dim, &bad)) {
+    if (bad < 0) fail(L);
+    char a[96], b[96];
+    return luaL_error(L, "concat: branch %d output %s does not fit branch 1 output %s along dimension %d", bad + 1,
+                      eg_shape_str(parts[bad], a, sizeof a), eg_shape_str(parts[0], b, sizeof b), dim + 1);
   }
-  buf_resize(L, y, first->ndim, sh);
-  eg_tensor part = EG_TENSOR_INIT;
-  int64_t at = 0;
-  for (int i = 3; i <= top; i++) {
-    eg_tensor *t = check_buf(L, i);
-    int st = eg_narrow(&part, y, dim, at, t->shape[dim]);
-    if (!st) st = eg_copy(&part, t);
-    eg_tensor_release(&part);
-    if (st) fail(L);
-    at += t->shape[dim];
-  }
+  buf_resize(L, y, nd, sh);
+  TRY(L, eg_cat(y, parts, top - 2, dim));
   lua_settop(L, 1);
   return 1;
 }

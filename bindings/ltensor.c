@@ -48,6 +48,7 @@
 **            tensor without d (kept with size 1 when the next argument is
 **            true); max(d)/min(d) also return 1-based positions
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -467,10 +468,15 @@ static int tl_squeeze(lua_State *L) {
 }
 
 /* engram.cat({a, b, ...}[, d = 1]): a new tensor joining the tensors along
-** dimension d; every other size must agree. */
-static eg_tensor *cat_element(lua_State *L, lua_Integer i) {
+** dimension d; every other size must agree (eg_cat_shape checks). An element
+** that is not a tensor is reported after what the elements before it got
+** wrong, in list order. */
+static const eg_tensor *cat_element(lua_State *L, const eg_tensor **parts, lua_Integer i, int d) {
   eg_tensor *x = eg_lua_totensor(L, -1);
   if (!x) {
+    int nd;
+    int64_t shape[EG_MAXDIM];
+    if (i > 1) eg_lua_try(L, eg_cat_shape(&nd, shape, parts, (int)i - 1, d, NULL), "cat");
     if (luaL_testudata(L, -1, EG_TENSOR_MT)) luaL_error(L, "cat: element %I of the list is a released tensor", i);
     luaL_error(L, "cat: element %I of the list is not an engram.Tensor (got %s)", i, luaL_typename(L, -1));
   }
@@ -480,55 +486,32 @@ static eg_tensor *cat_element(lua_State *L, lua_Integer i) {
 static int tl_cat(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  if (n < 1) luaL_error(L, "cat: expected a non-empty list of tensors");
+  if (n > INT_MAX) luaL_error(L, "cat: %I tensors are too many", n);
   lua_settop(L, 3);
-  lua_rawgeti(L, 1, 1);
-  eg_tensor *first = cat_element(L, 1);
-  if (first->ndim == 0) luaL_error(L, "cat: cannot join 0-dimensional tensors");
-  int d = lua_isnil(L, 2) ? 0 : eg_lua_checkdim(L, 2, first->ndim);
-  int64_t shape[EG_MAXDIM];
-  memcpy(shape, first->shape, sizeof shape);
-  shape[d] = 0;
+  /* The list as the array the core takes, in Lua's memory (collected on an error). */
+  const eg_tensor **parts = lua_newuserdatauv(L, sizeof *parts * (size_t)(n ? n : 1), 0);
+  int d = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    eg_tensor *x = cat_element(L, i);
-    int ok = x->ndim == first->ndim;
-    for (int k = 0; ok && k < x->ndim; k++) ok = k == d || x->shape[k] == first->shape[k];
-    if (!ok) {
-      char b1[MAXSTR], b2[MAXSTR];
-      luaL_error(L, "cat: tensor %I has size %s, which does not fit %s along dimension %d", i, shape_str(x, b1),
-                 shape_str(first, b2), d + 1);
-    }
-    shape[d] += x->shape[d];
+    parts[i - 1] = cat_element(L, parts, i, d);
     lua_pop(L, 1);
+    if (i == 1 && !lua_isnil(L, 2) && parts[0]->ndim > 0) d = eg_lua_checkdim(L, 2, parts[0]->ndim);
   }
+  int nd;
+  int64_t shape[EG_MAXDIM];
+  eg_lua_try(L, eg_cat_shape(&nd, shape, parts, (int)n, d, NULL), "cat");
   eg_tensor *out = eg_lua_totensor(L, 3);
   if (out) { /* into a given tensor, resized in place (eg_tensor_resize) */
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 1, i);
-      int alias = eg_lua_totensor(L, -1)->storage == out->storage && out->storage;
-      lua_pop(L, 1);
-      if (alias) luaL_error(L, "cat: the output shares storage with tensor %I", i);
-    }
-    eg_lua_resize(L, out, first->ndim, shape, 0, "cat");
+    for (lua_Integer i = 1; i <= n; i++) /* checked before the resize, which would hide it */
+      if (out->storage && parts[i - 1]->storage == out->storage)
+        luaL_error(L, "cat: the output shares storage with tensor %I", i);
+    eg_lua_resize(L, out, nd, shape, 0, "cat");
     lua_pushvalue(L, 3);
   } else {
     if (!lua_isnoneornil(L, 3)) luaL_typeerror(L, 3, "engram.Tensor (the output) or nil");
-    out = eg_lua_pushnew(L, first->ndim, shape, "cat");
+    out = eg_lua_pushnew(L, nd, shape, "cat");
   }
-  eg_tensor part = EG_TENSOR_INIT;
-  int64_t at = 0;
-  int st = EG_OK;
-  for (lua_Integer i = 1; i <= n && !st; i++) {
-    lua_rawgeti(L, 1, i);
-    eg_tensor *x = eg_lua_totensor(L, -1);
-    st = eg_narrow(&part, out, d, at, x->shape[d]);
-    if (!st) st = eg_copy(&part, x);
-    at += x->shape[d];
-    lua_pop(L, 1);
-  }
-  eg_tensor_release(&part);
-  if (st) eg_lua_fail(L, st, "cat");
+  eg_lua_try(L, eg_cat(out, parts, (int)n, d), "cat");
   return 1;
 }
 

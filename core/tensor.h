@@ -126,6 +126,18 @@ EG_API int eg_index_rows(eg_tensor *out, const eg_tensor *src, const eg_tensor *
 /* True when every element is finite. */
 EG_API int eg_all_finite(const eg_tensor *t);
 
+/* ---- joining ---- */
+/* The shape of parts[0..n-1] joined along dim, into (*ndim, shape): n >= 1,
+** every part non-empty (a storage) with the same number of dimensions (at
+** least 1) and the same sizes except along dim. When a part does not fit,
+** *bad (may be NULL) gets its 0-based position (-1 for other errors), so a
+** caller can name it in its own words. */
+EG_API int eg_cat_shape(int *ndim, int64_t *shape, const eg_tensor *const *parts, int n, int dim, int *bad);
+/* out = parts[0..n-1] joined along dim. out must already have the joined
+** shape (eg_cat_shape gives it; the caller chooses how out's storage is
+** reused) and must not share storage with any part. */
+EG_API int eg_cat(eg_tensor *out, const eg_tensor *const *parts, int n, int dim);
+
 /* ---- element-wise ---- */
 typedef enum {
   EG_ADD, EG_SUB, EG_MUL, EG_DIV, EG_POW, EG_MAXIMUM, EG_MINIMUM,

@@ -158,3 +158,63 @@ int eg_all_finite(const eg_tensor *t) {
   WALK_END(w)
   return fin;
 }
+
+/* ------------------------------------------------------------------ joining */
+
+int eg_cat_shape(int *ndim, int64_t *shape, const eg_tensor *const *parts, int n, int dim, int *bad) {
+  if (bad) *bad = -1;
+  if (n < 1) return eg_seterr(EG_EINVAL, "cat: expected a non-empty list of tensors");
+  for (int i = 0; i < n; i++)
+    if (need(parts[i], "cat")) return EG_ESTATE;
+  const eg_tensor *first = parts[0];
+  if (first->ndim == 0) return eg_seterr(EG_ESHAPE, "cat: cannot join 0-dimensional tensors");
+  int st = check_dim(first, dim, "cat");
+  if (st) return st;
+  int64_t len = 0;
+  for (int i = 0; i < n; i++) {
+    const eg_tensor *x = parts[i];
+    int ok = x->ndim == first->ndim;
+    for (int k = 0; ok && k < x->ndim; k++) ok = k == dim || x->shape[k] == first->shape[k];
+    if (!ok) {
+      char b1[96], b2[96];
+      if (bad) *bad = i;
+      return eg_seterr(EG_ESHAPE, "cat: tensor %d has size %s, which does not fit %s along dimension %d", i + 1,
+                       eg_shape_str(x, b1, sizeof b1), eg_shape_str(first, b2, sizeof b2), dim + 1);
+    }
+    if (len > INT64_MAX - x->shape[dim])
+      return eg_seterr(EG_ENOMEM, "cat: out of memory: the joined shape has too many elements");
+    len += x->shape[dim];
+  }
+  *ndim = first->ndim;
+  memcpy(shape, first->shape, sizeof(int64_t) * (size_t)first->ndim);
+  shape[dim] = len;
+  return EG_OK;
+}
+
+int eg_cat(eg_tensor *out, const eg_tensor *const *parts, int n, int dim) {
+  int nd;
+  int64_t sh[EG_MAXDIM];
+  int st = eg_cat_shape(&nd, sh, parts, n, dim, NULL);
+  if (!st) st = need_out(out, "cat");
+  if (st) return st;
+  for (int i = 0; i < n; i++)
+    if (parts[i]->storage == out->storage)
+      return eg_seterr(EG_EINVAL, "cat: the output shares storage with tensor %d", i + 1);
+  eg_tensor want = EG_TENSOR_INIT;
+  want.ndim = nd;
+  memcpy(want.shape, sh, sizeof sh);
+  if (!eg_same_shape(out, &want)) {
+    char b1[96], b2[96];
+    return eg_seterr(EG_ESHAPE, "cat: output %s does not match the joined shape %s", eg_shape_str(out, b1, sizeof b1),
+                     eg_shape_str(&want, b2, sizeof b2));
+  }
+  eg_tensor part = EG_TENSOR_INIT;
+  int64_t at = 0;
+  for (int i = 0; i < n && !st; i++) {
+    st = eg_narrow(&part, out, dim, at, parts[i]->shape[dim]);
+    if (!st) st = eg_copy(&part, parts[i]);
+    at += parts[i]->shape[dim];
+  }
+  eg_tensor_release(&part);
+  return st;
+}
