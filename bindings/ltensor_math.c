@@ -31,18 +31,13 @@ static void binary_named(lua_State *L, int ia, int ib, eg_binop op, const char *
     eg_lua_try(L, eg_binary(out, a, b, op), name);
     return;
   }
-  if (a) {
-    if (lua_type(L, ib) != LUA_TNUMBER) bad_operand(L, ib, name);
-    float s = (float)lua_tonumber(L, ib);
-    eg_tensor *out = eg_lua_pushnew(L, a->ndim, a->shape, name);
-    eg_lua_try(L, eg_binary_scalar(out, a, s, op, 0), name);
-    return;
-  }
-  if (b) {
-    if (lua_type(L, ia) != LUA_TNUMBER) bad_operand(L, ia, name);
-    float s = (float)lua_tonumber(L, ia);
-    eg_tensor *out = eg_lua_pushnew(L, b->ndim, b->shape, name);
-    eg_lua_try(L, eg_binary_scalar(out, b, s, op, 1), name);
+  if (a || b) { /* one tensor, and the other operand must be the number */
+    eg_tensor *t = a ? a : b;
+    int is = a ? ib : ia;
+    if (lua_type(L, is) != LUA_TNUMBER) bad_operand(L, is, name);
+    float s = (float)lua_tonumber(L, is);
+    eg_tensor *out = eg_lua_pushnew(L, t->ndim, t->shape, name);
+    eg_lua_try(L, eg_binary_scalar(out, t, s, op, !a), name);
     return;
   }
   /* Neither is a usable tensor: a released tensor or a wrong type. */
