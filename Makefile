@@ -28,9 +28,11 @@ EXE_LIBS  := $(LUA_LIBS) -lreadline $(CORE_LIBS) -ldl
 
 CORE_SRC  := $(sort $(wildcard core/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
-# bindings/main.c is the command; everything else in bindings/ is the module.
-BIND_SRC  := $(sort $(filter-out bindings/main.c,$(wildcard bindings/*.c)))
+# bindings/*.c is the module (and the embedding API); bindings/cmd/ is the command.
+BIND_SRC  := $(sort $(wildcard bindings/*.c))
 BIND_OBJ  := $(BIND_SRC:%.c=$(BUILD)/%.o)
+CMD_SRC   := $(sort $(wildcard bindings/cmd/*.c))
+CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
 CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -67,13 +69,17 @@ $(BUILD)/bindings/%.o: bindings/%.c $(wildcard bindings/*.h) $(wildcard core/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(LUA_INC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/bindings/cmd/%.o: bindings/cmd/%.c $(wildcard bindings/cmd/*.h) $(wildcard bindings/*.h) $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -Ibindings $(LUA_INC) $(CFLAGS) -c $< -o $@
+
 # The module links the core statically and does not link liblua (the interpreter provides it).
 $(MOD_SO): $(BIND_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(LIB_A) $(CORE_LIBS)
 
-$(EXE): $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A) $(EXE_LIBS)
+$(EXE): $(CMD_OBJ) $(BIND_OBJ) $(LIB_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $(CMD_OBJ) $(BIND_OBJ) $(LIB_A) $(EXE_LIBS)
 
 # ---- C tests and benches (core only, no Lua) ----
 $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(LIB_A)
