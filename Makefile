@@ -7,7 +7,7 @@
 #   make check-asan every suite under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 #
-# Honours CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
+# Honours CC, CXX (the C++ header test only), CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -35,6 +35,14 @@ CMD_SRC   := $(sort $(wildcard bindings/cmd/*.c))
 CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
 CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+# The public headers, installed in PREFIX/include/engram/: the umbrella
+# engram/core.h, the per-concept headers it includes, the embedding API.
+PUB_HDRS  := core/engram/core.h $(sort $(filter-out %_impl.h,$(wildcard core/*.h))) bindings/engram.h
+# test_header compiles against a staged install of PUB_HDRS (no -Icore), and
+# again as C++ when a C++ compiler is there, to prove the extern "C" guards.
+STAGE     := $(BUILD)/stage
+HAVE_CXX  := $(shell command -v $(CXX) >/dev/null 2>&1 && echo yes)
+CTEST_BIN += $(if $(HAVE_CXX),$(BUILD)/tests/test_header_cxx)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -45,7 +53,7 @@ EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install lint
+.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers lint
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -86,6 +94,18 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
 
+$(STAGE)/include/engram/core.h: $(PUB_HDRS)
+	@$(MAKE) --no-print-directory install-headers DESTDIR=$(STAGE) PREFIX=
+
+$(BUILD)/tests/test_header: tests/c/test_header.c tests/c/check.h $(STAGE)/include/engram/core.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -I$(STAGE)/include -Itests/c $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
+
+$(BUILD)/tests/test_header_cxx: tests/c/test_header.c tests/c/check.h $(STAGE)/include/engram/core.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ -std=c++11 -Wall -Wextra -I$(STAGE)/include -Itests/c $(CFLAGS) $(LDFLAGS) -o $@ $< -x none \
+	  $(LIB_A) $(CORE_LIBS)
+
 $(BUILD)/bench/%: bench/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
@@ -117,12 +137,16 @@ lint:
 clean:
 	rm -rf build build-asan
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/engram \
+# A host includes <engram/core.h> (or <engram/engram.h>) with -I$(PREFIX)/include.
+install-headers:
+	install -d $(DESTDIR)$(PREFIX)/include/engram
+	install -m 644 $(PUB_HDRS) $(DESTDIR)$(PREFIX)/include/engram/
+
+install: all install-headers
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram $(DESTDIR)$(PREFIX)/share/lua/5.4/engram
 	install -m 755 $(BUILD)/engram $(DESTDIR)$(PREFIX)/bin/engram
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(filter-out %_impl.h,$(wildcard core/*.h)) bindings/engram.h $(DESTDIR)$(PREFIX)/include/engram/
 	install -m 755 $(MOD_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram/core.so
 	cp -r lua/engram/. $(DESTDIR)$(PREFIX)/share/lua/5.4/engram/
 

@@ -4,6 +4,7 @@
 #ifndef EG_DATA_IMPL_H
 #define EG_DATA_IMPL_H
 
+#include "base_impl.h"
 #include "data.h"
 
 /* The shared sample store: exactly one of u8 / f32 is set. */

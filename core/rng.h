@@ -8,6 +8,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct eg_rng {
   uint64_t s[4];
   double spare;
@@ -38,5 +42,9 @@ EG_API int eg_fill_bernoulli_scaled(eg_tensor *t, eg_rng *r, float keep);
 /* BLAS thread count: the one process-wide setting of the core. */
 EG_API void eg_set_threads(int n);
 EG_API int eg_get_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

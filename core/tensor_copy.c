@@ -147,18 +147,6 @@ int eg_index_rows(eg_tensor *out, const eg_tensor *src, const eg_tensor *idx) {
   return st;
 }
 
-int eg_all_finite(const eg_tensor *t) {
-  if (!t->storage) return 1;
-  int fin = 1;
-  walk_t w;
-  walk_init(&w, t);
-  walk_add(&w, (eg_tensor *)t);
-  WALK_BEGIN(w)
-  for (int64_t i = 0; i < inner_; i++) fin &= isfinite(p0[i * s0_]) ? 1 : 0;
-  WALK_END(w)
-  return fin;
-}
-
 /* ------------------------------------------------------------------ joining */
 
 int eg_cat_shape(int *ndim, int64_t *shape, const eg_tensor *const *parts, int n, int dim, int *bad) {
