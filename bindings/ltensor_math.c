@@ -357,15 +357,19 @@ static int tl_argmin(lua_State *L) { return reduce(L, EG_ARGMIN); }
 static int tl_prod(lua_State *L) { return reduce(L, EG_PROD); }
 static int tl_norm(lua_State *L) { return reduce(L, EG_NORM2); }
 
+/* What equal and allclose answer before looking at values: 0 (false) for
+** different shapes, 1 (true) when there are no elements, -1 when the values decide. */
+static int shape_decides(const eg_tensor *a, const eg_tensor *b) {
+  if (!eg_same_shape(a, b)) return 0;
+  return eg_numel(a) == 0 ? 1 : -1;
+}
+
 /* equal(b): same shape and same values (NaN is never equal). */
 static int tl_equal(lua_State *L) {
   eg_tensor *a = eg_lua_checktensor(L, 1), *b = eg_lua_checktensor(L, 2);
-  if (!eg_same_shape(a, b)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (eg_numel(a) == 0) {
-    lua_pushboolean(L, 1);
+  int known = shape_decides(a, b);
+  if (known >= 0) {
+    lua_pushboolean(L, known);
     return 1;
   }
   eg_tensor m = EG_TENSOR_INIT;
@@ -385,12 +389,9 @@ static int tl_allclose(lua_State *L) {
   eg_tensor *a = eg_lua_checktensor(L, 1), *b = eg_lua_checktensor(L, 2);
   float tol = (float)luaL_optnumber(L, 3, 1e-5);
   if (!(tol >= 0)) luaL_error(L, "allclose: tolerance must be >= 0");
-  if (!eg_same_shape(a, b)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (eg_numel(a) == 0) {
-    lua_pushboolean(L, 1);
+  int known = shape_decides(a, b);
+  if (known >= 0) {
+    lua_pushboolean(L, known);
     return 1;
   }
   eg_tensor d = EG_TENSOR_INIT, bound = EG_TENSOR_INIT;
