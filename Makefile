@@ -7,7 +7,7 @@
 #   make check-asan every suite under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 #
-# Honours CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
+# Honours CC, CXX (the C++ header test only), CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -28,11 +28,21 @@ EXE_LIBS  := $(LUA_LIBS) -lreadline $(CORE_LIBS) -ldl
 
 CORE_SRC  := $(sort $(wildcard core/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
-# bindings/main.c is the command; everything else in bindings/ is the module.
-BIND_SRC  := $(sort $(filter-out bindings/main.c,$(wildcard bindings/*.c)))
+# bindings/*.c is the module (and the embedding API); bindings/cmd/ is the command.
+BIND_SRC  := $(sort $(wildcard bindings/*.c))
 BIND_OBJ  := $(BIND_SRC:%.c=$(BUILD)/%.o)
+CMD_SRC   := $(sort $(wildcard bindings/cmd/*.c))
+CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
 CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+# The public headers, installed in PREFIX/include/engram/: the umbrella
+# engram/core.h, the per-concept headers it includes, the embedding API.
+PUB_HDRS  := core/engram/core.h $(sort $(filter-out %_impl.h,$(wildcard core/*.h))) bindings/engram.h
+# test_header compiles against a staged install of PUB_HDRS (no -Icore), and
+# again as C++ when a C++ compiler is there, to prove the extern "C" guards.
+STAGE     := $(BUILD)/stage
+HAVE_CXX  := $(shell command -v $(CXX) >/dev/null 2>&1 && echo yes)
+CTEST_BIN += $(if $(HAVE_CXX),$(BUILD)/tests/test_header_cxx)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -43,7 +53,7 @@ EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install lint
+.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers lint
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -67,18 +77,34 @@ $(BUILD)/bindings/%.o: bindings/%.c $(wildcard bindings/*.h) $(wildcard core/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(LUA_INC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/bindings/cmd/%.o: bindings/cmd/%.c $(wildcard bindings/cmd/*.h) $(wildcard bindings/*.h) $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -Ibindings $(LUA_INC) $(CFLAGS) -c $< -o $@
+
 # The module links the core statically and does not link liblua (the interpreter provides it).
 $(MOD_SO): $(BIND_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(LIB_A) $(CORE_LIBS)
 
-$(EXE): $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $(BUILD)/bindings/main.o $(BIND_OBJ) $(LIB_A) $(EXE_LIBS)
+$(EXE): $(CMD_OBJ) $(BIND_OBJ) $(LIB_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $(CMD_OBJ) $(BIND_OBJ) $(LIB_A) $(EXE_LIBS)
 
 # ---- C tests and benches (core only, no Lua) ----
 $(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
+
+$(STAGE)/include/engram/core.h: $(PUB_HDRS)
+	@$(MAKE) --no-print-directory install-headers DESTDIR=$(STAGE) PREFIX=
+
+$(BUILD)/tests/test_header: tests/c/test_header.c tests/c/check.h $(STAGE)/include/engram/core.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -I$(STAGE)/include -Itests/c $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(CORE_LIBS)
+
+$(BUILD)/tests/test_header_cxx: tests/c/test_header.c tests/c/check.h $(STAGE)/include/engram/core.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ -std=c++11 -Wall -Wextra -I$(STAGE)/include -Itests/c $(CFLAGS) $(LDFLAGS) -o $@ $< -x none \
+	  $(LIB_A) $(CORE_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -111,12 +137,16 @@ lint:
 clean:
 	rm -rf build build-asan
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/engram \
+# A host includes <engram/core.h> (or <engram/engram.h>) with -I$(PREFIX)/include.
+install-headers:
+	install -d $(DESTDIR)$(PREFIX)/include/engram
+	install -m 644 $(PUB_HDRS) $(DESTDIR)$(PREFIX)/include/engram/
+
+install: all install-headers
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram $(DESTDIR)$(PREFIX)/share/lua/5.4/engram
 	install -m 755 $(BUILD)/engram $(DESTDIR)$(PREFIX)/bin/engram
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(filter-out %_impl.h,$(wildcard core/*.h)) bindings/engram.h $(DESTDIR)$(PREFIX)/include/engram/
 	install -m 755 $(MOD_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram/core.so
 	cp -r lua/engram/. $(DESTDIR)$(PREFIX)/share/lua/5.4/engram/
 

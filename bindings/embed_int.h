@@ -1,5 +1,5 @@
 /*
-** embed_int.h — what embed.c shares with the `engram` command (main.c) and
+** embed_int.h — what embed.c shares with the `engram` command (bindings/cmd/) and
 ** nothing else. Internal: not installed, not API (that is engram.h).
 */
 #ifndef EG_EMBED_INT_H

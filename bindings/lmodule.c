@@ -28,7 +28,7 @@ int luaopen_engram_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, eg_version());
   lua_setfield(L, -2, "version_num");
-  /* Which OpenBLAS kernels run the matrix products (see main.c on why it varies). */
+  /* Which OpenBLAS kernels run the matrix products (see bindings/cmd/main.c on why it varies). */
   lua_pushstring(L, openblas_get_corename());
   lua_setfield(L, -2, "blas_core");
   lua_pushcfunction(L, l_isatty);

@@ -290,38 +290,35 @@ static int l_copy(lua_State *L) {
   return 1;
 }
 
+/* The joined shape of parts[0..n-1] along dim, or the error naming the branch that does not fit. */
+static void concat_shape(lua_State *L, const eg_tensor **parts, int n, int dim, int *nd, int64_t *sh) {
+  int bad;
+  if (!eg_cat_shape(nd, sh, parts, n, dim, &bad)) return;
+  if (bad < 0) fail(L);
+  char a[96], b[96];
+  luaL_error(L, "concat: branch %d output %s does not fit branch 1 output %s along dimension %d", bad + 1,
+             eg_shape_str(parts[bad], a, sizeof a), eg_shape_str(parts[0], b, sizeof b), dim + 1);
+}
+
 /* nn_concat_forward(y, dim, t1, t2, ...) -> y: y = cat(t_i) along 1-based dim. */
 static int l_concat_forward(lua_State *L) {
   eg_tensor *y = check_buf(L, 1);
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), n = top - 2, nd;
   luaL_argcheck(L, top >= 3, 3, "concat: needs at least one tensor");
-  eg_tensor *first = check_nonempty(L, 3);
-  int dim = eg_lua_checkdim(L, 2, first->ndim);
+  const eg_tensor **parts = lua_newuserdatauv(L, sizeof *parts * (size_t)n, 0);
+  parts[0] = check_nonempty(L, 3);
+  int dim = eg_lua_checkdim(L, 2, parts[0]->ndim);
   int64_t sh[EG_MAXDIM];
-  memcpy(sh, first->shape, sizeof sh);
-  sh[dim] = 0;
-  for (int i = 3; i <= top; i++) {
-    eg_tensor *t = check_nonempty(L, i);
-    int ok = t->ndim == first->ndim;
-    for (int d = 0; ok && d < t->ndim; d++) ok = d == dim || t->shape[d] == first->shape[d];
-    if (!ok) {
-      char a[96], b[96];
-      return luaL_error(L, "concat: branch %d output %s does not fit branch 1 output %s along dimension %d", i - 2,
-                        eg_shape_str(t, a, sizeof a), eg_shape_str(first, b, sizeof b), dim + 1);
+  for (int i = 1; i < n; i++) {
+    parts[i] = eg_lua_totensor(L, i + 3);
+    if (!parts[i]) { /* in branch order: a misfit before it is reported first */
+      concat_shape(L, parts, i, dim, &nd, sh);
+      check_nonempty(L, i + 3);
     }
-    sh[dim] += t->shape[dim];
   }
-  buf_resize(L, y, first->ndim, sh);
-  eg_tensor part = EG_TENSOR_INIT;
-  int64_t at = 0;
-  for (int i = 3; i <= top; i++) {
-    eg_tensor *t = check_buf(L, i);
-    int st = eg_narrow(&part, y, dim, at, t->shape[dim]);
-    if (!st) st = eg_copy(&part, t);
-    eg_tensor_release(&part);
-    if (st) fail(L);
-    at += t->shape[dim];
-  }
+  concat_shape(L, parts, n, dim, &nd, sh);
+  buf_resize(L, y, nd, sh);
+  TRY(L, eg_cat(y, parts, n, dim));
   lua_settop(L, 1);
   return 1;
 }

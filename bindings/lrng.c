@@ -139,13 +139,7 @@ static int permutation(lua_State *L, eg_rng *r, int arg, const char *op) {
     luaL_error(L, "%s: size %I is above 2^24, where float indices stop being exact", op, n);
   int64_t shape[1] = {(int64_t)n};
   eg_tensor *t = eg_lua_pushnew(L, 1, shape, "permutation");
-  int64_t *perm = eg_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-  if (!perm) luaL_error(L, "permutation: out of memory");
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
-  eg_rng_shuffle(r, perm, n);
-  float *p = eg_data(t);
-  for (int64_t i = 0; i < n; i++) p[i] = (float)perm[i];
-  eg_free(perm);
+  eg_lua_try(L, eg_randperm(t, r), op);
   eg_lua_index_to_lua(L, t, "permutation");
   return 1;
 }

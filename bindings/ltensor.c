@@ -1,5 +1,8 @@
 /*
-** ltensor.c — the engram.Tensor userdata and the tensor functions of engram.core.
+** ltensor.c — the engram.Tensor userdata and the tensor functions of engram.core:
+** constructors, inspection, views and copies here; the methods that compute
+** (arithmetic, comparisons, linalg, reductions) in ltensor_math.c; printing in
+** ltensor_print.c.
 **
 ** The userdata holds an eg_tensor value with its own reference to the
 ** storage, so a view keeps its storage alive whatever order Lua collects
@@ -48,16 +51,13 @@
 **            tensor without d (kept with size 1 when the next argument is
 **            true); max(d)/min(d) also return 1-based positions
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "lutil.h"
-
-#define MAXSTR 96
-
-static const char *shape_str(const eg_tensor *t, char *buf) { return eg_shape_str(t, buf, MAXSTR); }
+#include "ltensor.h"
 
 /* ------------------------------------------------------------ constructors */
 
@@ -467,10 +467,15 @@ static int tl_squeeze(lua_State *L) {
 }
 
 /* engram.cat({a, b, ...}[, d = 1]): a new tensor joining the tensors along
-** dimension d; every other size must agree. */
-static eg_tensor *cat_element(lua_State *L, lua_Integer i) {
+** dimension d; every other size must agree (eg_cat_shape checks). An element
+** that is not a tensor is reported after what the elements before it got
+** wrong, in list order. */
+static const eg_tensor *cat_element(lua_State *L, const eg_tensor **parts, lua_Integer i, int d) {
   eg_tensor *x = eg_lua_totensor(L, -1);
   if (!x) {
+    int nd;
+    int64_t shape[EG_MAXDIM];
+    if (i > 1) eg_lua_try(L, eg_cat_shape(&nd, shape, parts, (int)i - 1, d, NULL), "cat");
     if (luaL_testudata(L, -1, EG_TENSOR_MT)) luaL_error(L, "cat: element %I of the list is a released tensor", i);
     luaL_error(L, "cat: element %I of the list is not an engram.Tensor (got %s)", i, luaL_typename(L, -1));
   }
@@ -480,55 +485,32 @@ static eg_tensor *cat_element(lua_State *L, lua_Integer i) {
 static int tl_cat(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  if (n < 1) luaL_error(L, "cat: expected a non-empty list of tensors");
+  if (n > INT_MAX) luaL_error(L, "cat: %I tensors are too many", n);
   lua_settop(L, 3);
-  lua_rawgeti(L, 1, 1);
-  eg_tensor *first = cat_element(L, 1);
-  if (first->ndim == 0) luaL_error(L, "cat: cannot join 0-dimensional tensors");
-  int d = lua_isnil(L, 2) ? 0 : eg_lua_checkdim(L, 2, first->ndim);
-  int64_t shape[EG_MAXDIM];
-  memcpy(shape, first->shape, sizeof shape);
-  shape[d] = 0;
+  /* The list as the array the core takes, in Lua's memory (collected on an error). */
+  const eg_tensor **parts = lua_newuserdatauv(L, sizeof *parts * (size_t)(n ? n : 1), 0);
+  int d = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    eg_tensor *x = cat_element(L, i);
-    int ok = x->ndim == first->ndim;
-    for (int k = 0; ok && k < x->ndim; k++) ok = k == d || x->shape[k] == first->shape[k];
-    if (!ok) {
-      char b1[MAXSTR], b2[MAXSTR];
-      luaL_error(L, "cat: tensor %I has size %s, which does not fit %s along dimension %d", i, shape_str(x, b1),
-                 shape_str(first, b2), d + 1);
-    }
-    shape[d] += x->shape[d];
+    parts[i - 1] = cat_element(L, parts, i, d);
     lua_pop(L, 1);
+    if (i == 1 && !lua_isnil(L, 2) && parts[0]->ndim > 0) d = eg_lua_checkdim(L, 2, parts[0]->ndim);
   }
+  int nd;
+  int64_t shape[EG_MAXDIM];
+  eg_lua_try(L, eg_cat_shape(&nd, shape, parts, (int)n, d, NULL), "cat");
   eg_tensor *out = eg_lua_totensor(L, 3);
   if (out) { /* into a given tensor, resized in place (eg_tensor_resize) */
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 1, i);
-      int alias = eg_lua_totensor(L, -1)->storage == out->storage && out->storage;
-      lua_pop(L, 1);
-      if (alias) luaL_error(L, "cat: the output shares storage with tensor %I", i);
-    }
-    eg_lua_resize(L, out, first->ndim, shape, 0, "cat");
+    for (lua_Integer i = 1; i <= n; i++) /* checked before the resize, which would hide it */
+      if (out->storage && parts[i - 1]->storage == out->storage)
+        luaL_error(L, "cat: the output shares storage with tensor %I", i);
+    eg_lua_resize(L, out, nd, shape, 0, "cat");
     lua_pushvalue(L, 3);
   } else {
     if (!lua_isnoneornil(L, 3)) luaL_typeerror(L, 3, "engram.Tensor (the output) or nil");
-    out = eg_lua_pushnew(L, first->ndim, shape, "cat");
+    out = eg_lua_pushnew(L, nd, shape, "cat");
   }
-  eg_tensor part = EG_TENSOR_INIT;
-  int64_t at = 0;
-  int st = EG_OK;
-  for (lua_Integer i = 1; i <= n && !st; i++) {
-    lua_rawgeti(L, 1, i);
-    eg_tensor *x = eg_lua_totensor(L, -1);
-    st = eg_narrow(&part, out, d, at, x->shape[d]);
-    if (!st) st = eg_copy(&part, x);
-    at += x->shape[d];
-    lua_pop(L, 1);
-  }
-  eg_tensor_release(&part);
-  if (st) eg_lua_fail(L, st, "cat");
+  eg_lua_try(L, eg_cat(out, parts, (int)n, d), "cat");
   return 1;
 }
 
@@ -639,603 +621,6 @@ static int tl_zero_(lua_State *L) {
   return 1;
 }
 
-/* -------------------------------------------------------------- arithmetic */
-
-static const char *const binop_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                          "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
-
-static void bad_operand(lua_State *L, int arg, const char *op) {
-  const char *got = luaL_getmetafield(L, arg, "__name") == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, arg);
-  luaL_error(L, "%s: bad argument #%d (engram.Tensor or number expected, got %s)", op, arg, got);
-}
-
-/* Pushes a op b where either may be a number (at least one a tensor). Errors
-** name `name` (the method the user called: sub(x, alpha) computes an add). */
-static void binary_named(lua_State *L, int ia, int ib, eg_binop op, const char *name) {
-  eg_tensor *a = eg_lua_totensor(L, ia), *b = eg_lua_totensor(L, ib);
-  if (a && b) {
-    int ndim;
-    int64_t shape[EG_MAXDIM];
-    int st = eg_broadcast_shape(a, b, &ndim, shape);
-    if (st) luaL_error(L, "%s: %s", name, eg_errmsg());
-    eg_tensor *out = eg_lua_pushnew(L, ndim, shape, name);
-    eg_lua_try(L, eg_binary(out, a, b, op), name);
-    return;
-  }
-  if (a) {
-    if (lua_type(L, ib) != LUA_TNUMBER) bad_operand(L, ib, name);
-    float s = (float)lua_tonumber(L, ib);
-    eg_tensor *out = eg_lua_pushnew(L, a->ndim, a->shape, name);
-    eg_lua_try(L, eg_binary_scalar(out, a, s, op, 0), name);
-    return;
-  }
-  if (b) {
-    if (lua_type(L, ia) != LUA_TNUMBER) bad_operand(L, ia, name);
-    float s = (float)lua_tonumber(L, ia);
-    eg_tensor *out = eg_lua_pushnew(L, b->ndim, b->shape, name);
-    eg_lua_try(L, eg_binary_scalar(out, b, s, op, 1), name);
-    return;
-  }
-  /* Neither is a usable tensor: a released tensor or a wrong type. */
-  if (luaL_testudata(L, ia, EG_TENSOR_MT)) eg_lua_checktensor(L, ia);
-  if (luaL_testudata(L, ib, EG_TENSOR_MT)) eg_lua_checktensor(L, ib);
-  luaL_checkudata(L, ia, EG_TENSOR_MT);
-}
-
-static void binary_new(lua_State *L, int ia, int ib, eg_binop op) { binary_named(L, ia, ib, op, binop_names[op]); }
-
-/* self op= other, other a tensor broadcast to self's shape or a number. */
-static void binary_inplace(lua_State *L, eg_binop op) {
-  const char *name = binop_names[op];
-  eg_tensor *t = eg_lua_checktensor(L, 1);
-  if (lua_type(L, 2) == LUA_TNUMBER) {
-    eg_lua_try(L, eg_binary_scalar(t, t, (float)lua_tonumber(L, 2), op, 0), name);
-  } else {
-    eg_tensor *o = eg_lua_totensor(L, 2);
-    if (!o) {
-      if (luaL_testudata(L, 2, EG_TENSOR_MT)) eg_lua_checktensor(L, 2);
-      luaL_typeerror(L, 2, "engram.Tensor or number");
-    }
-    eg_lua_try(L, eg_binary(t, t, o, op), name);
-  }
-  lua_settop(L, 1);
-}
-
-/* add(x[, alpha]) = self + alpha * x; sub(x[, alpha]) = self - alpha * x. */
-static int add_sub(lua_State *L, int sub, int inplace) {
-  const char *name = sub ? "sub" : "add";
-  if (lua_isnoneornil(L, 3)) {
-    if (inplace) {
-      binary_inplace(L, sub ? EG_SUB : EG_ADD);
-    } else {
-      eg_lua_checktensor(L, 1);
-      binary_new(L, 1, 2, sub ? EG_SUB : EG_ADD);
-    }
-    return 1;
-  }
-  eg_tensor *t = eg_lua_checktensor(L, 1);
-  float alpha = (float)luaL_checknumber(L, 3);
-  if (sub) alpha = -alpha;
-  eg_tensor *x = eg_lua_totensor(L, 2);
-  if (!x) {
-    if (luaL_testudata(L, 2, EG_TENSOR_MT)) eg_lua_checktensor(L, 2); /* "released tensor" */
-    if (lua_type(L, 2) != LUA_TNUMBER) bad_operand(L, 2, name);
-    float s = (float)lua_tonumber(L, 2) * alpha;
-    eg_tensor *out = t;
-    if (!inplace) out = eg_lua_pushnew(L, t->ndim, t->shape, name);
-    eg_lua_try(L, eg_binary_scalar(out, t, s, EG_ADD, 0), name);
-    if (inplace) lua_settop(L, 1);
-    return 1;
-  }
-  if (inplace && eg_same_shape(t, x)) { /* the optimiser's y += alpha x */
-    eg_lua_try(L, eg_axpy(t, alpha, x), name);
-    lua_settop(L, 1);
-    return 1;
-  }
-  eg_tensor *scaled = eg_lua_pushnew(L, x->ndim, x->shape, name);
-  eg_lua_try(L, eg_binary_scalar(scaled, x, alpha, EG_MUL, 0), name);
-  if (inplace) {
-    eg_lua_try(L, eg_binary(t, t, scaled, EG_ADD), name);
-    lua_settop(L, 1);
-  } else {
-    binary_named(L, 1, lua_gettop(L), EG_ADD, name);
-  }
-  return 1;
-}
-
-static int tl_add(lua_State *L) { return add_sub(L, 0, 0); }
-static int tl_sub(lua_State *L) { return add_sub(L, 1, 0); }
-static int tl_add_(lua_State *L) { return add_sub(L, 0, 1); }
-static int tl_sub_(lua_State *L) { return add_sub(L, 1, 1); }
-
-#define BINARY_METHODS(name, OP)                                                 \
-  static int tl_##name(lua_State *L) {                                            \
-    eg_lua_checktensor(L, 1);                                                    \
-    binary_new(L, 1, 2, OP);                                                     \
-    return 1;                                                                    \
-  }                                                                              \
-  static int tl_##name##_(lua_State *L) {                                         \
-    binary_inplace(L, OP);                                                       \
-    return 1;                                                                    \
-  }
-BINARY_METHODS(mul, EG_MUL)
-BINARY_METHODS(div, EG_DIV)
-BINARY_METHODS(pow, EG_POW)
-BINARY_METHODS(maximum, EG_MAXIMUM)
-BINARY_METHODS(minimum, EG_MINIMUM)
-BINARY_METHODS(eq, EG_EQ)
-BINARY_METHODS(ne, EG_NE)
-BINARY_METHODS(lt, EG_LT)
-BINARY_METHODS(le, EG_LE)
-BINARY_METHODS(gt, EG_GT)
-BINARY_METHODS(ge, EG_GE)
-
-/* Metamethods: either operand may be the number. */
-#define ARITH_META(name, OP)                    \
-  static int m_##name(lua_State *L) {           \
-    binary_new(L, 1, 2, OP);                    \
-    return 1;                                   \
-  }
-ARITH_META(add, EG_ADD)
-ARITH_META(sub, EG_SUB)
-ARITH_META(mul, EG_MUL)
-ARITH_META(div, EG_DIV)
-ARITH_META(pow, EG_POW)
-
-static void unary(lua_State *L, eg_unop op, int inplace) {
-  const char *name = eg_unop_name(op);
-  eg_tensor *t = eg_lua_checktensor(L, 1);
-  eg_tensor *out = t;
-  if (!inplace) out = eg_lua_pushnew(L, t->ndim, t->shape, name);
-  eg_lua_try(L, eg_unary(out, t, op), name);
-  if (inplace) lua_settop(L, 1);
-}
-
-#define UNARY_METHODS(name, OP)                                                  \
-  static int tl_##name(lua_State *L) {                                            \
-    unary(L, OP, 0);                                                             \
-    return 1;                                                                    \
-  }                                                                              \
-  static int tl_##name##_(lua_State *L) {                                         \
-    unary(L, OP, 1);                                                             \
-    return 1;                                                                    \
-  }
-UNARY_METHODS(neg, EG_NEG)
-UNARY_METHODS(exp, EG_EXP)
-UNARY_METHODS(log, EG_LOG)
-UNARY_METHODS(sqrt, EG_SQRT)
-UNARY_METHODS(abs, EG_ABS)
-UNARY_METHODS(tanh, EG_TANH)
-UNARY_METHODS(sigmoid, EG_SIGMOID)
-UNARY_METHODS(relu, EG_RELU)
-UNARY_METHODS(square, EG_SQUARE)
-UNARY_METHODS(sign, EG_SIGN)
-UNARY_METHODS(floor, EG_FLOOR)
-UNARY_METHODS(ceil, EG_CEIL)
-UNARY_METHODS(round, EG_ROUND)
-
-static int m_unm(lua_State *L) {
-  unary(L, EG_NEG, 0);
-  return 1;
-}
-
-/* clamp(lo, hi): either bound may be nil (no bound on that side). */
-static int clamp(lua_State *L, int inplace) {
-  eg_tensor *t = eg_lua_checktensor(L, 1);
-  float lo = (float)luaL_optnumber(L, 2, -HUGE_VAL), hi = (float)luaL_optnumber(L, 3, HUGE_VAL);
-  eg_tensor *out = t;
-  if (!inplace) out = eg_lua_pushnew(L, t->ndim, t->shape, "clamp");
-  eg_lua_try(L, eg_clamp(out, t, lo, hi), "clamp");
-  if (inplace) lua_settop(L, 1);
-  return 1;
-}
-static int tl_clamp(lua_State *L) { return clamp(L, 0); }
-static int tl_clamp_(lua_State *L) { return clamp(L, 1); }
-
-/* ---------------------------------------------------------- linear algebra */
-
-static const char *const mm_keys[] = {"ta", "tb", "alpha", "beta", "out", NULL};
-
-typedef struct {
-  int ta, tb;
-  float alpha, beta;
-  int out; /* stack index of an output tensor, 0 if none */
-} mm_opts;
-
-static float mm_number_opt(lua_State *L, const char *op, const char *key) {
-  if (lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "%s: option %s must be a number, got %s", op, key, luaL_typename(L, -1));
-  return (float)lua_tonumber(L, -1);
-}
-
-/* Reads an options table at idx; an unknown key is an error naming the known ones. */
-static void read_mm_opts(lua_State *L, int idx, mm_opts *o, const char *op) {
-  o->ta = o->tb = 0;
-  o->alpha = 1.0f;
-  o->beta = 0.0f;
-  o->out = 0;
-  if (lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int known = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; mm_keys[i]; i++) known |= strcmp(lua_tostring(L, -1), mm_keys[i]) == 0;
-    if (!known)
-      luaL_error(L, "%s: unknown option '%s' (known: ta, tb, alpha, beta%s)", op, luaL_tolstring(L, -1, NULL),
-                 strcmp(op, "mm") == 0 ? ", out" : "");
-  }
-  if (lua_getfield(L, idx, "ta") != LUA_TNIL) o->ta = lua_toboolean(L, -1);
-  if (lua_getfield(L, idx, "tb") != LUA_TNIL) o->tb = lua_toboolean(L, -1);
-  if (lua_getfield(L, idx, "alpha") != LUA_TNIL) o->alpha = mm_number_opt(L, op, "alpha");
-  if (lua_getfield(L, idx, "beta") != LUA_TNIL) o->beta = mm_number_opt(L, op, "beta");
-  lua_pop(L, 4);
-}
-
-/* Pushes (or fills out_idx with) op(a) * op(b). */
-static void do_mm(lua_State *L, int ia, int ib, int out_idx, const mm_opts *o, const char *op) {
-  eg_tensor *a = eg_lua_checktensor(L, ia), *b = eg_lua_checktensor(L, ib);
-  char b1[MAXSTR], b2[MAXSTR];
-  if (a->ndim != 2 || b->ndim != 2)
-    luaL_error(L, "%s: expected 2-D tensors, got %s * %s", op, shape_str(a, b1), shape_str(b, b2));
-  if (out_idx) {
-    eg_tensor *out = eg_lua_checktensor(L, out_idx);
-    eg_lua_try(L, eg_mm(out, a, b, o->ta, o->tb, o->alpha, o->beta), "mm");
-    lua_pushvalue(L, out_idx);
-    return;
-  }
-  int64_t k = o->ta ? a->shape[0] : a->shape[1], k2 = o->tb ? b->shape[1] : b->shape[0];
-  if (k != k2) /* before allocating the result */
-    luaL_error(L, "%s: inner sizes differ (%s%s * %s%s)", op, shape_str(a, b1), o->ta ? "'" : "", shape_str(b, b2),
-               o->tb ? "'" : "");
-  int64_t shape[2] = {o->ta ? a->shape[1] : a->shape[0], o->tb ? b->shape[0] : b->shape[1]};
-  eg_tensor *out = eg_lua_pushnew(L, 2, shape, op);
-  eg_lua_try(L, eg_mm(out, a, b, o->ta, o->tb, o->alpha, 0.0f), "mm");
-}
-
-/* engram.mm(a, b [, out | {ta=, tb=, alpha=, beta=, out=}]) and a:mm(b [, opts]). */
-static int tl_mm(lua_State *L) {
-  mm_opts o;
-  eg_tensor *out = eg_lua_totensor(L, 3);
-  if (out) {
-    read_mm_opts(L, 4, &o, "mm");
-    do_mm(L, 1, 2, 3, &o, "mm");
-    return 1;
-  }
-  read_mm_opts(L, 3, &o, "mm");
-  if (!lua_isnoneornil(L, 3) && lua_getfield(L, 3, "out") != LUA_TNIL) {
-    lua_replace(L, 3);
-    eg_lua_checktensor(L, 3);
-    do_mm(L, 1, 2, 3, &o, "mm");
-    return 1;
-  }
-  if (o.beta != 0.0f) luaL_error(L, "mm: beta needs an out tensor to accumulate into");
-  do_mm(L, 1, 2, 0, &o, "mm");
-  return 1;
-}
-
-/* a:tmm(b) = a' * b; a:mmt(b) = a * b'. */
-static int tl_tmm(lua_State *L) {
-  mm_opts o = {1, 0, 1.0f, 0.0f, 0};
-  do_mm(L, 1, 2, 0, &o, "tmm");
-  return 1;
-}
-static int tl_mmt(lua_State *L) {
-  mm_opts o = {0, 1, 1.0f, 0.0f, 0};
-  do_mm(L, 1, 2, 0, &o, "mmt");
-  return 1;
-}
-
-/* out:mm_(a, b [, {ta=, tb=, alpha=, beta=}]): out = alpha op(a) op(b) + beta out; returns out. */
-static int tl_mm_(lua_State *L) {
-  mm_opts o;
-  eg_lua_checktensor(L, 1);
-  read_mm_opts(L, 4, &o, "mm_");
-  do_mm(L, 2, 3, 1, &o, "mm_");
-  return 1;
-}
-
-static int tl_dot(lua_State *L) {
-  eg_tensor *a = eg_lua_checktensor(L, 1), *b = eg_lua_checktensor(L, 2);
-  double s;
-  eg_lua_try(L, eg_dot(&s, a, b), "dot");
-  lua_pushnumber(L, s);
-  return 1;
-}
-
-/* -------------------------------------------------------------- reductions */
-
-/* With no dimension: a Lua number (argmax/argmin: the 1-based flat position).
-** With a dimension: a tensor without that dimension (kept with size 1 when
-** the next argument is true); max/min also return the 1-based positions. */
-static int reduce(lua_State *L, eg_redop op) {
-  const char *name = eg_redop_name(op);
-  eg_tensor *t = eg_lua_checktensor(L, 1);
-  int is_arg = op == EG_ARGMAX || op == EG_ARGMIN;
-  if (lua_isnoneornil(L, 2)) {
-    double v;
-    eg_lua_try(L, eg_reduce_all(&v, t, op), name);
-    if (is_arg)
-      lua_pushinteger(L, (lua_Integer)v + 1);
-    else
-      lua_pushnumber(L, v);
-    return 1;
-  }
-  int d = eg_lua_checkdim(L, 2, t->ndim);
-  int keep = lua_toboolean(L, 3);
-  int64_t shape[EG_MAXDIM];
-  int nd = 0;
-  for (int i = 0; i < t->ndim; i++) {
-    if (i != d)
-      shape[nd++] = t->shape[i];
-    else if (keep)
-      shape[nd++] = 1;
-  }
-  eg_tensor *out = eg_lua_pushnew(L, nd, shape, name);
-  eg_tensor *idx = NULL;
-  if (op == EG_MAX || op == EG_MIN) idx = eg_lua_pushnew(L, nd, shape, name);
-  eg_lua_try(L, eg_reduce(out, idx, t, d, op), name);
-  if (is_arg) eg_lua_index_to_lua(L, out, name);
-  if (idx) {
-    eg_lua_index_to_lua(L, idx, name);
-    return 2;
-  }
-  return 1;
-}
-
-static int tl_sum(lua_State *L) { return reduce(L, EG_SUM); }
-static int tl_mean(lua_State *L) { return reduce(L, EG_MEAN); }
-static int tl_max(lua_State *L) { return reduce(L, EG_MAX); }
-static int tl_min(lua_State *L) { return reduce(L, EG_MIN); }
-static int tl_argmax(lua_State *L) { return reduce(L, EG_ARGMAX); }
-static int tl_argmin(lua_State *L) { return reduce(L, EG_ARGMIN); }
-static int tl_prod(lua_State *L) { return reduce(L, EG_PROD); }
-static int tl_norm(lua_State *L) { return reduce(L, EG_NORM2); }
-
-/* equal(b): same shape and same values (NaN is never equal). */
-static int tl_equal(lua_State *L) {
-  eg_tensor *a = eg_lua_checktensor(L, 1), *b = eg_lua_checktensor(L, 2);
-  if (!eg_same_shape(a, b)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (eg_numel(a) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  eg_tensor m = EG_TENSOR_INIT;
-  double lo = 0;
-  int st = eg_tensor_new(&m, a->ndim, a->shape);
-  if (!st) st = eg_binary(&m, a, b, EG_EQ);
-  if (!st) st = eg_reduce_all(&lo, &m, EG_MIN);
-  eg_tensor_release(&m);
-  if (st) eg_lua_fail(L, st, "equal");
-  lua_pushboolean(L, lo == 1.0);
-  return 1;
-}
-
-/* allclose(b[, tol]): same shape and |a - b| <= tol * (1 + |b|) everywhere
-** (tol defaults to 1e-5; NaN is never close). */
-static int tl_allclose(lua_State *L) {
-  eg_tensor *a = eg_lua_checktensor(L, 1), *b = eg_lua_checktensor(L, 2);
-  float tol = (float)luaL_optnumber(L, 3, 1e-5);
-  if (!(tol >= 0)) luaL_error(L, "allclose: tolerance must be >= 0");
-  if (!eg_same_shape(a, b)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (eg_numel(a) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  eg_tensor d = EG_TENSOR_INIT, bound = EG_TENSOR_INIT;
-  double ok = 0;
-  int st = eg_tensor_new(&d, a->ndim, a->shape);
-  if (!st) st = eg_tensor_new(&bound, a->ndim, a->shape);
-  if (!st) st = eg_binary(&d, a, b, EG_SUB);
-  if (!st) st = eg_unary(&d, &d, EG_ABS);
-  if (!st) st = eg_unary(&bound, b, EG_ABS);
-  if (!st) st = eg_binary_scalar(&bound, &bound, 1.0f, EG_ADD, 0);
-  if (!st) st = eg_binary_scalar(&bound, &bound, tol, EG_MUL, 0);
-  if (!st) st = eg_binary(&d, &d, &bound, EG_LE);
-  if (!st) st = eg_reduce_all(&ok, &d, EG_MIN);
-  eg_tensor_release(&d);
-  eg_tensor_release(&bound);
-  if (st) eg_lua_fail(L, st, "allclose");
-  lua_pushboolean(L, ok == 1.0);
-  return 1;
-}
-
-/* ---------------------------------------------------------------- printing */
-
-#define EDGE 3             /* rows/columns kept at each end when summarising */
-#define SUMMARY_NUMEL 1000 /* tensors with more elements are summarised */
-#define LINE_WIDTH 80
-
-typedef struct {
-  const eg_tensor *t;
-  int summarise;
-  char fmt[8];
-  int width;
-} printer;
-
-/* Number of positions shown along dimension d (one of them "..." when summarised). */
-static int64_t shown(const printer *p, int d) {
-  int64_t n = p->t->shape[d];
-  return p->summarise && n > 2 * EDGE ? 2 * EDGE + 1 : n;
-}
-/* The index at shown position k, or -1 for the "..." position. */
-static int64_t index_at(const printer *p, int d, int64_t k) {
-  int64_t n = p->t->shape[d];
-  if (!(p->summarise && n > 2 * EDGE)) return k;
-  return k < EDGE ? k : k == EDGE ? -1 : n - (2 * EDGE + 1 - k);
-}
-
-static int fmt_value(char *buf, size_t n, const char *fmt, float v) {
-  if (isnan(v)) return snprintf(buf, n, "nan");
-  if (isinf(v)) return snprintf(buf, n, v > 0 ? "inf" : "-inf");
-  return snprintf(buf, n, fmt, (double)v);
-}
-
-typedef struct {
-  int integral, any_finite;
-  double maxabs, minabs;
-  int width;
-  const char *fmt;
-} scan_state;
-
-static void scan(const printer *p, int d, const float *base, scan_state *s) {
-  const eg_tensor *t = p->t;
-  if (d == t->ndim) {
-    float v = *base;
-    if (s->fmt) {
-      char b[64];
-      int w = fmt_value(b, sizeof b, s->fmt, v);
-      if (w > s->width) s->width = w;
-      return;
-    }
-    if (!isfinite(v)) return;
-    double a = fabs(v);
-    s->any_finite = 1;
-    if (v != floorf(v)) s->integral = 0;
-    if (a > s->maxabs) s->maxabs = a;
-    if (a > 0 && a < s->minabs) s->minabs = a;
-    return;
-  }
-  int64_t n = shown(p, d);
-  for (int64_t k = 0; k < n; k++) {
-    int64_t i = index_at(p, d, k);
-    if (i >= 0) scan(p, d + 1, base + i * t->stride[d], s);
-  }
-}
-
-/* Picks one format for the whole tensor (like Torch): integers when every
-** shown value is one, fixed point for moderate ranges, scientific otherwise. */
-static void choose_format(printer *p) {
-  scan_state s = {1, 0, 0, HUGE_VAL, 0, NULL};
-  scan(p, 0, eg_data(p->t), &s);
-  const char *fmt;
-  if (!s.any_finite || (s.integral && s.maxabs < 1e9))
-    fmt = "%.0f";
-  else if (s.maxabs >= 1e8 || s.minabs < 1e-4 || s.maxabs / s.minabs > 1e5)
-    fmt = "%.4e";
-  else
-    fmt = "%.4f";
-  snprintf(p->fmt, sizeof p->fmt, "%s", fmt);
-  s.fmt = p->fmt;
-  s.width = 1;
-  scan(p, 0, eg_data(p->t), &s);
-  p->width = p->summarise && s.width < 3 ? 3 : s.width; /* room for "..." */
-}
-
-static void add_value(luaL_Buffer *b, const printer *p, const float *ptr) {
-  char v[64], cell[96];
-  if (ptr)
-    fmt_value(v, sizeof v, p->fmt, *ptr);
-  else
-    snprintf(v, sizeof v, "...");
-  snprintf(cell, sizeof cell, " %*s", p->width, v);
-  luaL_addstring(b, cell);
-}
-
-/* A matrix (the last two dimensions) at base, in column blocks that fit the line width. */
-static void add_matrix(luaL_Buffer *b, const printer *p, const float *base, const char *indent) {
-  const eg_tensor *t = p->t;
-  int d0 = t->ndim - 2, d1 = t->ndim - 1;
-  int64_t rows = shown(p, d0), cols = shown(p, d1);
-  int64_t per_block = (LINE_WIDTH - (int64_t)strlen(indent)) / (p->width + 1);
-  if (per_block < 1) per_block = 1;
-  for (int64_t c0 = 0; c0 < cols; c0 += per_block) {
-    int64_t c1 = c0 + per_block < cols ? c0 + per_block : cols;
-    if (cols > per_block) {
-      int64_t first = index_at(p, d1, c0), last = index_at(p, d1, c1 - 1);
-      if (first < 0) first = index_at(p, d1, c0 + 1);
-      if (last < 0) last = index_at(p, d1, c1 - 2);
-      char h[96];
-      snprintf(h, sizeof h, "%s%sColumns %lld to %lld\n", c0 ? "\n" : "", indent, (long long)first + 1,
-               (long long)last + 1);
-      luaL_addstring(b, h);
-    }
-    for (int64_t r = 0; r < rows; r++) {
-      int64_t i = index_at(p, d0, r);
-      luaL_addstring(b, indent);
-      for (int64_t c = c0; c < c1; c++) {
-        int64_t j = index_at(p, d1, c);
-        add_value(b, p, (i < 0 || j < 0) ? NULL : base + i * t->stride[d0] + j * t->stride[d1]);
-      }
-      luaL_addchar(b, '\n');
-    }
-  }
-}
-
-/* Leading dimensions of an N-D tensor: one "(i,j,.,.) =" block per matrix. */
-static void add_slices(luaL_Buffer *b, const printer *p, int d, const float *base, int64_t *pos, int *first) {
-  const eg_tensor *t = p->t;
-  if (d == t->ndim - 2) {
-    char h[160];
-    int k = snprintf(h, sizeof h, "%s(", *first ? "" : "\n");
-    for (int i = 0; i < d && k < (int)sizeof h - 32; i++) k += snprintf(h + k, sizeof h - (size_t)k, "%lld,", (long long)pos[i] + 1);
-    snprintf(h + k, sizeof h - (size_t)k, ".,.) = \n");
-    luaL_addstring(b, h);
-    add_matrix(b, p, base, "");
-    *first = 0;
-    return;
-  }
-  int64_t n = shown(p, d);
-  for (int64_t k = 0; k < n; k++) {
-    int64_t i = index_at(p, d, k);
-    if (i < 0) {
-      luaL_addstring(b, "\n...\n");
-      continue;
-    }
-    pos[d] = i;
-    add_slices(b, p, d + 1, base + i * t->stride[d], pos, first);
-  }
-}
-
-static int m_tostring(lua_State *L) {
-  eg_tensor *t = luaL_checkudata(L, 1, EG_TENSOR_MT);
-  if (!t->storage) {
-    lua_pushliteral(L, "[" EG_TENSOR_MT " (released)]");
-    return 1;
-  }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  printer p = {t, eg_numel(t) > SUMMARY_NUMEL, "", 0};
-  if (eg_numel(t) > 0) {
-    choose_format(&p);
-    if (t->ndim == 0) {
-      add_value(&b, &p, eg_data(t));
-      luaL_addchar(&b, '\n');
-    } else if (t->ndim == 1) {
-      int64_t n = shown(&p, 0);
-      for (int64_t k = 0; k < n; k++) {
-        int64_t i = index_at(&p, 0, k);
-        add_value(&b, &p, i < 0 ? NULL : eg_data(t) + i * t->stride[0]);
-        luaL_addchar(&b, '\n');
-      }
-    } else if (t->ndim == 2) {
-      add_matrix(&b, &p, eg_data(t), "");
-    } else {
-      int64_t pos[EG_MAXDIM] = {0};
-      int first = 1;
-      add_slices(&b, &p, 0, eg_data(t), pos, &first);
-    }
-  }
-  char sz[MAXSTR];
-  shape_str(t, sz);
-  if (t->ndim > 0) { /* "[2x3]" -> "2x3" */
-    sz[strlen(sz) - 1] = 0;
-    memmove(sz, sz + 1, strlen(sz));
-  }
-  luaL_addstring(&b, "[" EG_TENSOR_MT " of size ");
-  luaL_addstring(&b, sz);
-  luaL_addstring(&b, "]");
-  luaL_pushresult(&b);
-  return 1;
-}
-
 /* ------------------------------------------------------ metatable plumbing */
 
 static int m_gc(lua_State *L) {
@@ -1305,31 +690,10 @@ static const luaL_Reg methods[] = {
     /* copies */
     {"clone", tl_clone}, {"copy", tl_copy_}, {"copy_", tl_copy_}, {"fill", tl_fill_}, {"fill_", tl_fill_},
     {"zero_", tl_zero_},
-    /* arithmetic */
-    {"add", tl_add}, {"add_", tl_add_}, {"sub", tl_sub}, {"sub_", tl_sub_}, {"mul", tl_mul}, {"mul_", tl_mul_},
-    {"div", tl_div}, {"div_", tl_div_}, {"pow", tl_pow}, {"pow_", tl_pow_}, {"maximum", tl_maximum},
-    {"maximum_", tl_maximum_}, {"minimum", tl_minimum}, {"minimum_", tl_minimum_}, {"clamp", tl_clamp},
-    {"clamp_", tl_clamp_},
-    {"neg", tl_neg}, {"neg_", tl_neg_}, {"exp", tl_exp}, {"exp_", tl_exp_}, {"log", tl_log}, {"log_", tl_log_},
-    {"sqrt", tl_sqrt}, {"sqrt_", tl_sqrt_}, {"abs", tl_abs}, {"abs_", tl_abs_}, {"tanh", tl_tanh},
-    {"tanh_", tl_tanh_}, {"sigmoid", tl_sigmoid}, {"sigmoid_", tl_sigmoid_}, {"relu", tl_relu},
-    {"relu_", tl_relu_}, {"square", tl_square}, {"square_", tl_square_}, {"sign", tl_sign}, {"sign_", tl_sign_},
-    {"floor", tl_floor}, {"floor_", tl_floor_}, {"ceil", tl_ceil}, {"ceil_", tl_ceil_}, {"round", tl_round},
-    {"round_", tl_round_},
-    /* comparisons (1/0 float masks) */
-    {"eq", tl_eq}, {"ne", tl_ne}, {"lt", tl_lt}, {"le", tl_le}, {"gt", tl_gt}, {"ge", tl_ge},
-    {"eq_", tl_eq_}, {"ne_", tl_ne_}, {"lt_", tl_lt_}, {"le_", tl_le_}, {"gt_", tl_gt_}, {"ge_", tl_ge_},
-    {"equal", tl_equal}, {"allclose", tl_allclose},
-    /* linear algebra */
-    {"mm", tl_mm}, {"tmm", tl_tmm}, {"mmt", tl_mmt}, {"mm_", tl_mm_}, {"dot", tl_dot},
-    /* reductions */
-    {"sum", tl_sum}, {"mean", tl_mean}, {"max", tl_max}, {"min", tl_min}, {"argmax", tl_argmax},
-    {"argmin", tl_argmin}, {"prod", tl_prod}, {"norm", tl_norm},
     {NULL, NULL}};
 
 static const luaL_Reg metamethods[] = {
-    {"__add", m_add},  {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div}, {"__pow", m_pow},
-    {"__unm", m_unm},  {"__len", tl_len}, {"__tostring", m_tostring}, {"__newindex", m_newindex},
+    {"__len", tl_len}, {"__tostring", eg_lua_tensor_tostring}, {"__newindex", m_newindex},
     {"__gc", m_gc},    {"__close", m_gc}, {NULL, NULL}};
 
 /* Module-level functions (engram.zeros, engram.mm, ...); the function forms
@@ -1337,12 +701,6 @@ static const luaL_Reg metamethods[] = {
 static const luaL_Reg functions[] = {
     {"tensor", tl_tensor}, {"zeros", tl_zeros}, {"ones", tl_ones}, {"full", tl_full}, {"arange", tl_arange},
     {"rand", tl_rand}, {"randn", tl_randn}, {"istensor", tl_istensor}, {"clock", tl_clock},
-    {"mm", tl_mm}, {"dot", tl_dot}, {"add", tl_add}, {"sub", tl_sub}, {"mul", tl_mul}, {"div", tl_div},
-    {"pow", tl_pow}, {"maximum", tl_maximum}, {"minimum", tl_minimum}, {"clamp", tl_clamp},
-    {"exp", tl_exp}, {"log", tl_log}, {"sqrt", tl_sqrt}, {"abs", tl_abs}, {"tanh", tl_tanh},
-    {"sigmoid", tl_sigmoid}, {"relu", tl_relu}, {"sign", tl_sign}, {"floor", tl_floor},
-    {"sum", tl_sum}, {"mean", tl_mean}, {"max", tl_max}, {"min", tl_min}, {"argmax", tl_argmax},
-    {"argmin", tl_argmin}, {"norm", tl_norm}, {"equal", tl_equal}, {"allclose", tl_allclose},
     {"clone", tl_clone}, {"index", tl_index}, {"cat", tl_cat},
     {NULL, NULL}};
 
@@ -1350,7 +708,9 @@ void eg_lua_open_tensor(lua_State *L) {
   int mod = lua_gettop(L);
   luaL_newmetatable(L, EG_TENSOR_MT); /* sets __name */
   luaL_setfuncs(L, metamethods, 0);
+  luaL_setfuncs(L, eg_lua_tensor_math_meta, 0);
   luaL_newlib(L, methods);
+  luaL_setfuncs(L, eg_lua_tensor_math_methods, 0);
   lua_pushvalue(L, -1);
   lua_setfield(L, mod, "Tensor"); /* the methods table, so Lua code can add methods */
   lua_pushcclosure(L, m_index, 1);
@@ -1358,5 +718,6 @@ void eg_lua_open_tensor(lua_State *L) {
   lua_pop(L, 1);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 0);
+  luaL_setfuncs(L, eg_lua_tensor_math_functions, 0);
   lua_pop(L, 1);
 }

@@ -4,6 +4,7 @@
 ** See cl.h.
 */
 #include "cl.h"
+#include "base_impl.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -13,6 +13,10 @@
 #include "rng.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- importance ---- */
 /* F += scale * g^2, element-wise (F and g contiguous, same numel). With
 ** per-sample gradients this accumulates the EWC Fisher. */
@@ -97,5 +101,9 @@ EG_API int eg_memory_load(eg_memory *m, const eg_tensor *x, const eg_tensor *y, 
                           const eg_tensor *task, int64_t seen);
 /* Empties the memory (keeps its buffers); the seen counters restart at 0. */
 EG_API void eg_memory_clear(eg_memory *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

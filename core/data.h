@@ -47,6 +47,10 @@
 #include "rng.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct eg_dataset eg_dataset;
 typedef struct eg_batcher eg_batcher;
 
@@ -197,5 +201,9 @@ EG_API int64_t eg_batcher_epoch(const eg_batcher *b);
 /* The dataset positions of the batch just returned (count entries; borrowed). */
 EG_API const int64_t *eg_batcher_indices(const eg_batcher *b, int64_t *count);
 EG_API void eg_batcher_free(eg_batcher *b); /* accepts NULL */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,10 +1,17 @@
 /*
-** data_impl.h — what data.c and data_io.c share (internal; not installed API).
+** data_impl.h — what data.c, data_io.c and data_make.c share (internal; not
+** installed API).
 */
 #ifndef EG_DATA_IMPL_H
 #define EG_DATA_IMPL_H
 
+#include "base_impl.h"
 #include "data.h"
+
+/* Labels travel as float32 in batches: keep them exactly representable. */
+#define MAX_LABEL (1 << 24)
+
+static inline int nomem(const char *op) { return eg_seterr(EG_ENOMEM, "%s: out of memory", op); }
 
 /* The shared sample store: exactly one of u8 / f32 is set. */
 typedef struct eg_database {

@@ -1,7 +1,7 @@
 /*
 ** eg_base.c — status strings, the thread-local error message, counted allocation.
 */
-#include "eg_base.h"
+#include "base_impl.h"
 
 #include <stdarg.h>
 #include <stdio.h>

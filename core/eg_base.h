@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(_WIN32)
 #define EG_API __declspec(dllexport)
 #else
@@ -65,17 +69,8 @@ EG_API void eg_free(void *p);
 /* Number of successful eg_malloc/eg_calloc/eg_realloc calls so far (all threads). */
 EG_API uint64_t eg_alloc_count(void);
 
-/* Overflow-checked size helpers: return 0 and set *out on success,
-** EG_ENOMEM (with a message naming op) when the product overflows. */
-EG_API int eg_size_mul(size_t a, size_t b, size_t *out, const char *op);
-
-/* Internal invariants (never user input): checked in debug builds only. */
-#ifdef EG_DEBUG
-#include <stdio.h>
-#include <stdlib.h>
-#define eg_assert(c) ((c) ? (void)0 : (fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c), abort()))
-#else
-#define eg_assert(c) ((void)0)
+#ifdef __cplusplus
+}
 #endif
 
 #endif

@@ -21,6 +21,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Checks labels for a [B, nclasses] problem: integral, in range and, when
 ** active is given, active. Messages name op and the sample as index+base
 ** ("cross_entropy: label 12 out of range for 10 classes (sample 3)"). */
@@ -44,5 +48,9 @@ EG_API int eg_kl_distill(double *loss, eg_tensor *grad, const eg_tensor *student
 ** ties) equals the label. */
 EG_API int eg_argmax_accuracy(int64_t *correct, const eg_tensor *logits, const eg_tensor *labels,
                               const eg_tensor *active);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

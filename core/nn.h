@@ -20,6 +20,10 @@
 #include "rng.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- Linear: y[r,out] = x[r,in] W[out,in]^T + b[out] ----
 ** x may have any number of leading dimensions (r = numel(x)/in); y then has
 ** the same leading dimensions. b may be NULL. */
@@ -100,5 +104,9 @@ EG_API int eg_maxpool2d_backward(eg_tensor *gx, const eg_tensor *gy, const eg_te
 EG_API int eg_embedding_forward(eg_tensor *y, const eg_tensor *ids, const eg_tensor *W);
 /* gW[ids[i]] += gy[i] (repeated ids accumulate). */
 EG_API int eg_embedding_backward(eg_tensor *gW, const eg_tensor *gy, const eg_tensor *ids);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

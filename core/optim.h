@@ -18,6 +18,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct eg_sgd_config {
   double lr, momentum, dampening, weight_decay;
   int nesterov;
@@ -47,5 +51,9 @@ EG_API int eg_grad_sumsq(double *sumsq, eg_tensor *const *grads, int n);
 ** max_norm (by max_norm / (norm + 1e-6), as PyTorch); *norm (may be NULL)
 ** receives the norm before clipping. */
 EG_API int eg_clip_grad_norm(eg_tensor *const *grads, int n, double max_norm, double *norm);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -23,6 +23,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct eg_param_group eg_param_group;
 
 /* A new empty group named name (copied) in *out; free with eg_params_free. */
@@ -51,5 +55,9 @@ EG_API void eg_params_set_frozen(eg_param_group *g, int frozen);
 EG_API int eg_params_frozen(const eg_param_group *g);
 /* Copies the values of src into dst; both built with the same layout. */
 EG_API int eg_params_copy(eg_param_group *dst, const eg_param_group *src);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

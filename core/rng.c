@@ -76,6 +76,28 @@ void eg_rng_shuffle(eg_rng *r, int64_t *a, int64_t n) {
   }
 }
 
+int eg_randperm(eg_tensor *t, eg_rng *r) {
+  if (!t || !t->storage) return eg_seterr(EG_ESTATE, "randperm: empty or released tensor");
+  char b[96];
+  if (t->ndim != 1)
+    return eg_seterr(EG_ESHAPE, "randperm: expected a 1-D tensor, got %s", eg_shape_str(t, b, sizeof b));
+  int64_t n = t->shape[0], s = t->stride[0];
+  if (n > ((int64_t)1 << 24))
+    return eg_seterr(EG_EINVAL, "randperm: size %lld is above 2^24, where float indices stop being exact", (long long)n);
+  if (s == 0 && n > 1)
+    return eg_seterr(EG_EINVAL, "randperm: cannot write into expanded tensor %s (its elements share memory)",
+                     eg_shape_str(t, b, sizeof b));
+  float *p = eg_data(t);
+  for (int64_t i = 0; i < n; i++) p[i * s] = (float)i;
+  for (int64_t i = n - 1; i > 0; i--) { /* eg_rng_shuffle's draws, on floats */
+    int64_t j = (int64_t)eg_rng_below(r, (uint64_t)i + 1);
+    float v = p[i * s];
+    p[i * s] = p[j * s];
+    p[j * s] = v;
+  }
+  return EG_OK;
+}
+
 /* Calls f for every element of t in row-major order. */
 #define FILL_EACH(t, expr)                                               \
   do {                                                                   \

@@ -8,6 +8,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct eg_rng {
   uint64_t s[4];
   double spare;
@@ -24,6 +28,11 @@ EG_API double eg_rng_normal(eg_rng *r);
 EG_API uint64_t eg_rng_below(eg_rng *r, uint64_t n);
 /* Fisher–Yates shuffle of a[0..n-1]. */
 EG_API void eg_rng_shuffle(eg_rng *r, int64_t *a, int64_t n);
+/* t (1-D, allocated, n elements) becomes a random permutation of 0..n-1 as
+** exact integers in floats: the permutation eg_rng_shuffle makes of 0..n-1
+** with the same draws. n is at most 2^24, where float indices stop being
+** exact (EG_EINVAL beyond). Allocates nothing. */
+EG_API int eg_randperm(eg_tensor *t, eg_rng *r);
 /* Fill t with uniform values in [lo, hi) / normal(mean, std), row-major. */
 EG_API int eg_fill_uniform(eg_tensor *t, eg_rng *r, float lo, float hi);
 EG_API int eg_fill_normal(eg_tensor *t, eg_rng *r, float mean, float std);
@@ -33,5 +42,9 @@ EG_API int eg_fill_bernoulli_scaled(eg_tensor *t, eg_rng *r, float keep);
 /* BLAS thread count: the one process-wide setting of the core. */
 EG_API void eg_set_threads(int n);
 EG_API int eg_get_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

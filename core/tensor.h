@@ -15,11 +15,19 @@
 ** 2^24); the functions that read them check that they are.
 **
 ** Shapes: ndim 0 (a scalar with one element) to EG_MAXDIM.
+**
+** Sources: tensor.c (storage, lifecycle, views), tensor_copy.c (copying,
+** filling, gathering), tensor_math.c (element-wise), tensor_linalg.c
+** (products), tensor_reduce.c (reductions).
 */
 #ifndef EG_TENSOR_H
 #define EG_TENSOR_H
 
 #include "eg_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define EG_MAXDIM 8
 
@@ -41,7 +49,11 @@ typedef struct eg_tensor {
   int64_t stride[EG_MAXDIM]; /* in floats; may be 0 for expanded dims */
 } eg_tensor;
 
+#ifdef __cplusplus
+#define EG_TENSOR_INIT {} /* all zero, without C++'s missing-initializer warning */
+#else
 #define EG_TENSOR_INIT {0}
+#endif
 
 /* ---- storage ---- */
 /* New zeroed storage of n floats with one reference; NULL (and an error) on failure. */
@@ -119,8 +131,18 @@ EG_API int eg_fill_range(eg_tensor *t, double start, double step);
 /* out = src indexed along dim 0 by idx (a 1-D tensor of 0-based integral
 ** values): out[i] = src[idx[i]]. out must have shape (len(idx), src rest...). */
 EG_API int eg_index_rows(eg_tensor *out, const eg_tensor *src, const eg_tensor *idx);
-/* True when every element is finite. */
-EG_API int eg_all_finite(const eg_tensor *t);
+
+/* ---- joining ---- */
+/* The shape of parts[0..n-1] joined along dim, into (*ndim, shape): n >= 1,
+** every part non-empty (a storage) with the same number of dimensions (at
+** least 1) and the same sizes except along dim. When a part does not fit,
+** *bad (may be NULL) gets its 0-based position (-1 for other errors), so a
+** caller can name it in its own words. */
+EG_API int eg_cat_shape(int *ndim, int64_t *shape, const eg_tensor *const *parts, int n, int dim, int *bad);
+/* out = parts[0..n-1] joined along dim. out must already have the joined
+** shape (eg_cat_shape gives it; the caller chooses how out's storage is
+** reused) and must not share storage with any part. */
+EG_API int eg_cat(eg_tensor *out, const eg_tensor *const *parts, int n, int dim);
 
 /* ---- element-wise ---- */
 typedef enum {
@@ -162,5 +184,9 @@ EG_API const char *eg_redop_name(eg_redop op);
 EG_API int eg_reduce(eg_tensor *out, eg_tensor *idx, const eg_tensor *a, int dim, eg_redop op);
 /* Reduces all elements; for ARGMAX/ARGMIN the flat row-major position. */
 EG_API int eg_reduce_all(double *out, const eg_tensor *a, eg_redop op);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,19 +1,17 @@
 /*
-** main.c — the `engram` command: runs recipes, -e chunks, standard input and
-** subcommands (lua/engram/cmd/<word>.lua), and opens the REPL. Built on the
-** embedding API (engram.h); what only a terminal program needs (signals,
-** readline, printing values) lives here. Modelled on lua.c.
+** repl.c — the `engram` command's REPL, modelled on lua.c's: a line is tried
+** as `return <line>` first so expressions print; while the syntax error ends
+** in <eof>, another line is read; values are shown as tables, tensors and
+** models print themselves; readline (history, completion of globals and
+** fields) on a terminal, plain lines otherwise.
 */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/select.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -21,256 +19,9 @@
 #include <readline/readline.h>
 
 #include <lauxlib.h>
-#include <lua.h>
 #include <lualib.h>
 
-#include "embed_int.h"
-#include "engram.h"
-
-static const char *progname = "engram";
-
-/* ---------------------------------------------------------------------------
-** OpenBLAS kernels
-*/
-
-static int is_avx512_core(const char *name) {
-  static const char *const cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-  size_t i;
-  for (i = 0; i < sizeof cores / sizeof cores[0]; i++)
-    if (strcasecmp(name, cores[i]) == 0) return 1;
-  return 0;
-}
-
-/* Debian's OpenBLAS 0.3.21 does not recognise some AVX-512 CPUs (AMD Zen 4/5)
-** and falls back to Haswell (AVX2) kernels; its SkylakeX kernels run sgemm
-** about twice as fast there. OpenBLAS picks its kernels from OPENBLAS_CORETYPE
-** while the library loads, before main(), so the only way to change the choice
-** is to set the variable and exec ourselves again. ENGRAM_NO_REEXEC marks the
-** second run (no loop) and lets a user opt out; an explicit OPENBLAS_CORETYPE
-** always wins. If the exec fails we carry on with the kernels we have. */
-static void prefer_avx512_blas(char **argv) {
-  const char *core;
-  if (getenv("OPENBLAS_CORETYPE") || getenv("ENGRAM_NO_REEXEC")) return;
-  __builtin_cpu_init();
-  if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512cd")))
-    return;
-  core = openblas_get_corename();
-  if (core == NULL || is_avx512_core(core)) return;
-  if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0 || setenv("ENGRAM_NO_REEXEC", "1", 1) != 0) return;
-  execv("/proc/self/exe", argv);
-  unsetenv("OPENBLAS_CORETYPE");
-  unsetenv("ENGRAM_NO_REEXEC");
-}
-
-/* ---------------------------------------------------------------------------
-** Messages, help and version
-*/
-
-static void message(const char *msg) {
-  fprintf(stderr, "%s: %s\n", progname, msg);
-  fflush(stderr);
-}
-
-/* Prints the error on top of the stack (if status is an error) and pops it. */
-static int report(lua_State *L, int status) {
-  if (status != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    message(msg ? msg : "(error object is not a string)");
-    lua_pop(L, 1);
-  }
-  return status;
-}
-
-static void print_version(void) {
-  const char *forced = getenv("OPENBLAS_CORETYPE");
-  printf("engram %s (%s)\n", EG_VERSION, LUA_RELEASE);
-  printf("%s\nOpenBLAS kernels: %s", openblas_get_config(), openblas_get_corename());
-  if (forced) printf(" (OPENBLAS_CORETYPE=%s)", forced);
-  printf("\n");
-  fflush(stdout);
-}
-
-static void print_usage(FILE *f) {
-  fprintf(f,
-          "usage: %s [options] [script [args]]\n"
-          "       %s <command> [args]\n"
-          "Options:\n"
-          "  -e chunk       run the Lua chunk\n"
-          "  -l name        require library 'name' into global 'name' (-l g=name: into g)\n"
-          "  -i             open the REPL after running the script\n"
-          "  -v, --version  show the engram, Lua and OpenBLAS versions\n"
-          "  -h, --help     show this help and the commands\n"
-          "  --             stop handling options\n"
-          "  -              run standard input as a script (and stop handling options)\n",
-          progname, progname);
-}
-
-static int is_word(const char *s) {
-  if (!islower((unsigned char)*s)) return 0;
-  for (; *s; s++)
-    if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_' || *s == '-')) return 0;
-  return 1;
-}
-
-/* Protected: returns a sorted array of the command names found under
-** engram/cmd/ in the directories of package.path. */
-static int list_commands(lua_State *L) {
-  const char *path, *p;
-  lua_newtable(L); /* names as keys, to drop duplicates */
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "path");
-  path = lua_tostring(L, -1);
-  for (p = path; p && *p;) {
-    const char *end = strchr(p, ';');
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    /* Only "<dir>/?.lua" templates name a directory of modules. */
-    if (n > 5 && strncmp(p + n - 5, "?.lua", 5) == 0) {
-      DIR *d;
-      lua_pushlstring(L, p, n - 5);
-      lua_pushliteral(L, "engram/cmd");
-      lua_concat(L, 2);
-      d = opendir(lua_tostring(L, -1));
-      lua_pop(L, 1);
-      if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-          size_t len = strlen(e->d_name);
-          if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0 && e->d_name[0] != '.') {
-            lua_pushlstring(L, e->d_name, len - 4);
-            if (!is_word(lua_tostring(L, -1))) {
-              lua_pop(L, 1);
-              continue;
-            }
-            lua_pushboolean(L, 1);
-            lua_settable(L, 1);
-          }
-        }
-        closedir(d);
-      }
-    }
-    p = end ? end + 1 : NULL;
-  }
-  lua_settop(L, 1);
-  lua_newtable(L);
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, 2, (lua_Integer)lua_rawlen(L, 2) + 1);
-  }
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, LUA_TABLIBNAME);
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, 2);
-  lua_call(L, 1, 0);
-  lua_settop(L, 2);
-  return 1;
-}
-
-/* Protected: the `summary` string a command module exports, or nil. */
-static int command_summary(lua_State *L) {
-  lua_getglobal(L, "require");
-  lua_pushfstring(L, "engram.cmd.%s", lua_tostring(L, 1));
-  lua_call(L, 1, 1);
-  if (lua_type(L, -1) == LUA_TTABLE) lua_getfield(L, -1, "summary");
-  else lua_pushnil(L);
-  return 1;
-}
-
-static void print_help(lua_State *L) {
-  int top = lua_gettop(L);
-  print_usage(stdout);
-  printf("Commands (lua/engram/cmd/<name>.lua; run as 'engram <name> [args]'):\n");
-  lua_pushcfunction(L, list_commands);
-  if (lua_pcall(L, 0, 1, 0) == LUA_OK && lua_rawlen(L, -1) > 0) {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
-    for (i = 1; i <= n; i++) {
-      const char *name;
-      lua_rawgeti(L, -1, i);
-      name = lua_tostring(L, -1);
-      lua_pushcfunction(L, command_summary);
-      lua_pushvalue(L, -2);
-      if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
-        printf("  %-12s %s\n", name, lua_tostring(L, -1));
-      else
-        printf("  %s\n", name);
-      lua_pop(L, 2);
-    }
-  } else {
-    printf("  (none found on package.path)\n");
-  }
-  lua_settop(L, top);
-  printf("  help         this text\n"
-         "The global 'engram' is require \"engram\" in scripts, -e chunks and the REPL.\n"
-         "Environment: ENGRAM_HISTORY (REPL history file, default ~/.engram_history; empty: none),\n"
-         "  LUA_PATH, LUA_CPATH, OPENBLAS_CORETYPE, ENGRAM_NO_REEXEC=1 (keep OpenBLAS's own choice).\n");
-  fflush(stdout);
-}
-
-/* ---------------------------------------------------------------------------
-** Calling Lua: traceback handler, Ctrl-C as a hook
-*/
-
-static lua_State *globalL = NULL;
-
-/* The hook runs in the Lua thread, where raising an error is safe. */
-static void lstop(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
-/* A signal handler may not touch the state; lua_sethook is the one call that
-** is safe here. A second Ctrl-C (SIG_DFL) kills a program stuck in C code. */
-static void laction(int sig) {
-  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  signal(sig, SIG_DFL);
-  lua_sethook(globalL, lstop, flag, 1);
-}
-
-/* Calls the function below narg arguments with the traceback handler;
-** Ctrl-C interrupts it with an error instead of killing the program. */
-static int docall(lua_State *L, int narg, int nres) {
-  int status;
-  int base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, eg_embed_msghandler);
-  lua_insert(L, base);
-  globalL = L;
-  signal(SIGINT, laction);
-  status = lua_pcall(L, narg, nres, base);
-  signal(SIGINT, SIG_DFL);
-  /* A Ctrl-C that came after the last Lua instruction must not fire later. */
-  if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
-  lua_remove(L, base);
-  return status;
-}
-
-static int dochunk(lua_State *L, int status) {
-  if (status == LUA_OK) status = docall(L, 0, 0);
-  return report(L, status);
-}
-
-static int dostring(lua_State *L, const char *s, const char *name) {
-  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
-}
-
-/* -l name or -l g=name: global g (or name) = require(name). */
-static int dolibrary(lua_State *L, char *spec) {
-  int status;
-  char *eq = strchr(spec, '=');
-  const char *mod = eq ? eq + 1 : spec;
-  lua_getglobal(L, "require");
-  lua_pushstring(L, mod);
-  status = docall(L, 1, 1);
-  if (status == LUA_OK) {
-    if (eq) *eq = '\0';
-    lua_setglobal(L, spec);
-    if (eq) *eq = '=';
-  }
-  return report(L, status);
-}
+#include "cmd.h"
 
 /* ---------------------------------------------------------------------------
 ** Showing values in the REPL
@@ -923,7 +674,7 @@ static void close_readline(void) {
   history_path = NULL;
 }
 
-static void do_repl(lua_State *L) {
+void cmd_repl(lua_State *L) {
   int status, quiet;
   use_readline = isatty(STDIN_FILENO);
   if (use_readline) {
@@ -939,7 +690,7 @@ static void do_repl(lua_State *L) {
     if (status == CHUNK_EOF) break;
     if (status == CHUNK_INTR) continue;
     base = lua_gettop(L) - 1;
-    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK) status = cmd_docall(L, 0, LUA_MULTRET);
     if (status == LUA_OK) {
       int n = lua_gettop(L) - base;
       if (n > 0 && !quiet) {
@@ -947,228 +698,14 @@ static void do_repl(lua_State *L) {
         lua_insert(L, base + 1);
         status = lua_pcall(L, n, 0, 0);
         if (status != LUA_OK)
-          message(lua_pushfstring(L, "error showing the result (%s)", lua_tostring(L, -1)));
+          cmd_message(lua_pushfstring(L, "error showing the result (%s)", lua_tostring(L, -1)));
       }
       lua_settop(L, base);
     } else {
-      report(L, status);
+      cmd_report(L, status);
     }
     fflush(stdout);
   }
   lua_settop(L, 0);
   if (use_readline) close_readline();
-}
-
-/* ---------------------------------------------------------------------------
-** Arguments, commands and main
-*/
-
-enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_H = 16 };
-
-/* Like lua.c's collectargs: checks the options, returns which were given and
-** sets *first to the index of the script (argc when there is none). */
-static int collectargs(char **argv, int *first) {
-  int args = 0, i;
-  for (i = 1; argv[i] != NULL; i++) {
-    *first = i;
-    if (argv[i][0] != '-') return args;
-    switch (argv[i][1]) {
-      case '-':
-        if (argv[i][2] == '\0') {
-          *first = i + 1;
-          return args;
-        }
-        if (strcmp(argv[i], "--help") == 0) args |= HAS_H;
-        else if (strcmp(argv[i], "--version") == 0) args |= HAS_V;
-        else return args | HAS_ERROR;
-        break;
-      case '\0': return args; /* "-": standard input is the script */
-      case 'i':
-      case 'v':
-      case 'h':
-        if (argv[i][2] != '\0') return args | HAS_ERROR;
-        args |= argv[i][1] == 'i' ? HAS_I : argv[i][1] == 'v' ? HAS_V : HAS_H;
-        break;
-      case 'e':
-        args |= HAS_E;
-        /* fallthrough */
-      case 'l':
-        if (argv[i][2] == '\0' && argv[++i] == NULL) {
-          *first = i - 1;
-          return args | HAS_ERROR;
-        }
-        break;
-      default: return args | HAS_ERROR;
-    }
-  }
-  *first = i;
-  return args;
-}
-
-/* Runs the -e and -l options in order. */
-static int runargs(lua_State *L, char **argv, int n) {
-  int i;
-  for (i = 1; i < n; i++) {
-    char opt = argv[i][1];
-    if (argv[i][0] != '-' || (opt != 'e' && opt != 'l')) continue;
-    {
-      char *extra = argv[i][2] != '\0' ? argv[i] + 2 : argv[++i];
-      int status = opt == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
-      if (status != LUA_OK) return 0;
-    }
-  }
-  return 1;
-}
-
-/* arg = {[0] = script (or the program), args after it...}, as scripts see it. */
-static void set_arg_table(lua_State *L, char **argv, int argc, int script) {
-  int i, first = script < argc ? script : 0;
-  lua_createtable(L, argc - first, 1);
-  for (i = first; i < argc; i++) {
-    lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - first);
-  }
-  lua_setglobal(L, "arg");
-}
-
-/* Whether engram.cmd.<word> is preloaded or found on package.path. */
-static int command_exists(lua_State *L, const char *word) {
-  int found = 0, top = lua_gettop(L);
-  const char *mod = lua_pushfstring(L, "engram.cmd.%s", word);
-  if (lua_getglobal(L, "package") == LUA_TTABLE) {
-    if (lua_getfield(L, -1, "preload") == LUA_TTABLE && lua_getfield(L, -1, mod) != LUA_TNIL) found = 1;
-    lua_settop(L, top + 2);
-    if (!found && lua_getfield(L, -1, "searchpath") == LUA_TFUNCTION) {
-      lua_pushstring(L, mod);
-      lua_getfield(L, top + 2, "path");
-      found = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
-    }
-  }
-  lua_settop(L, top);
-  return found;
-}
-
-/* require("engram.cmd.<word>").main(args); its result is the exit status:
-** nothing or true -> 0, false -> 1, an integer -> that integer. */
-static int run_command(lua_State *L, char **argv, int argc, int at, int *exit_code) {
-  int i, status;
-  lua_getglobal(L, "require");
-  lua_pushfstring(L, "engram.cmd.%s", argv[at]);
-  if (report(L, docall(L, 1, 1)) != LUA_OK) return 0;
-  if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, "main") != LUA_TFUNCTION) {
-    message(lua_pushfstring(L, "command '%s': module engram.cmd.%s has no main function", argv[at], argv[at]));
-    lua_settop(L, 0);
-    return 0;
-  }
-  lua_remove(L, -2);
-  lua_createtable(L, argc - at - 1, 0);
-  for (i = at + 1; i < argc; i++) {
-    lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - at);
-  }
-  status = docall(L, 1, 1);
-  if (report(L, status) != LUA_OK) return 0;
-  if (lua_isinteger(L, -1)) *exit_code = (int)lua_tointeger(L, -1);
-  else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) *exit_code = EXIT_FAILURE;
-  lua_pop(L, 1);
-  return 1;
-}
-
-struct cli {
-  engram_state *E;
-  int argc;
-  char **argv;
-  int exit_code;
-};
-
-/* A word names a script when such a file (not a directory) exists. */
-static int is_script_file(const char *name) {
-  struct stat st;
-  return stat(name, &st) == 0 && !S_ISDIR(st.st_mode);
-}
-
-/* Runs the script, stdin, or a command at argv[at]. */
-static int handle_script(lua_State *L, struct cli *c, int at) {
-  const char *name = c->argv[at];
-  int nargs = c->argc - at - 1;
-  if (strcmp(name, "-") == 0 && strcmp(c->argv[at - 1], "--") != 0) name = NULL;
-  else if (!is_script_file(name) && is_word(name)) {
-    if (command_exists(L, name)) return run_command(L, c->argv, c->argc, at, &c->exit_code);
-    if (strcmp(name, "help") == 0) {
-      print_help(L);
-      return 1;
-    }
-    message(lua_pushfstring(L, "cannot open %s: no such file, and no command '%s' (engram help lists commands)",
-                            name, name));
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (engram_dofile(c->E, name, nargs, c->argv + at + 1) != ENGRAM_OK) {
-    message(engram_errmsg(c->E));
-    return 0;
-  }
-  return 1;
-}
-
-/* Everything runs in protected mode, as in lua.c. */
-static int pmain(lua_State *L) {
-  struct cli *c = lua_touserdata(L, 1);
-  char **argv = c->argv;
-  int script = c->argc, args;
-  lua_settop(L, 0);
-  args = collectargs(argv, &script);
-  if (args & HAS_ERROR) {
-    const char *bad = argv[script];
-    if (bad[1] == 'e' || bad[1] == 'l') fprintf(stderr, "%s: '%s' needs an argument\n", progname, bad);
-    else fprintf(stderr, "%s: unrecognized option '%s'\n", progname, bad);
-    print_usage(stderr);
-    return 0;
-  }
-  if (args & HAS_H) {
-    print_help(L);
-    c->exit_code = EXIT_SUCCESS;
-    return 0;
-  }
-  if (args & HAS_V) print_version();
-  set_arg_table(L, argv, c->argc, script);
-  if (!runargs(L, argv, script)) return 0;
-  if (script < c->argc && !handle_script(L, c, script)) return 0;
-  if (c->exit_code == -1) c->exit_code = EXIT_SUCCESS;
-  if (args & HAS_I) {
-    do_repl(L);
-  } else if (script == c->argc && !(args & (HAS_E | HAS_V))) {
-    if (lua_getglobal(L, "engram") == LUA_TNIL)
-      message(lua_pushfstring(L, "warning: require \"engram\" failed: %s", engram_errmsg(c->E)));
-    lua_settop(L, 0);
-    do_repl(L);
-  }
-  return 0;
-}
-
-int main(int argc, char **argv) {
-  struct cli c;
-  lua_State *L;
-  int status;
-  prefer_avx512_blas(argv);
-  if (argv[0] && argv[0][0]) {
-    const char *slash = strrchr(argv[0], '/');
-    progname = slash ? slash + 1 : argv[0];
-  }
-  c.argc = argc;
-  c.argv = argv;
-  c.exit_code = -1; /* set by pmain when everything succeeded */
-  status = engram_open(&c.E);
-  if (status != ENGRAM_OK) {
-    message(c.E ? engram_errmsg(c.E) : "cannot create state: not enough memory");
-    engram_close(c.E);
-    return EXIT_FAILURE;
-  }
-  L = engram_lua(c.E);
-  lua_pushcfunction(L, pmain);
-  lua_pushlightuserdata(L, &c);
-  status = lua_pcall(L, 1, 0, 0);
-  report(L, status);
-  engram_close(c.E);
-  if (status != LUA_OK || c.exit_code == -1) return EXIT_FAILURE;
-  return c.exit_code;
 }
