@@ -26,15 +26,26 @@ static int check_vec(const eg_tensor *t, int64_t n, const char *op, const char *
 
 /* ---- importance ---- */
 
-int eg_sq_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
-  static const char op[] = "sq_accumulate";
+/* F += scale * h(g), h a square or an absolute value. */
+static int h_accumulate(eg_tensor *F, const eg_tensor *g, float scale, int absolute, const char *op) {
   int st = check_vec(F, -1, op, "importance");
   if (st || (st = check_vec(g, eg_numel(F), op, "gradient"))) return st;
   float *f = eg_data(F);
   const float *gg = eg_data(g);
   int64_t n = eg_numel(F);
-  for (int64_t i = 0; i < n; i++) f[i] += scale * gg[i] * gg[i];
+  if (absolute)
+    for (int64_t i = 0; i < n; i++) f[i] += scale * fabsf(gg[i]);
+  else
+    for (int64_t i = 0; i < n; i++) f[i] += scale * gg[i] * gg[i];
   return EG_OK;
+}
+
+int eg_sq_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
+  return h_accumulate(F, g, scale, 0, "sq_accumulate");
+}
+
+int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
+  return h_accumulate(F, g, scale, 1, "abs_accumulate");
 }
 
 int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma) {
@@ -46,17 +57,6 @@ int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma) {
   const float *fn = eg_data(Fnew);
   int64_t n = eg_numel(F);
   for (int64_t i = 0; i < n; i++) f[i] = gamma * f[i] + fn[i];
-  return EG_OK;
-}
-
-int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
-  static const char op[] = "abs_accumulate";
-  int st = check_vec(F, -1, op, "importance");
-  if (st || (st = check_vec(g, eg_numel(F), op, "gradient"))) return st;
-  float *f = eg_data(F);
-  const float *gg = eg_data(g);
-  int64_t n = eg_numel(F);
-  for (int64_t i = 0; i < n; i++) f[i] += scale * fabsf(gg[i]);
   return EG_OK;
 }
 

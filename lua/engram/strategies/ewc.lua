@@ -73,14 +73,6 @@ function EWC:describe()
     fisher = o.fisher, samples = o.samples, path = self.path_used or o.path } }
 end
 
--- A [K] mask of the classes in `active` (nil: every class).
-local function class_mask(active, K)
-  if not active then return nil end
-  local m = core.zeros(K)
-  for _, c in ipairs(active) do m:set(c + 1, 1) end
-  return m
-end
-
 --- Estimates the Fisher of `task` for the model: a new array of flat
 -- tensors, one per parameter group (zeros for frozen groups), and the path
 -- taken ("batched" or "loop"). opts: fisher ["empirical"], samples [1000] or
@@ -123,7 +115,7 @@ function EWC.fisher(model, task, opts)
     output_grad = function(logits)
       local B = logits:size(1)
       if yk:numel() ~= B then yk = core.zeros(B) end
-      mask = mask or class_mask(active, logits:size(2))
+      mask = mask or importance.class_mask(active, logits:size(2))
       cl.sample_labels(yk, logits, mask, gen)
       return grad_for(logits, yk)
     end

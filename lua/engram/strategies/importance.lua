@@ -55,6 +55,15 @@ function importance.linear_layout(model)
   return layers
 end
 
+--- A [K] mask of the output units: 1 on the class ids in `active`, 0
+-- elsewhere (nil when active is nil: every unit counts).
+function importance.class_mask(active, K)
+  if not active then return nil end
+  local m = core.zeros(K)
+  for _, c in ipairs(active) do m:set(c + 1, 1) end
+  return m
+end
+
 local function relabel(task, y, targets)
   if targets then return targets(task, y) end
   if task.label_map then return task.label_map:index(y:add_(1)) end

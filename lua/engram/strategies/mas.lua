@@ -48,14 +48,6 @@ function MAS:describe()
   return { name = "mas", options = { lambda = o.lambda, samples = o.samples, path = self.path_used or o.path } }
 end
 
--- A mask over the output units: 1 on the active classes, 0 elsewhere.
-local function output_mask(active, K)
-  if not active then return nil end
-  local m = core.zeros(K)
-  for _, c in ipairs(active) do m:set(c + 1, 1) end
-  return m
-end
-
 --- The MAS importance of `model` on `task`: a new array of flat tensors per
 -- parameter group, and the path taken. opts: samples, seed, path, active
 -- (class ids whose outputs count; default all), data (a dataset).
@@ -71,7 +63,7 @@ function MAS.importance_of(model, task, opts)
       if g:numel() ~= logits:numel() then g = core.zeros(table.unpack(logits:size())) end
       g:copy_(logits):mul_(2)
       if opts.active then
-        mask = mask or output_mask(opts.active, logits:size(2))
+        mask = mask or importance.class_mask(opts.active, logits:size(2))
         g:mul_(mask)
       end
       return g
