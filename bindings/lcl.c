@@ -57,11 +57,11 @@ static int l_sample_labels(lua_State *L) {
   return 0;
 }
 
-/* si_accumulate(omega, prev, g, theta): omega -= g (theta - prev); prev = theta */
+/* si_accumulate(omega, prev, g, pg|nil, theta): omega -= (g - pg) (theta - prev); prev = theta */
 static int l_si_accumulate(lua_State *L) {
   eg_tensor *w = eg_lua_checktensor(L, 1), *p = eg_lua_checktensor(L, 2);
-  eg_tensor *g = eg_lua_checktensor(L, 3), *t = eg_lua_checktensor(L, 4);
-  eg_lua_try(L, eg_si_accumulate(w, p, g, t), "si_accumulate");
+  eg_tensor *g = eg_lua_checktensor(L, 3), *pg = opt_tensor(L, 4), *t = eg_lua_checktensor(L, 5);
+  eg_lua_try(L, eg_si_accumulate(w, p, g, pg, t), "si_accumulate");
   return 0;
 }
 
@@ -86,6 +86,25 @@ static int l_quad_penalty(lua_State *L) {
   double lambda = luaL_checknumber(L, 4), v;
   eg_lua_try(L, eg_quad_penalty(&v, opt_tensor(L, 5), th, an, F, lambda), "quad_penalty");
   lua_pushnumber(L, v);
+  return 1;
+}
+
+/* quad_penalty_folded(theta, A, B, C, lambda [, grad]) -> value */
+static int l_quad_penalty_folded(lua_State *L) {
+  eg_tensor *th = eg_lua_checktensor(L, 1), *A = eg_lua_checktensor(L, 2), *B = eg_lua_checktensor(L, 3);
+  double C = luaL_checknumber(L, 4), lambda = luaL_checknumber(L, 5), v;
+  eg_lua_try(L, eg_quad_penalty_folded(&v, opt_tensor(L, 6), th, A, B, C, lambda), "quad_penalty_folded");
+  lua_pushnumber(L, v);
+  return 1;
+}
+
+/* quad_fold(A, B, C, F, anchor) -> C: A += F, B += F anchor, returns C + sum F anchor^2 */
+static int l_quad_fold(lua_State *L) {
+  eg_tensor *A = eg_lua_checktensor(L, 1), *B = eg_lua_checktensor(L, 2);
+  double C = luaL_checknumber(L, 3);
+  eg_tensor *F = eg_lua_checktensor(L, 4), *an = eg_lua_checktensor(L, 5);
+  eg_lua_try(L, eg_quad_fold(A, B, &C, F, an), "quad_fold");
+  lua_pushnumber(L, C);
   return 1;
 }
 
@@ -268,6 +287,8 @@ static const luaL_Reg functions[] = {{"sq_accumulate", l_sq_accumulate},
                                      {"si_consolidate", l_si_consolidate},
                                      {"decay_accumulate", l_decay_accumulate},
                                      {"quad_penalty", l_quad_penalty},
+                                     {"quad_penalty_folded", l_quad_penalty_folded},
+                                     {"quad_fold", l_quad_fold},
                                      {"memory", l_memory},
                                      {NULL, NULL}};
 

@@ -156,19 +156,28 @@ int eg_sample_labels(eg_tensor *labels, const eg_tensor *logits, const eg_tensor
 
 /* ---- SI ---- */
 
-int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *theta) {
+int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *pg,
+                     const eg_tensor *theta) {
   static const char op[] = "si_accumulate";
   int st = check_vec(theta, -1, op, "parameters");
   if (st) return st;
   int64_t n = eg_numel(theta);
   if ((st = check_vec(omega, n, op, "path integral")) || (st = check_vec(prev, n, op, "previous parameters")) ||
-      (st = check_vec(g, n, op, "gradient")))
+      (st = check_vec(g, n, op, "gradient")) || (pg && (st = check_vec(pg, n, op, "penalty gradient"))))
     return st;
-  float *w = eg_data(omega), *p = eg_data(prev);
-  const float *gg = eg_data(g), *t = eg_data(theta);
-  for (int64_t i = 0; i < n; i++) {
-    w[i] -= gg[i] * (t[i] - p[i]);
-    p[i] = t[i];
+  float *restrict w = eg_data(omega), *restrict p = eg_data(prev);
+  const float *restrict gg = eg_data(g), *restrict t = eg_data(theta);
+  if (pg) {
+    const float *restrict q = eg_data(pg);
+    for (int64_t i = 0; i < n; i++) {
+      w[i] -= (gg[i] - q[i]) * (t[i] - p[i]);
+      p[i] = t[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      w[i] -= gg[i] * (t[i] - p[i]);
+      p[i] = t[i];
+    }
   }
   return EG_OK;
 }
@@ -195,6 +204,42 @@ int eg_si_consolidate(eg_tensor *Omega, eg_tensor *omega, eg_tensor *start, cons
 
 /* ---- penalty ---- */
 
+/* sum_i f_i (t_i - a_i)^2 in double, and g += lam f (t - a) when g is
+** given. The loop is written for the vectoriser: QLANES float partial sums
+** (no reassociation needed), flushed into the double sum every QBLOCK
+** elements, so float rounding stays that of a few hundred terms. */
+#define QLANES 16
+#define QBLOCK 4096
+static double quad_sum(float *restrict g, const float *restrict t, const float *restrict a,
+                       const float *restrict f, int64_t n, float lam) {
+  double s = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += QBLOCK) {
+    int64_t i1 = n - i0 < QBLOCK ? n : i0 + QBLOCK, i = i0;
+    float acc[QLANES] = {0};
+    if (g) {
+      for (; i + QLANES <= i1; i += QLANES)
+        for (int j = 0; j < QLANES; j++) {
+          float fd = f[i + j] * (t[i + j] - a[i + j]);
+          acc[j] += fd * (t[i + j] - a[i + j]);
+          g[i + j] += lam * fd;
+        }
+    } else {
+      for (; i + QLANES <= i1; i += QLANES)
+        for (int j = 0; j < QLANES; j++) {
+          float d = t[i + j] - a[i + j];
+          acc[j] += f[i + j] * d * d;
+        }
+    }
+    for (; i < i1; i++) {
+      float d = t[i] - a[i], fd = f[i] * d;
+      acc[0] += fd * d;
+      if (g) g[i] += lam * fd;
+    }
+    for (int j = 0; j < QLANES; j++) s += acc[j];
+  }
+  return s;
+}
+
 int eg_quad_penalty(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *anchor,
                     const eg_tensor *F, double lambda) {
   static const char op[] = "quad_penalty";
@@ -206,14 +251,71 @@ int eg_quad_penalty(double *value, eg_tensor *grad, const eg_tensor *theta, cons
   if (!isfinite(lambda)) return eg_seterr(EG_EINVAL, "%s: lambda %g is not finite", op, lambda);
   const float *t = eg_data(theta), *a = eg_data(anchor), *f = eg_data(F);
   float *g = grad ? eg_data(grad) : NULL;
-  const float lam = (float)lambda;
+  *value = 0.5 * lambda * quad_sum(g, t, a, f, n, (float)lambda);
+  return EG_OK;
+}
+
+/* sum_i (A_i t_i^2 - 2 B_i t_i) in double, g += lam (A t - B); vectorised as quad_sum. */
+static double folded_sum(float *restrict g, const float *restrict t, const float *restrict A,
+                         const float *restrict B, int64_t n, float lam) {
   double s = 0;
-  for (int64_t i = 0; i < n; i++) {
-    float d = t[i] - a[i];
-    s += (double)f[i] * d * d;
-    if (g) g[i] += lam * f[i] * d;
+  for (int64_t i0 = 0; i0 < n; i0 += QBLOCK) {
+    int64_t i1 = n - i0 < QBLOCK ? n : i0 + QBLOCK, i = i0;
+    float acc[QLANES] = {0};
+    if (g) {
+      for (; i + QLANES <= i1; i += QLANES)
+        for (int j = 0; j < QLANES; j++) {
+          float at = A[i + j] * t[i + j];
+          acc[j] += (at - 2 * B[i + j]) * t[i + j];
+          g[i + j] += lam * (at - B[i + j]);
+        }
+    } else {
+      for (; i + QLANES <= i1; i += QLANES)
+        for (int j = 0; j < QLANES; j++) acc[j] += (A[i + j] * t[i + j] - 2 * B[i + j]) * t[i + j];
+    }
+    for (; i < i1; i++) {
+      float at = A[i] * t[i];
+      acc[0] += (at - 2 * B[i]) * t[i];
+      if (g) g[i] += lam * (at - B[i]);
+    }
+    for (int j = 0; j < QLANES; j++) s += acc[j];
   }
-  *value = 0.5 * lambda * s;
+  return s;
+}
+
+int eg_quad_penalty_folded(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *A,
+                           const eg_tensor *B, double C, double lambda) {
+  static const char op[] = "quad_penalty_folded";
+  int st = check_vec(theta, -1, op, "parameters");
+  if (st) return st;
+  int64_t n = eg_numel(theta);
+  if ((st = check_vec(A, n, op, "summed importance")) || (st = check_vec(B, n, op, "weighted anchors"))) return st;
+  if (grad && (st = check_vec(grad, n, op, "gradient"))) return st;
+  if (!isfinite(lambda)) return eg_seterr(EG_EINVAL, "%s: lambda %g is not finite", op, lambda);
+  if (!isfinite(C)) return eg_seterr(EG_EINVAL, "%s: the constant term %g is not finite", op, C);
+  float *g = grad ? eg_data(grad) : NULL;
+  double s = folded_sum(g, eg_data(theta), eg_data(A), eg_data(B), n, (float)lambda) + C;
+  *value = 0.5 * lambda * (s > 0 ? s : 0); /* a sum of squares: rounding may leave it just below 0 */
+  return EG_OK;
+}
+
+int eg_quad_fold(eg_tensor *A, eg_tensor *B, double *C, const eg_tensor *F, const eg_tensor *anchor) {
+  static const char op[] = "quad_fold";
+  int st = check_vec(F, -1, op, "importance");
+  if (st) return st;
+  int64_t n = eg_numel(F);
+  if ((st = check_vec(anchor, n, op, "anchor")) || (st = check_vec(A, n, op, "summed importance")) ||
+      (st = check_vec(B, n, op, "weighted anchors")))
+    return st;
+  float *a = eg_data(A), *b = eg_data(B);
+  const float *f = eg_data(F), *x = eg_data(anchor);
+  double c = 0;
+  for (int64_t i = 0; i < n; i++) {
+    a[i] += f[i];
+    b[i] += f[i] * x[i];
+    c += (double)f[i] * x[i] * x[i];
+  }
+  *C += c;
   return EG_OK;
 }
 

@@ -44,9 +44,11 @@ EG_API int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma)
 EG_API int eg_sample_labels(eg_tensor *labels, const eg_tensor *logits, const eg_tensor *mask, eg_rng *rng);
 
 /* ---- SI's path integral (Zenke et al. 2017) ---- */
-/* One optimiser step: omega -= g * (theta - prev), then prev = theta; g the
-** task loss's gradient the step used, prev the parameters before the step. */
-EG_API int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *theta);
+/* One optimiser step: omega -= (g - pg) * (theta - prev), then prev =
+** theta; g - pg the task loss's gradient the step used (pg, the penalties'
+** share of g, may be NULL), prev the parameters before the step. */
+EG_API int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *pg,
+                            const eg_tensor *theta);
 /* The end of a task: Omega += omega / ((theta - start)^2 + xi), omega = 0,
 ** start = theta (the task's anchor, where the next task's path starts). */
 EG_API int eg_si_consolidate(eg_tensor *Omega, eg_tensor *omega, eg_tensor *start, const eg_tensor *theta,
@@ -57,6 +59,16 @@ EG_API int eg_si_consolidate(eg_tensor *Omega, eg_tensor *omega, eg_tensor *star
 ** not NULL, grad += lambda F (theta - anchor). One loop over the vectors. */
 EG_API int eg_quad_penalty(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *anchor,
                            const eg_tensor *F, double lambda);
+
+/* The same penalty summed over past tasks s, from three folded terms:
+** sum_s (lambda/2) sum_i F_s,i (theta_i - a_s,i)^2 = (lambda/2) sum_i (A_i
+** theta_i^2 - 2 B_i theta_i) + (lambda/2) C with A = sum_s F_s, B = sum_s
+** F_s a_s, C = sum_s sum_i F_s,i a_s,i^2: one pass whatever the number of
+** tasks. grad (if not NULL) += lambda (A theta - B). */
+EG_API int eg_quad_penalty_folded(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *A,
+                                  const eg_tensor *B, double C, double lambda);
+/* Folds one task's importance F and anchor a into A, B and *C (above). */
+EG_API int eg_quad_fold(eg_tensor *A, eg_tensor *B, double *C, const eg_tensor *F, const eg_tensor *anchor);
 
 /* ---- replay memory ----
 ** Capacity M samples of D floats, each with a label (an integer class id),

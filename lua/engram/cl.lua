@@ -40,11 +40,16 @@
 --   decay_accumulate(F, Fnew, gamma)              F = gamma F + Fnew (online EWC)
 --   sample_labels(labels, logits [, mask [, gen]])  labels[n] ~ softmax(logits[n]) over
 --       the classes mask selects (the sampled Fisher's labels)
---   si_accumulate(omega, prev, g, theta)          SI, every step: omega -= g (theta - prev); prev = theta
+--   si_accumulate(omega, prev, g, pg, theta)      SI, every step: omega -= (g - pg) (theta - prev);
+--       prev = theta (pg, the penalties' share of g, may be nil)
 --   si_consolidate(Omega, omega, start, theta, xi)
 --       SI, each task's end: Omega += omega / ((theta - start)^2 + xi); omega = 0; start = theta
 --   quad_penalty(theta, anchor, F, lambda [, grad]) -> (lambda/2) sum F (theta-anchor)^2,
 --       and grad += lambda F (theta - anchor) when grad is given
+--   quad_fold(A, B, C, F, anchor) -> C'       A += F, B += F anchor, C' = C + sum F anchor^2
+--   quad_penalty_folded(theta, A, B, C, lambda [, grad])  the sum of the penalties of
+--       every task folded in, in one pass: (lambda/2) (sum A theta^2 - 2 B theta + C),
+--       grad += lambda (A theta - B)
 local core = require("engram.core")
 
 local cl = {}
@@ -94,8 +99,8 @@ function cl.sample_labels(labels, logits, mask, gen)
   call("sample_labels", core.sample_labels, labels, logits, mask, gen)
 end
 
-function cl.si_accumulate(omega, prev, g, theta)
-  call("si_accumulate", core.si_accumulate, omega, prev, g, theta)
+function cl.si_accumulate(omega, prev, g, pg, theta)
+  call("si_accumulate", core.si_accumulate, omega, prev, g, pg, theta)
 end
 
 function cl.si_consolidate(Omega, omega, start, theta, xi)
@@ -108,6 +113,14 @@ end
 
 function cl.quad_penalty(theta, anchor, F, lambda, grad)
   return call("quad_penalty", core.quad_penalty, theta, anchor, F, lambda, grad)
+end
+
+function cl.quad_penalty_folded(theta, A, B, C, lambda, grad)
+  return call("quad_penalty_folded", core.quad_penalty_folded, theta, A, B, C, lambda, grad)
+end
+
+function cl.quad_fold(A, B, C, F, anchor)
+  return call("quad_fold", core.quad_fold, A, B, C, F, anchor)
 end
 
 return cl

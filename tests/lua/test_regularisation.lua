@@ -159,6 +159,29 @@ function TestRegularisation.test_si_path_integral_uses_the_task_gradient_without
   lu.assertTrue(pen_seen, "task 2 trained under SI's penalty")
 end
 
+-- SI reads the gradients in after_step when nothing can change them after
+-- backward, and keeps a copy otherwise (another after_backward hook, or
+-- clipping): the same path integral either way.
+function TestRegularisation.test_si_reads_the_step_gradients_directly_only_when_safe()
+  local all = engram.data.blobs { n = 400, classes = 4, dim = 8, std = 2.0, seed = 5 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.permuted(train, test, { tasks = 3 })
+  local function go(extra)
+    local model = engram.nn.mlp { 8, 6, 4 }:build { seed = 1 }
+    local s = S.si { c = 2 }
+    local L = engram.learner(model, { epochs = 1, batch = 16, lr = 0.05, quiet = true })
+    L:use(s)
+    if extra then L:use(extra) end
+    L:run(scen)
+    return s
+  end
+  local direct = go()
+  lu.assertTrue(direct._direct)
+  local copied = go(S.new("watch", { after_backward = function() end }))
+  lu.assertFalse(copied._direct)
+  lu.assertTrue(direct.Omega[1]:equal(copied.Omega[1]), "the same importance")
+end
+
 function TestRegularisation.test_si_from_task_2_still_watches_task_1()
   local scen = permuted_blobs()
   local s = S.si { c = 1 }

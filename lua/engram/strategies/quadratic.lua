@@ -8,7 +8,11 @@
 --
 --     (λ'/2) Σᵢ Ωₛ,ᵢ (θᵢ − θ*ₛ,ᵢ)²      and its gradient   λ' Ωₛ ⊙ (θ − θ*ₛ)
 --
--- in one C call per group (cl.quad_penalty), λ' = scale · strength: EWC's
+-- in one C call per group (cl.quad_penalty), λ' = scale · strength; the
+-- penalties of several past tasks are folded into one: Σₛ Ωₛ (θ − θ*ₛ)² =
+-- Σ (A θ² − 2 B θ) + C with A = Σ Ωₛ, B = Σ Ωₛ θ*ₛ, C = Σ Ωₛ θ*ₛ², so the
+-- cost of a step does not grow with the number of tasks (cl.quad_fold,
+-- cl.quad_penalty_folded). EWC's
 -- (λ/2) Σ F (θ − θ*)² has scale 1; SI's c Σ Ω (θ − θ*)² and MAS's
 -- λ Σ Ω (θ − θ*)² have scale 2. The strategies differ only in Ω.
 --
@@ -73,12 +77,12 @@ end
 --- Sets the fields the base needs: strength (λ), scale, online, gamma.
 function Quadratic:_init(strength, scale, online, gamma)
   self._strength, self._scale, self._online, self._gamma = strength, scale, online and true or false, gamma or 1
-  self.past, self.Omega, self.anchor = {}, nil, nil
+  self.past, self.Omega, self.anchor, self._fold = {}, nil, nil, nil
   return self
 end
 
 function Quadratic:before_run()
-  self.past, self.Omega, self.anchor, self._groups = {}, nil, nil, nil
+  self.past, self.Omega, self.anchor, self._groups, self._fold = {}, nil, nil, nil, nil
   self._names = nil
 end
 
@@ -132,6 +136,17 @@ function Quadratic:consolidate(ctx, F)
     self.anchor = anchor
   else
     self.past[#self.past + 1] = { F = F, anchor = anchor, task = ctx.t }
+    -- the penalty of every past task in one pass: A = Σ F, B = Σ F θ*, C = Σ F θ*²
+    local fold = self._fold or {}
+    self._fold = fold
+    for i, g in ipairs(groups) do
+      local f = fold[i]
+      if not f then
+        f = { A = core.zeros(g.numel), B = core.zeros(g.numel), C = 0 }
+        fold[i] = f
+      end
+      f.C = cl.quad_fold(f.A, f.B, f.C, F[i], anchor[i])
+    end
   end
   self._names = self._names or {}
   for i, g in ipairs(groups) do self._names[i] = g.name end
@@ -166,8 +181,13 @@ function Quadratic:loss(ctx)
   local pen = 0
   if self._online then
     if self.Omega then pen = penalise(groups, self.Omega, self.anchor, lambda) end
-  else
-    for _, p in ipairs(self.past) do pen = pen + penalise(groups, p.F, p.anchor, lambda) end
+  elseif self._fold then
+    for i, g in ipairs(groups) do
+      local f = self._fold[i]
+      if not g.frozen and f and f.A:numel() == g.numel then
+        pen = pen + cl.quad_penalty_folded(g.params, f.A, f.B, f.C, lambda, g.grads)
+      end
+    end
   end
   ctx.loss = ctx.loss + pen
   ctx.penalty = ctx.penalty + pen

@@ -47,22 +47,45 @@ function SI:before_run()
   self.omega, self.start, self.prev, self.g = nil, nil, nil, nil
 end
 
--- Per group: ω, θ₀ (the start of the task's path), θ before the step, and the
--- task gradient of the step; new groups join with zeros at their values.
+-- Whether the gradients reach after_step as backward left them: no clipping
+-- (it scales them in place) and no other strategy's after_backward (it may
+-- project them). Then SI reads them there and copies nothing.
+local function untouched(self, ctx)
+  local opt = ctx.optimizer
+  if opt and opt.opts and opt.opts.clip then return false end
+  local list = ctx.learner and ctx.learner._hooks and ctx.learner._hooks.after_backward
+  if not list then return false end
+  for _, s in ipairs(list) do
+    if s ~= self then
+      if not s.members then return false end
+      for _, m in ipairs(s.members) do
+        if m ~= self and m.after_backward then return false end
+      end
+    end
+  end
+  return true
+end
+
+-- Per group: ω, θ₀ (the start of the task's path), θ before the step, and
+-- (unless the step's gradients can be read in after_step) the task gradient
+-- of the step; new groups join with zeros at their values.
 function SI:before_task(ctx)
   local groups = ctx.model:groups()
-  self._sgroups = groups
+  self._sgroups, self._direct = groups, untouched(self, ctx)
   self.omega, self.start, self.prev, self.g = self.omega or {}, self.start or {}, self.prev or {}, self.g or {}
   for i, grp in ipairs(groups) do
     if not self.omega[i] or self.omega[i]:numel() ~= grp.numel then
-      self.omega[i], self.start[i] = core.zeros(grp.numel), grp.params:clone()
-      self.prev[i], self.g[i] = core.zeros(grp.numel), core.zeros(grp.numel)
+      self.omega[i], self.start[i], self.prev[i] = core.zeros(grp.numel), grp.params:clone(), core.zeros(grp.numel)
     end
+    if not self._direct and (not self.g[i] or self.g[i]:numel() ~= grp.numel) then self.g[i] = core.zeros(grp.numel) end
     self.prev[i]:copy_(grp.params)
   end
 end
 
+-- The task gradient of the step, g − (the penalties' share): kept as it was
+-- after backward, unless nothing can change it before after_step.
 function SI:after_backward(ctx)
+  if self._direct then return end
   local pg = ctx.penalty_grads
   for i, grp in ipairs(self._sgroups) do
     local g = self.g[i]
@@ -71,9 +94,16 @@ function SI:after_backward(ctx)
   end
 end
 
-function SI:after_step()
+function SI:after_step(ctx)
+  local pg = self._direct and ctx.penalty_grads or nil
   for i, grp in ipairs(self._sgroups) do
-    if not grp.frozen then cl.si_accumulate(self.omega[i], self.prev[i], self.g[i], grp.params) end
+    if not grp.frozen then
+      if self._direct then
+        cl.si_accumulate(self.omega[i], self.prev[i], grp.grads, pg and pg[i], grp.params)
+      else
+        cl.si_accumulate(self.omega[i], self.prev[i], self.g[i], nil, grp.params)
+      end
+    end
   end
 end
 
