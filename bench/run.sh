@@ -75,3 +75,9 @@ env -u OPENBLAS_CORETYPE "$RUN" bench/train_bench.lua
 echo
 echo "== Continual-learning loop (issue: the continual-learning engine) =="
 "$RUN" bench/cl_bench.lua
+
+# ---- Regularisation (issue 11) ----------------------------------------------
+# What EWC (5 past tasks), online EWC and SI add to a training step at batch 128.
+echo
+echo "== Regularisation: the cost of a penalty in a training step (issue 11) =="
+"$RUN" bench/reg_bench.lua

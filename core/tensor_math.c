@@ -15,11 +15,16 @@
 ** layout (the loop would read elements it has already overwritten). An
 ** operand laid out exactly as out is safe: each element is read before it is
 ** written. *copy stays empty unless it was needed; the caller releases it. */
+/* Whether a loop writing out may read a as it goes: separate storage, or
+** exactly out's elements in out's layout. */
+static int safe_operand(const eg_tensor *out, const eg_tensor *a) {
+  return !overlaps(out, a) ||
+         (out->offset == a->offset && eg_same_shape(out, a) && !memcmp(out->stride, a->stride, sizeof out->stride));
+}
+
 static int unaliased(const eg_tensor *out, const eg_tensor *a, eg_tensor *copy, const eg_tensor **pa) {
   *pa = a;
-  if (!overlaps(out, a) ||
-      (out->offset == a->offset && eg_same_shape(out, a) && !memcmp(out->stride, a->stride, sizeof out->stride)))
-    return EG_OK;
+  if (safe_operand(out, a)) return EG_OK;
   int st = eg_clone(copy, a);
   if (!st) *pa = copy;
   return st;
@@ -107,7 +112,8 @@ int eg_binary(eg_tensor *out, const eg_tensor *a, const eg_tensor *b, eg_binop o
                      eg_shape_str(out, b1, sizeof b1), eg_shape_str(&want, b2, sizeof b2));
   }
   int64_t n = eg_numel(out);
-  if (eg_is_contiguous(out) && eg_is_contiguous(a) && eg_is_contiguous(b) && eg_numel(a) == n && eg_numel(b) == n) {
+  if (eg_is_contiguous(out) && eg_is_contiguous(a) && eg_is_contiguous(b) && eg_numel(a) == n && eg_numel(b) == n &&
+      safe_operand(out, a) && safe_operand(out, b)) {
     float *o = eg_data(out);
     const float *x = eg_data(a), *y = eg_data(b);
     switch (op) {
@@ -155,7 +161,7 @@ static int unary_shape_check(const eg_tensor *out, const eg_tensor *a, const cha
 int eg_binary_scalar(eg_tensor *out, const eg_tensor *a, float s, eg_binop op, int scalar_first) {
   int st = unary_shape_check(out, a, eg_binop_name(op));
   if (st) return st;
-  if (eg_is_contiguous(out) && eg_is_contiguous(a)) {
+  if (eg_is_contiguous(out) && eg_is_contiguous(a) && safe_operand(out, a)) {
     int64_t n = eg_numel(a);
     float *o = eg_data(out);
     const float *x = eg_data(a);
@@ -238,16 +244,16 @@ int eg_axpy(eg_tensor *y, float alpha, const eg_tensor *x) {
   int st = unary_shape_check(y, x, "axpy");
   if (st) return st;
   int64_t n = eg_numel(y);
-  if (eg_is_contiguous(y) && eg_is_contiguous(x) && n <= INT32_MAX) {
+  if (eg_is_contiguous(y) && eg_is_contiguous(x) && n <= INT32_MAX && safe_operand(y, x)) {
     cblas_saxpy((int)n, alpha, eg_data(x), 1, eg_data(y), 1);
     return EG_OK;
   }
   walk_t w;
-  walk_init(&w, y);
-  walk_add(&w, y);
-  walk_add(&w, x);
+  eg_tensor cx = EG_TENSOR_INIT;
+  if ((st = walk_unaliased(&w, y, x, &cx))) return st;
   WALK_BEGIN(w)
   for (int64_t i = 0; i < inner_; i++) p0[i * s0_] += alpha * p1[i * s1_];
   WALK_END(w)
+  eg_tensor_release(&cx);
   return EG_OK;
 }
