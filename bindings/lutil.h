@@ -80,6 +80,7 @@ EG_HIDDEN void eg_lua_open_data(lua_State *L);
 /* ---- losses, optimisers, continual-learning primitives (lloss.c, loptim.c, lcl.c) ---- */
 EG_HIDDEN void eg_lua_open_loss(lua_State *L);
 EG_HIDDEN void eg_lua_open_optim(lua_State *L);
+EG_HIDDEN void eg_lua_open_io(lua_State *L);
 EG_HIDDEN void eg_lua_open_cl(lua_State *L);
 /* ---- end losses, optimisers, cl ---- */
 

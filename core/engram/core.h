@@ -20,6 +20,7 @@
 **   optim.h    SGD and Adam steps over flat vectors
 **   data.h     IDX and CSV readers, datasets, transforms, batches
 **   cl.h       Fisher accumulation, quadratic penalties, replay memory
+**   io.h       files written safely (atomic replace, special files kept)
 **
 ** A worked example (error checks shortened):
 **
@@ -74,5 +75,6 @@
 #include "optim.h"
 #include "data.h"
 #include "cl.h"
+#include "io.h"
 
 #endif

@@ -380,23 +380,16 @@ end
 
 -- files ------------------------------------------------------------------
 
---- Writes text to path atomically: a temporary file beside it, then a rename,
--- so a reader never sees half a file. Returns true or nil, message.
+--- Writes text to path atomically (core/io.h): a temporary file in the same
+-- directory, flushed to disk, then renamed over the target, so a reader never
+-- sees half a file; a symbolic link keeps pointing at the new file, and a
+-- special file such as /dev/null is written, not replaced. Returns true or
+-- nil, message.
 function json.write_atomic(path, text)
-  local tmp = string.format("%s.tmp%d%d", path, os.time(), math.random(1 << 30))
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, "cannot write " .. path .. ": " .. tostring(err):gsub("^.*: ", "") end
-  local ok, werr = f:write(text)
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    return nil, "cannot write " .. path .. ": " .. tostring(werr or cerr)
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    return nil, "cannot write " .. path .. ": " .. tostring(rerr)
-  end
+  if type(path) ~= "string" then return nil, "cannot write: the path is a " .. type(path) .. ", expected a string" end
+  if type(text) ~= "string" then return nil, "cannot write " .. path .. ": the text is a " .. type(text) end
+  local ok, err = pcall(require("engram.core").write_file_atomic, path, text)
+  if not ok then return nil, (tostring(err):gsub("^write_file_atomic: ", "")) end
   return true
 end
 

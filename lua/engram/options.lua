@@ -281,17 +281,21 @@ local spec_keys = {
 -- cannot be written is an error now, not after an hour of training. A file
 -- that did not exist is not left behind by the check.
 local function check_writable(opts)
-  for _, k in ipairs({ "out", "log" }) do
-    local path = opts[k]
-    if type(path) == "string" then
-      local probe = io.open(path, "r")
-      local existed = probe ~= nil
-      if probe then probe:close() end
-      local f, err = io.open(path, "a")
-      if not f then return string.format("--%s: cannot write %s", k, err or path) end
-      f:close()
-      if not existed then os.remove(path) end
-    end
+  if type(opts.out) == "string" then
+    -- the results file is replaced atomically at the end: its directory must
+    -- take a new file (and some bytes: a full disk shows now)
+    local ok, err = require("engram.core").check_writable(opts.out)
+    if not ok then return "--out: " .. tostring(err) end
+  end
+  if type(opts.log) == "string" then -- the log is appended to as the run goes
+    local path = opts.log
+    local probe = io.open(path, "r")
+    local existed = probe ~= nil
+    if probe then probe:close() end
+    local f, err = io.open(path, "a")
+    if not f then return string.format("--log: cannot write %s", err or path) end
+    f:close()
+    if not existed then os.remove(path) end
   end
 end
 

@@ -344,8 +344,11 @@ function results.read(path)
   f:close()
   local v, derr = json.try_decode(text, { drop_null = true })
   if v == nil then return nil, path .. ": invalid JSON: " .. tostring(derr) end
+  if type(v) ~= "table" then
+    return nil, string.format("%s: not a results document (the JSON text is a %s)", path, type(v))
+  end
   local docs
-  if type(v) == "table" and v.runs ~= nil then
+  if v.runs ~= nil then
     if type(v.runs) ~= "table" or #v.runs == 0 then
       return nil, path .. ": 'runs' must be a non-empty array of runs"
     end

@@ -186,8 +186,10 @@ function nn_pool(keep, rng)
 end
 
 -- engram.core's functions of the other parts; set_threads is left out (it
--- would change the thread count for the rest of the process).
-local NN_SKIP = { set_threads = true }
+-- would change the thread count for the rest of the process), and so are the
+-- file writers (random paths would litter the working directory; they have
+-- tests of their own).
+local NN_SKIP = { set_threads = true, write_file_atomic = true, check_writable = true }
 
 -- The public methods of an object's class chain (tables of functions).
 local function class_methods(obj)

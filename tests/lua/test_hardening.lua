@@ -35,3 +35,53 @@ function TestHardening.test_in_place_ops_on_overlapping_views_read_the_original_
   a:narrow(1, 2, 7):sub_(a:narrow(1, 1, 7), 0.5)
   lu.assertEquals(a:totable(), { 0, 1, 1.5, 2, 2.5, 3, 3.5, 4 })
 end
+
+local helpers = require("helpers")
+
+local function sh(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- Writing results renamed a temporary file over the target: /dev/null
+-- became a regular file and a symbolic link was replaced by a file.
+function TestHardening.test_results_written_to_dev_null_or_through_a_link_keep_what_the_target_is()
+  engram.json.write_file("/dev/null", { a = 1 })
+  lu.assertEquals(sh("test -c /dev/null && echo device"), "device\n")
+  local dir = sh("mktemp -d"):gsub("%s+$", "")
+  helpers.write_file(dir .. "/real.json", "old")
+  sh("ln -s real.json " .. dir .. "/link.json")
+  local doc = engram.results.new { acc = { { 0.9 } }, name = "x" }
+  engram.results.save(dir .. "/link.json", doc)
+  lu.assertEquals(sh("test -L " .. dir .. "/link.json && echo link"), "link\n")
+  lu.assertEquals(engram.results.load(dir .. "/real.json")[1].name, "x")
+  engram.report.write(dir .. "/link.json", { doc })
+  lu.assertEquals(sh("test -L " .. dir .. "/link.json && echo link"), "link\n")
+  -- and no temporary file is left beside them
+  lu.assertEquals(sh("ls -A " .. dir), "link.json\nreal.json\n")
+  sh("rm -r " .. dir)
+end
+
+-- The up-front --out check opened the target for appending, but the real
+-- write makes a new file in its directory: a directory that takes no new
+-- file passed the check, and the results were lost after training.
+function TestHardening.test_the_out_check_asks_the_directory_for_a_new_file()
+  local spec = { name = "t", exit = false, err = { write = function() end } }
+  local o, err = engram.options.parse({ "--out", "/proc/version" }, spec)
+  lu.assertNil(o)
+  lu.assertStrContains(err, "--out: cannot write /proc/version")
+  o = engram.options.parse({ "--out", "/dev/null" }, spec)
+  lu.assertEquals(o.out, "/dev/null")
+end
+
+-- A results file holding a JSON number gave internal Lua text.
+function TestHardening.test_a_results_file_that_is_not_an_object_is_a_named_error()
+  local path = helpers.tmpname()
+  helpers.write_file(path, "2\n")
+  local docs, err = engram.results.read(path)
+  lu.assertNil(docs)
+  lu.assertStrContains(err, "not a results document (the JSON text is a number)")
+  os.remove(path)
+end
