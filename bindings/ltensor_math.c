@@ -349,6 +349,14 @@ static int reduce(lua_State *L, eg_redop op) {
 }
 
 static int tl_sum(lua_State *L) { return reduce(L, EG_SUM); }
+
+/* t:count_nonfinite() -> the number of NaN and infinite elements */
+static int tl_count_nonfinite(lua_State *L) {
+  int64_t k;
+  eg_lua_try(L, eg_count_nonfinite(&k, eg_lua_checktensor(L, 1)), "count_nonfinite");
+  lua_pushinteger(L, (lua_Integer)k);
+  return 1;
+}
 static int tl_mean(lua_State *L) { return reduce(L, EG_MEAN); }
 static int tl_max(lua_State *L) { return reduce(L, EG_MAX); }
 static int tl_min(lua_State *L) { return reduce(L, EG_MIN); }
@@ -434,7 +442,7 @@ const luaL_Reg eg_lua_tensor_math_methods[] = {
     {"mm", tl_mm}, {"tmm", tl_tmm}, {"mmt", tl_mmt}, {"mm_", tl_mm_}, {"dot", tl_dot},
     /* reductions */
     {"sum", tl_sum}, {"mean", tl_mean}, {"max", tl_max}, {"min", tl_min}, {"argmax", tl_argmax},
-    {"argmin", tl_argmin}, {"prod", tl_prod}, {"norm", tl_norm},
+    {"argmin", tl_argmin}, {"prod", tl_prod}, {"norm", tl_norm}, {"count_nonfinite", tl_count_nonfinite},
     {NULL, NULL}};
 
 const luaL_Reg eg_lua_tensor_math_meta[] = {{"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul},

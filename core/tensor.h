@@ -184,6 +184,9 @@ EG_API const char *eg_redop_name(eg_redop op);
 EG_API int eg_reduce(eg_tensor *out, eg_tensor *idx, const eg_tensor *a, int dim, eg_redop op);
 /* Reduces all elements; for ARGMAX/ARGMIN the flat row-major position. */
 EG_API int eg_reduce_all(double *out, const eg_tensor *a, eg_redop op);
+/* *out = the number of elements of a that are NaN or infinite (one pass over
+** the bits; the learner checks every batch with it). */
+EG_API int eg_count_nonfinite(int64_t *out, const eg_tensor *a);
 
 #ifdef __cplusplus
 }

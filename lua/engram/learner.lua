@@ -32,6 +32,10 @@
 --   quiet [false]          no progress lines
 --   log [nil]              a path or a json.lines writer: JSON Lines events
 --   naive [nil]            {acc=, train_seconds=} of a naive run, for CER
+--   nonfinite ["stop"]     a loss that is NaN or infinite (divergence, NaN in the
+--                          data) stops the run with an error naming the task,
+--                          epoch and step; "skip": the batch is skipped (no
+--                          step), counted in the results (extra.skipped_batches)
 --
 -- The context passed to every hook (one table per run, fields updated in place):
 --   learner, model, optimizer, criterion, scenario, opts
@@ -82,7 +86,7 @@ local DEFAULTS = {
   name = "run", optimizer = "adam", lr = 0.001, momentum = 0, reset_optimizer = true, epochs = 1,
   iterations = false, batch = 128, eval_batch = 1000, seed = 1, heads = false, validate = false,
   patience = false, reference = false, drift_layer = "auto", probe = 256, quiet = false, log = false,
-  naive = false, eval_on = "test",
+  naive = false, eval_on = "test", nonfinite = "stop",
 }
 
 local function options(opts, level)
@@ -112,8 +116,11 @@ local function options(opts, level)
   if o.patience and (math.type(o.patience) ~= "integer" or o.patience < 1) then
     error("learner: patience must be a positive integer, got " .. tostring(o.patience), level + 1)
   end
-  if type(o.lr) ~= "number" or o.lr <= 0 then
-    error("learner: lr must be a positive number, got " .. tostring(o.lr), level + 1)
+  if type(o.lr) ~= "number" or o.lr ~= o.lr or o.lr <= 0 or o.lr == math.huge then
+    error("learner: lr must be a positive finite number, got " .. tostring(o.lr), level + 1)
+  end
+  if o.nonfinite ~= "stop" and o.nonfinite ~= "skip" then
+    error("learner: nonfinite must be 'stop' or 'skip', got " .. tostring(o.nonfinite), level + 1)
   end
   if o.eval_on ~= "test" and o.eval_on ~= "val" then
     error("learner: eval_on must be 'test' or 'val', got " .. tostring(o.eval_on), level + 1)
@@ -372,8 +379,38 @@ local function keep_penalty_grads(ctx)
   ctx.penalty_grads = bufs
 end
 
+-- A batch with NaN or infinite inputs (bad > 0: their number; ReLU would
+-- hide them from the loss), or a loss that is NaN or infinite: an error
+-- naming where and why, or with nonfinite = "skip" the batch is left out.
+local function nonfinite(self, ctx, bad)
+  local l = ctx.loss
+  local what = (bad > 0 or l ~= l) and "NaN" or "infinite"
+  if self.opts.nonfinite == "skip" then
+    ctx.skipped = (ctx.skipped or 0) + 1
+    ctx.log("skipped_batch", { task = ctx.t, epoch = ctx.epoch, step = ctx.step,
+      reason = bad > 0 and "inputs" or ("loss " .. what) })
+    ctx.step, ctx.global_step = ctx.step + 1, ctx.global_step + 1 -- it counts against an iteration budget
+    return nil
+  end
+  local where = string.format("task %d, epoch %d, step %d", ctx.t, ctx.epoch or 0, ctx.step + 1)
+  local msg
+  if bad > 0 then
+    msg = string.format("learner: the batch at %s holds %d NaN or infinite inputs; clean the data, or pass " ..
+      "nonfinite = 'skip' to leave such batches out", where, bad)
+  elseif ctx.task_loss == ctx.task_loss and math.abs(ctx.task_loss) ~= math.huge then
+    msg = string.format("learner: the loss is %s at %s: a strategy's penalty (%s) is not finite", what, where,
+      tostring(ctx.penalty))
+  else
+    msg = string.format("learner: the loss is %s at %s: training diverged (lr %g); lower the learning rate, " ..
+      "or pass nonfinite = 'skip' to leave such batches out", what, where, self.opts.lr)
+  end
+  error(msg, 0)
+end
+
 local function train_step(self, ctx, x, y, btask)
   local model, crit = self.model, ctx.criterion
+  local bad = x:count_nonfinite()
+  if bad > 0 then return nonfinite(self, ctx, bad) end
   y = targets_of(self, btask, y)
   if ctx.batch_task ~= btask then
     crit:set_active(active_of(self, btask))
@@ -389,6 +426,8 @@ local function train_step(self, ctx, x, y, btask)
   ctx.loss, ctx.grad_logits = crit:forward_backward(logits, ctx.y)
   ctx.task_loss = ctx.loss
   dispatch(self, "loss", ctx)
+  local l = ctx.loss
+  if l ~= l or l == math.huge or l == -math.huge then return nonfinite(self, ctx, 0) end
   if ctx._task_grads then keep_penalty_grads(ctx) end
   model:backward(ctx.x, ctx.grad_logits, false)
   dispatch(self, "after_backward", ctx)
@@ -441,9 +480,10 @@ local function train_task(self, ctx, prog)
       local x, y = part.it:next()
       if x == nil then x, y = part.it:next() end
       if x ~= nil then
-        lsum = lsum + train_step(self, ctx, x, y, part.task)
-        nb, ns = nb + 1, ns + x:size(1)
-        st.epoch, st.done, st.loss = epoch, st.done + x:size(1), lsum / nb
+        local l = train_step(self, ctx, x, y, part.task)
+        if l then lsum, nb = lsum + l, nb + 1 end
+        ns = ns + x:size(1)
+        st.epoch, st.done, st.loss = epoch, st.done + x:size(1), nb > 0 and lsum / nb or nil
         prog:update(st)
       end
       if ctx.stop or (budget and ctx.step >= budget) then break end
@@ -681,6 +721,7 @@ function Learner:run(scenario)
     optimizer = type(o.optimizer) == "string" and o.optimizer or "custom", heads = o.heads or nil,
     patience = o.patience or nil, eval_on = o.eval_on == "val" and "val" or nil }
   extra.total_params = model:numel()
+  extra.skipped_batches = ctx.skipped
   local results = require("engram.results")
   local doc = results.new {
     name = o.name, seed = o.seed, acc = acc, baseline_acc = untrained,

@@ -85,3 +85,43 @@ function TestHardening.test_a_results_file_that_is_not_an_object_is_a_named_erro
   lu.assertStrContains(err, "not a results document (the JSON text is a number)")
   os.remove(path)
 end
+
+-- Divergence and NaN in the data trained on silently: the loss printed
+-- -nan, the exit code was 0 and the results held loss: null.
+local function nan_scenario(poison)
+  local all = engram.data.blobs { n = 300, classes = 4, dim = 8, std = 1.0, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  if poison then
+    local x, y = train:range(1, #train, nil, nil, true)
+    x = x:clone()
+    x:narrow(1, 5, 1):fill_(0 / 0)
+    train = engram.data.from_tensors(x, y)
+  end
+  return engram.scenarios.split(train, test, { tasks = 2 })
+end
+
+function TestHardening.test_nan_in_the_data_stops_the_run_naming_the_batch()
+  local L = engram.learner(engram.nn.mlp { 8, 16, 4 }:build { seed = 1 }, { quiet = true, batch = 16 })
+  local ok, err = pcall(L.run, L, nan_scenario(true))
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "learner: the batch at task 1, epoch 1, step ")
+  lu.assertStrContains(err, "holds 8 NaN or infinite inputs")
+  -- or the batch is left out, and counted
+  L = engram.learner(engram.nn.mlp { 8, 16, 4 }:build { seed = 1 },
+    { quiet = true, batch = 16, lr = 0.01, epochs = 3, nonfinite = "skip" })
+  local doc = L:run(nan_scenario(true))
+  lu.assertEquals(doc.extra.skipped_batches, 3) -- once per epoch
+  lu.assertTrue(doc.acc[1][1] > 0.9, "task 1 learnt without the batch: " .. doc.acc[1][1])
+end
+
+function TestHardening.test_a_diverging_run_stops_with_a_message_naming_the_learning_rate()
+  local L = engram.learner(engram.nn.mlp { 8, 16, 4 }:build { seed = 1 },
+    { quiet = true, optimizer = "sgd", lr = 1e30 })
+  local ok, err = pcall(L.run, L, nan_scenario(false))
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "training diverged (lr 1e+30)")
+  lu.assertErrorMsgContains("learner: lr must be a positive finite number, got ", engram.learner,
+    engram.nn.mlp { 8, 4 }, { lr = 0 / 0 })
+  lu.assertErrorMsgContains("learner: nonfinite must be 'stop' or 'skip'", engram.learner, engram.nn.mlp { 8, 4 },
+    { nonfinite = "ignore" })
+end
