@@ -143,9 +143,92 @@ static void set_path(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* ---- text chunks only ----
+** Lua's loader trusts precompiled (binary) chunks: a tampered one crashes
+** the process. load, loadfile, dofile and require accept text chunks only:
+** a mode that asks for binary is an error, and every other mode becomes "t". */
+
+/* The mode argument at idx made text-only (or an error naming `who`). */
+static void text_mode(lua_State *L, int idx, const char *who) {
+  const char *mode = luaL_optstring(L, idx, "bt");
+  if (strchr(mode, 't') == NULL)
+    luaL_error(L, "%s: binary chunks are not accepted (engram runs text chunks only)", who);
+  lua_pushliteral(L, "t");
+  lua_replace(L, idx);
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]) with mode "t" */
+static int text_load(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n < 3) lua_settop(L, n = 3);
+  text_mode(L, 3, "load");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* loadfile([filename [, mode [, env]]]) with mode "t" */
+static int text_loadfile(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n < 2) lua_settop(L, n = 2);
+  text_mode(L, 2, "loadfile");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static int dofile_cont(lua_State *L, int status, lua_KContext k) {
+  (void)status, (void)k;
+  return lua_gettop(L) - 1;
+}
+
+/* dofile([filename]) of a text chunk */
+static int text_dofile(lua_State *L) {
+  const char *fname = luaL_optstring(L, 1, NULL);
+  lua_settop(L, 1);
+  if (luaL_loadfilex(L, fname, "t") != LUA_OK) return lua_error(L);
+  lua_callk(L, 0, LUA_MULTRET, 0, dofile_cont);
+  return dofile_cont(L, 0, 0);
+}
+
+/* package.searchers[2]: a Lua module file from package.path, text only. */
+static int text_searcher(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushstring(L, name);
+  lua_getfield(L, -3, "path");
+  lua_call(L, 2, 2);
+  if (lua_isnil(L, -2)) return 1; /* the message of the paths tried */
+  const char *filename = lua_tostring(L, -2);
+  if (luaL_loadfilex(L, filename, "t") != LUA_OK)
+    return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, filename, lua_tostring(L, -1));
+  lua_pushstring(L, filename);
+  return 2;
+}
+
+static void text_only(lua_State *L) {
+  lua_getglobal(L, "load");
+  lua_pushcclosure(L, text_load, 1);
+  lua_setglobal(L, "load");
+  lua_getglobal(L, "loadfile");
+  lua_pushcclosure(L, text_loadfile, 1);
+  lua_setglobal(L, "loadfile");
+  lua_pushcfunction(L, text_dofile);
+  lua_setglobal(L, "dofile");
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  lua_pushcfunction(L, text_searcher);
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 2);
+}
+
 /* Runs in protected mode: standard libraries, the preloaded C module, the path. */
 static int open_libs(lua_State *L) {
   luaL_openlibs(L);
+  text_only(L);
   /* Preloading, as linit.c does for the standard libraries, makes
   ** require "engram.core" resolve the same in this program and in lua5.4. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -249,7 +332,7 @@ int engram_dofile(engram_state *E, const char *path, int argc, char **argv) {
     return set_error(E, ENGRAM_EMISUSE, "engram_dofile: argc/argv do not agree");
   L = E->L;
   if (!lua_checkstack(L, argc + 4)) return set_error(E, ENGRAM_ENOMEM, "engram_dofile: too many arguments");
-  st = luaL_loadfile(L, path);
+  st = luaL_loadfilex(L, path, "t");
   if (st != LUA_OK) return take_error(E, from_lua_status(st));
   a.path = path;
   a.argc = argc;

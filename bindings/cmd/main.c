@@ -147,7 +147,7 @@ static int dochunk(lua_State *L, int status) {
 }
 
 static int dostring(lua_State *L, const char *s, const char *name) {
-  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+  return dochunk(L, luaL_loadbufferx(L, s, strlen(s), name, "t"));
 }
 
 /* -l name or -l g=name: global g (or name) = require(name). */

@@ -439,7 +439,7 @@ static int compile(lua_State *L, int *more) {
   int status, ret_more;
   lua_pushfstring(L, "return %s", lua_tostring(L, -1));
   code = lua_tolstring(L, -1, &len);
-  status = luaL_loadbuffer(L, code, len, "=stdin");
+  status = luaL_loadbufferx(L, code, len, "=stdin", "t");
   if (status == LUA_OK) {
     lua_remove(L, -2);
     *more = 0;
@@ -448,7 +448,7 @@ static int compile(lua_State *L, int *more) {
   ret_more = incomplete(L, status);
   lua_settop(L, lua_gettop(L) - (ret_more ? 1 : 2));
   code = lua_tolstring(L, -1, &len);
-  status = luaL_loadbuffer(L, code, len, "=stdin");
+  status = luaL_loadbufferx(L, code, len, "=stdin", "t");
   if (status == LUA_OK) {
     *more = 0;
   } else if (incomplete(L, status)) {
@@ -480,7 +480,7 @@ static int loadline(lua_State *L, int *quiet) {
     }
     if (r == READ_EOF) { /* report the statement form's <eof> error */
       code = lua_tolstring(L, -1, &len);
-      status = luaL_loadbuffer(L, code, len, "=stdin");
+      status = luaL_loadbufferx(L, code, len, "=stdin", "t");
       break;
     }
     lua_pushliteral(L, "\n");

@@ -125,3 +125,35 @@ function TestHardening.test_a_diverging_run_stops_with_a_message_naming_the_lear
   lu.assertErrorMsgContains("learner: nonfinite must be 'stop' or 'skip'", engram.learner, engram.nn.mlp { 8, 4 },
     { nonfinite = "ignore" })
 end
+
+-- Binary (precompiled) chunks were accepted by the command and by load(...,
+-- "b") in any recipe; tampered bytecode crashed the host.
+function TestHardening.test_binary_chunks_are_refused_everywhere()
+  local bytes = string.dump(function() return 42 end)
+  local f, err = load(bytes)
+  lu.assertNil(f)
+  lu.assertStrContains(err, "attempt to load a binary chunk")
+  lu.assertErrorMsgContains("load: binary chunks are not accepted", load, bytes, "x", "b")
+  lu.assertEquals(load("return 7", "x", "bt")(), 7)
+  local path = helpers.tmpname(".lua")
+  helpers.write_file(path, bytes)
+  f, err = loadfile(path)
+  lu.assertNil(f)
+  lu.assertStrContains(err, "attempt to load a binary chunk")
+  lu.assertErrorMsgContains("attempt to load a binary chunk", dofile, path)
+  local dir, name = path:match("^(.*)/([^/]+)%.lua$")
+  local saved = package.path
+  package.path = dir .. "/?.lua;" .. saved
+  local ok, rerr = pcall(require, name)
+  package.path = saved
+  lu.assertFalse(ok)
+  lu.assertStrContains(rerr, "attempt to load a binary chunk")
+  -- the engram command refuses a binary recipe with a message and a failing status
+  local bin = os.getenv("ENGRAM_BIN") or "build/engram"
+  local p = io.popen(bin .. " " .. helpers.q(path) .. " 2>&1; echo status $?")
+  local out = p:read("a")
+  p:close()
+  lu.assertStrContains(out, "attempt to load a binary chunk")
+  lu.assertStrContains(out, "status 1")
+  os.remove(path)
+end
