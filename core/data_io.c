@@ -479,7 +479,13 @@ int eg_dataset_from_csv(eg_dataset **out, const char *path, const eg_csv_opts *o
         }
         labels[rows] = (int32_t)v;
       } else {
-        f[rows * nfeat + j++] = (float)v;
+        float fv = (float)v;
+        if (!isfinite(fv)) { /* finite as a double, beyond float32's range (1e39) */
+          st = eg_seterr(EG_EFORMAT, "%s: %s line %lld column %d: %.40s is out of float32 range (|x| < 3.4e38)", op,
+                         path, (long long)lineno, c + 1, fields[c]);
+          goto done;
+        }
+        f[rows * nfeat + j++] = fv;
       }
     }
     rows++;

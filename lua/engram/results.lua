@@ -145,7 +145,9 @@ end
 
 -- validation -------------------------------------------------------------
 
-local function is_num(v) return type(v) == "number" end
+local function is_num(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+-- An accuracy: a finite number in [0, 1].
+local function is_acc(v) return is_num(v) and v >= 0 and v <= 1 end
 
 local typed = {
   name = "string", tasks = "number", seed = "number", avg_acc = "number",
@@ -167,7 +169,9 @@ function results.validate(doc)
       return nil, string.format("acc[%d] must be an array of %d numbers (acc is %dx%d)", i, T, T, T)
     end
     for j = 1, T do
-      if not is_num(R[i][j]) then return nil, string.format("acc[%d][%d] must be a number", i, j) end
+      local v = R[i][j]
+      if not is_num(v) then return nil, string.format("acc[%d][%d] must be a finite number", i, j) end
+      if not is_acc(v) then return nil, string.format("acc[%d][%d] is %s, not an accuracy in [0, 1]", i, j, v) end
     end
   end
   for k, t in pairs(typed) do
@@ -175,6 +179,12 @@ function results.validate(doc)
       return nil, string.format("field '%s' must be a %s, not a %s", k, t == "table" and "JSON object or array" or t,
         type(doc[k]))
     end
+    if t == "number" and doc[k] ~= nil and not is_num(doc[k]) then
+      return nil, string.format("field '%s' must be a finite number, got %s", k, tostring(doc[k]))
+    end
+  end
+  if doc.avg_acc ~= nil and not is_acc(doc.avg_acc) then
+    return nil, string.format("field 'avg_acc' is %s, not an accuracy in [0, 1]", tostring(doc.avg_acc))
   end
   if doc.tasks ~= nil and doc.tasks ~= T then
     return nil, string.format("field 'tasks' is %s but acc is %dx%d", tostring(doc.tasks), T, T)
@@ -186,7 +196,9 @@ function results.validate(doc)
         return nil, string.format("field '%s' must be an array of %d numbers", k, T)
       end
       for j = 1, T do
-        if not is_num(v[j]) then return nil, string.format("%s[%d] must be a number", k, j) end
+        if not is_acc(v[j]) then
+          return nil, string.format("%s[%d] must be an accuracy in [0, 1], got %s", k, j, tostring(v[j]))
+        end
       end
     end
   end
@@ -197,6 +209,9 @@ function results.validate(doc)
     for i, s in ipairs(doc.strategies) do
       if type(s) ~= "table" or type(s.name) ~= "string" then
         return nil, string.format("strategies[%d] must be an object with a string 'name'", i)
+      end
+      if s.options ~= nil and type(s.options) ~= "table" then
+        return nil, string.format("strategies[%d].options must be a JSON object, not a %s", i, type(s.options))
       end
     end
   end
@@ -334,6 +349,22 @@ function results.save(path, doc_or_docs)
   return true
 end
 
+-- JSON null as engram writes it: an object's key with no value (dropped), or
+-- NaN in an array (NaN encodes as null): arrays keep their length, so what
+-- was read can be saved again.
+local function unnull(v)
+  if type(v) ~= "table" or v == json.null then return v end
+  local n = #v
+  for k, x in pairs(v) do
+    if x == json.null then
+      if math.type(k) == "integer" and k >= 1 and k <= n then v[k] = 0 / 0 else v[k] = nil end
+    else
+      v[k] = unnull(x)
+    end
+  end
+  return v
+end
+
 --- Reads a results file holding one document or {"runs": [...]}; returns an
 -- array of documents (nulls dropped) or nil and a message naming the file and
 -- the problem.
@@ -342,8 +373,9 @@ function results.read(path)
   if not f then return nil, tostring(err) end
   local text = f:read("a")
   f:close()
-  local v, derr = json.try_decode(text, { drop_null = true })
+  local v, derr = json.try_decode(text)
   if v == nil then return nil, path .. ": invalid JSON: " .. tostring(derr) end
+  v = unnull(v)
   if type(v) ~= "table" then
     return nil, string.format("%s: not a results document (the JSON text is a %s)", path, type(v))
   end

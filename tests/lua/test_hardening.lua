@@ -157,3 +157,48 @@ function TestHardening.test_binary_chunks_are_refused_everywhere()
   lu.assertStrContains(out, "status 1")
   os.remove(path)
 end
+
+-- The CSV reader turned 1e39 into inf silently (the text inf/nan is refused).
+function TestHardening.test_a_csv_value_beyond_float32_is_an_error()
+  local path = helpers.tmpname(".csv")
+  helpers.write_file(path, "a,b,label\n1,2,0\n1e39,3,1\n")
+  lu.assertErrorMsgContains("line 3 column 1: 1e39 is out of float32 range", engram.data.csv, path,
+    { header = true })
+  helpers.write_file(path, "a,b,label\n1,2,0\n-3e38,3.4e38,1\n") -- the largest float32 values are fine
+  lu.assertEquals(#engram.data.csv(path, { header = true }), 2)
+  os.remove(path)
+end
+
+-- results.validate accepted inf and accuracies outside [0, 1]; a file with
+-- null in an array loaded but could not be saved again; a strategy whose
+-- options are not an object made `engram report` fail with internal text.
+function TestHardening.test_results_hold_finite_accuracies_and_round_trip_nulls()
+  local R = engram.results
+  local ok, err = R.validate { acc = { { 1.5 } } }
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "acc[1][1] is 1.5, not an accuracy in [0, 1]")
+  ok, err = R.validate { acc = { { math.huge } } }
+  lu.assertStrContains(err, "acc[1][1] must be a finite number")
+  ok, err = R.validate { acc = { { 0.5 } }, bwt = -math.huge }
+  lu.assertStrContains(err, "field 'bwt' must be a finite number")
+  ok, err = R.validate { acc = { { 0.5 } }, baseline_acc = { -0.1 } }
+  lu.assertStrContains(err, "baseline_acc[1] must be an accuracy in [0, 1]")
+  ok, err = R.validate { acc = { { 0.5 } }, strategies = { { name = "ewc", options = 3 } } }
+  lu.assertStrContains(err, "strategies[1].options must be a JSON object, not a number")
+  -- null in an array (NaN was written as null) loads, and saves again
+  local path = helpers.tmpname(".json")
+  helpers.write_file(path, '{"acc": [[0.9, 0.1], [0.5, 0.8]], "name": "x", "extra": {"drift": [0, null, 0.3],' ..
+    ' "note": null}}')
+  local doc = R.load(path)[1]
+  lu.assertEquals(#doc.extra.drift, 3)
+  lu.assertNil(doc.extra.note)
+  R.save(path, doc)
+  lu.assertStrContains(helpers.read_file(path), "null")
+  lu.assertEquals(#R.load(path)[1].extra.drift, 3)
+  -- a report of a file whose strategy options are not an object: a named error
+  helpers.write_file(path, '{"acc": [[0.9]], "name": "x", "strategies": [{"name": "ewc", "options": "lambda=1"}]}')
+  local docs, rerr = R.read(path)
+  lu.assertNil(docs)
+  lu.assertStrContains(rerr, "strategies[1].options must be a JSON object, not a string")
+  os.remove(path)
+end
