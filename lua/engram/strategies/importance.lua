@@ -24,7 +24,8 @@
 --     Softmax, LogSoftmax, Dropout (evaluated: the identity), Flatten,
 --     Reshape, MaxPool2d and Identity, with any number of parameter groups.
 --     The backward runs with the layers' own parameter gradients switched
---     off: only δ is needed.
+--     off: only δ is needed. With several passes (the expected Fisher) a
+--     Linear over [B, in] sums h(δ) over the passes and takes one product.
 --   "loop": one backward pass per sample, any model.
 -- Frozen groups get zeros on both paths (so do the heads a MultiHead did not
 -- select, whose gradients are zero). "auto" takes the batched path when the
@@ -201,15 +202,35 @@ local function accumulate(l, F, input, delta, scale, absolute)
   end
 end
 
+-- With several passes per sample (the expected Fisher: one per class), a
+-- Linear with one position per sample needs no product per pass: its input
+-- is the same in every pass, so Σ_pass h(δ)ᵀ h(x) = (Σ_pass h(δ))ᵀ h(x).
+-- The sum of h(δ) is kept here and handed to the layer's one product after
+-- the last pass as δ' with h(δ') = Σ h(δ): √Σδ² for the square, Σ|δ| for
+-- the absolute value.
+local function pool(sums, i, delta, pass, absolute)
+  local s = sums[i]
+  if not s or s.sum:numel() ~= delta:numel() then
+    s = { sum = core.zeros(table.unpack(delta:size())), tmp = core.zeros(table.unpack(delta:size())) }
+    sums[i] = s
+  end
+  if pass == 1 then s.sum:zero_() end
+  s.tmp:copy_(delta)
+  if absolute then s.tmp:abs_() else s.tmp:mul_(delta) end
+  s.sum:add_(s.tmp)
+end
+
 -- Per chunk: one forward, one backward per pass without parameter gradients
 -- (the layers skip them as for a frozen group; only δ is needed), and one C
--- call per layer with parameters.
+-- call per layer with parameters (and pass, but for pooled Linear layers).
 local function batched(model, task, ds, mods, F, o)
   local N, absolute = #ds, o.power == "abs"
   local todo = {}
   for i, l in ipairs(mods) do
     if l.w and not l.frozen then todo[#todo + 1] = i end
   end
+  local function input_of(i, x) return i == 1 and x or mods[i - 1].module.output end
+  local sums = {}
   local frozen_before = {}
   for _, i in ipairs(todo) do frozen_before[i] = rawget(mods[i].module, "_frozen") end
   local function run()
@@ -217,14 +238,26 @@ local function batched(model, task, ds, mods, F, o)
     for x, y in ds:chunks { batch = 256, flat = true } do
       y = relabel(task, y, o.targets)
       local logits = model:forward(x)
-      for pass = 1, o.passes(logits) do
+      local npass = o.passes(logits)
+      local pooled = {}
+      for pass = 1, npass do
         local g = o.output_grad(logits, y, pass)
         model:backward(x, g, false)
         for _, i in ipairs(todo) do
-          local input = i == 1 and x or mods[i - 1].module.output
+          local input = input_of(i, x)
           local delta = i == #mods and g or mods[i + 1].module.grad_input
-          accumulate(mods[i], F, input, delta, 1 / N, absolute)
+          if npass > 1 and mods[i].kind == "Linear" and input:dim() == 2 then
+            pool(sums, i, delta, pass, absolute)
+            pooled[#pooled + 1] = pass == 1 and i or nil
+          else
+            accumulate(mods[i], F, input, delta, 1 / N, absolute)
+          end
         end
+      end
+      for _, i in ipairs(pooled) do
+        local d = sums[i].sum
+        if not absolute then d:sqrt_() end
+        accumulate(mods[i], F, input_of(i, x), d, 1 / N, absolute)
       end
     end
   end
