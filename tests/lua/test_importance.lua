@@ -1,13 +1,14 @@
 -- The batched path of per-sample importance (strategies.importance) on
 -- models beyond a plain MLP: a CNN (Conv2d, ReLU, MaxPool2d, Flatten,
 -- Linear), a LayerNorm MLP with Dropout, an Embedding model, a Linear over
--- [B, T, in], a model of two parameter groups (one frozen or not) and a
--- MultiHead. For EWC's empirical and expected Fisher and MAS, the batched
+-- [B, T, in], a model of two parameter groups (one frozen or not), a
+-- MultiHead and nested Sequentials. For EWC's empirical and expected Fisher and MAS, the batched
 -- path equals the loop and a brute-force sum over samples of h(that sample's
 -- gradient), with the output gradient worked out here by hand and the sums
 -- kept in double. Models the batched path cannot take fall back to the
 -- loop with a one-line note (once; none when quiet), or are an error naming
--- the module when the caller asks for "batched".
+-- the module when the caller asks for "batched". EWC and MAS in a learner
+-- take the batched path for a CNN.
 local lu = require("luaunit")
 local engram = require("engram")
 local nn = engram.nn
@@ -192,6 +193,23 @@ function TestImportance.test_multihead_takes_the_trunk_and_the_selected_head()
   -- head 1 (in base, after the trunk) was not used: zeros
   lu.assertEquals(p[3].name, "2.weight")
   lu.assertEquals(F[1]:narrow(1, 6 * 5 + 6 + 1, 12 + 2):abs():sum(), 0)
+end
+
+function TestImportance.test_nested_sequentials_are_one_chain()
+  local inner = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Sequential(nn.ReLU(), nn.Dropout(0.2)))
+  local model = nn.Sequential(nn.Identity(), inner, nn.Linear(5, 3), nn.LogSoftmax()):build { seed = 8 }
+  check_model(model, engram.data.blobs { n = 20, classes = 3, dim = 6, std = 1.5, seed = 9 }, "nested Sequentials")
+end
+
+function TestImportance.test_ewc_and_mas_in_a_learner_take_the_batched_path_for_a_cnn()
+  local all = images(160, 1, 8, 8, 4, 3)
+  local train, test = all:split(0.75, 1)
+  local scen = engram.scenarios.split(train, test, { tasks = 2 })
+  for _, s in ipairs({ engram.strategies.ewc { lambda = 1, samples = 40 }, engram.strategies.mas { samples = 40 } }) do
+    local model = nn.cnn { input = { 1, 8, 8 }, channels = { 2 }, hidden = 6, classes = 4 }:build { seed = 1 }
+    engram.learner(model, { epochs = 1, quiet = true }):use(s):run(scen)
+    lu.assertEquals(s.path_used, "batched", s.name)
+  end
 end
 
 function TestImportance.test_models_the_batched_path_cannot_take_fall_back_with_one_note()
