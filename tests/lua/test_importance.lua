@@ -246,3 +246,18 @@ function TestImportance.test_models_the_batched_path_cannot_take_fall_back_with_
   importance.write = write
   if not ok then error(err, 0) end
 end
+
+function TestImportance.test_the_layer_primitives_name_themselves_in_errors()
+  local cl = engram.cl
+  local z = engram.zeros
+  lu.assertErrorMsgContains("conv2d_h_grad_accumulate: input must be 4-D [N x C x H x W], got 1-D",
+    cl.conv2d_h_grad_accumulate, z(2, 3, 3, 3), nil, z(1, 2, 3, 3), z(5), 1, 0)
+  lu.assertErrorMsgContains("conv2d_h_grad_accumulate", cl.conv2d_h_grad_accumulate, z(2, 1, 3, 3), nil,
+    z(1, 2, 3, 3), z(1, 1, 3, 3), 0, 0)
+  lu.assertErrorMsgContains("layernorm_h_grad_accumulate: delta [2x4] and input [2x3] do not fit",
+    cl.layernorm_h_grad_accumulate, z(3), z(3), z(2, 4), z(2, 3), z(2), z(2))
+  lu.assertErrorMsgContains("embedding_h_grad_accumulate: id 9 at position 1 is not an integer in [0, 4)",
+    cl.embedding_h_grad_accumulate, z(4, 2), z(1, 2, 2), engram.tensor { { 1, 9 } })
+  lu.assertErrorMsgContains("linear_sq_grad_accumulate: delta [2x3x4], input [2x2x5] and weight importance [4x5] " ..
+    "do not fit", cl.linear_sq_grad_accumulate, z(4, 5), nil, z(2, 3, 4), z(2, 2, 5))
+end
