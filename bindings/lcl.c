@@ -43,6 +43,38 @@ static int l_linear_abs(lua_State *L) {
   return 0;
 }
 
+/* conv2d_h_grad_accumulate(FW, Fb|nil, delta, x, stride, padding, scale, absolute) */
+static int l_conv2d_h(lua_State *L) {
+  eg_tensor *FW = eg_lua_checktensor(L, 1), *Fb = opt_tensor(L, 2);
+  eg_tensor *d = eg_lua_checktensor(L, 3), *x = eg_lua_checktensor(L, 4);
+  lua_Integer stride = luaL_checkinteger(L, 5), pad = luaL_checkinteger(L, 6);
+  luaL_argcheck(L, stride >= 1 && stride <= 1 << 20, 5, "stride out of range");
+  luaL_argcheck(L, pad >= 0 && pad <= 1 << 20, 6, "padding out of range");
+  eg_lua_try(L, eg_conv2d_h_grad_accumulate(FW, Fb, d, x, (int)stride, (int)pad, (float)luaL_checknumber(L, 7),
+                                            lua_toboolean(L, 8), NULL),
+             "conv2d_h_grad_accumulate");
+  return 0;
+}
+
+/* layernorm_h_grad_accumulate(Fw, Fb|nil, delta, x, mean, rstd, scale, absolute) */
+static int l_layernorm_h(lua_State *L) {
+  eg_tensor *Fw = eg_lua_checktensor(L, 1), *Fb = opt_tensor(L, 2);
+  eg_tensor *d = eg_lua_checktensor(L, 3), *x = eg_lua_checktensor(L, 4);
+  eg_tensor *mean = eg_lua_checktensor(L, 5), *rstd = eg_lua_checktensor(L, 6);
+  eg_lua_try(L, eg_layernorm_h_grad_accumulate(Fw, Fb, d, x, mean, rstd, (float)luaL_checknumber(L, 7),
+                                               lua_toboolean(L, 8)),
+             "layernorm_h_grad_accumulate");
+  return 0;
+}
+
+/* embedding_h_grad_accumulate(FW, delta, ids, scale, absolute) */
+static int l_embedding_h(lua_State *L) {
+  eg_tensor *FW = eg_lua_checktensor(L, 1), *d = eg_lua_checktensor(L, 2), *ids = eg_lua_checktensor(L, 3);
+  eg_lua_try(L, eg_embedding_h_grad_accumulate(FW, d, ids, (float)luaL_checknumber(L, 4), lua_toboolean(L, 5)),
+             "embedding_h_grad_accumulate");
+  return 0;
+}
+
 /* abs_accumulate(F, g, scale): F += scale * |g| */
 static int l_abs_accumulate(lua_State *L) {
   eg_tensor *F = eg_lua_checktensor(L, 1), *g = eg_lua_checktensor(L, 2);
@@ -281,6 +313,9 @@ static const luaL_Reg mem_methods[] = {{"add", m_add},         {"sample", m_samp
 static const luaL_Reg functions[] = {{"sq_accumulate", l_sq_accumulate},
                                      {"linear_sq_grad_accumulate", l_linear_sq},
                                      {"linear_abs_grad_accumulate", l_linear_abs},
+                                     {"conv2d_h_grad_accumulate", l_conv2d_h},
+                                     {"layernorm_h_grad_accumulate", l_layernorm_h},
+                                     {"embedding_h_grad_accumulate", l_embedding_h},
                                      {"abs_accumulate", l_abs_accumulate},
                                      {"si_accumulate", l_si_accumulate},
                                      {"sample_labels", l_sample_labels},

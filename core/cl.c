@@ -1,12 +1,13 @@
 /*
 ** cl.c — importance accumulation (squared and absolute per-sample
 ** gradients, SI's path integral), the quadratic penalty and the replay memory.
-** See cl.h.
+** See cl.h. A layer's per-sample gradients from one batch are in
+** cl_importance.c.
 */
 #include "cl.h"
 #include "base_impl.h"
+#include "cl_impl.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@
 #define EG_MEMORY_MAX_CLASS ((int64_t)1 << 20)
 #define EG_MAX_EXACT_INT ((int64_t)1 << 24)
 
-static int check_vec(const eg_tensor *t, int64_t n, const char *op, const char *what) {
+int eg_cl_check_vec(const eg_tensor *t, int64_t n, const char *op, const char *what) {
   if (!t || !t->storage) return eg_seterr(EG_ESTATE, "%s: %s is empty", op, what);
   if (!eg_is_contiguous(t)) return eg_seterr(EG_ESHAPE, "%s: %s must be contiguous", op, what);
   if (n >= 0 && eg_numel(t) != n)
@@ -28,8 +29,8 @@ static int check_vec(const eg_tensor *t, int64_t n, const char *op, const char *
 
 /* F += scale * h(g), h a square or an absolute value. */
 static int h_accumulate(eg_tensor *F, const eg_tensor *g, float scale, int absolute, const char *op) {
-  int st = check_vec(F, -1, op, "importance");
-  if (st || (st = check_vec(g, eg_numel(F), op, "gradient"))) return st;
+  int st = eg_cl_check_vec(F, -1, op, "importance");
+  if (st || (st = eg_cl_check_vec(g, eg_numel(F), op, "gradient"))) return st;
   float *f = eg_data(F);
   const float *gg = eg_data(g);
   int64_t n = eg_numel(F);
@@ -50,8 +51,8 @@ int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale) {
 
 int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma) {
   static const char op[] = "decay_accumulate";
-  int st = check_vec(F, -1, op, "importance");
-  if (st || (st = check_vec(Fnew, eg_numel(F), op, "new importance"))) return st;
+  int st = eg_cl_check_vec(F, -1, op, "importance");
+  if (st || (st = eg_cl_check_vec(Fnew, eg_numel(F), op, "new importance"))) return st;
   if (!isfinite(gamma)) return eg_seterr(EG_EINVAL, "%s: gamma %g is not finite", op, (double)gamma);
   float *f = eg_data(F);
   const float *fn = eg_data(Fnew);
@@ -60,71 +61,14 @@ int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma) {
   return EG_OK;
 }
 
-/* Per-sample importance of a linear layer: sum_n h(delta_n x_n^T) for h a
-** square or an absolute value, both multiplicative (h(ab) = h(a) h(b)), so
-** it is h(delta)^T h(x): one product. */
-static int linear_h_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
-                                    float scale, int absolute, const char *op) {
-  int st;
-  if ((st = check_vec(delta, -1, op, "delta")) || (st = check_vec(x, -1, op, "input")) ||
-      (st = check_vec(FW, -1, op, "weight importance")))
-    return st;
-  if (delta->ndim != 2 || x->ndim != 2 || FW->ndim != 2)
-    return eg_seterr(EG_ESHAPE, "%s: delta [B x out], input [B x in] and weight importance [out x in] must be 2-D",
-                     op);
-  int64_t B = delta->shape[0], No = delta->shape[1], Ni = x->shape[1];
-  if (x->shape[0] != B || FW->shape[0] != No || FW->shape[1] != Ni) {
-    char a[64], b[64], c[64];
-    return eg_seterr(EG_ESHAPE, "%s: delta %s, input %s and weight importance %s do not fit", op,
-                     eg_shape_str(delta, a, sizeof a), eg_shape_str(x, b, sizeof b), eg_shape_str(FW, c, sizeof c));
-  }
-  if (Fb && (st = check_vec(Fb, No, op, "bias importance"))) return st;
-  if (B == 0 || No == 0) return EG_OK;
-  float *d2 = eg_malloc(sizeof(float) * (size_t)(B * No)), *x2 = eg_malloc(sizeof(float) * (size_t)(B * Ni + 1));
-  if (!d2 || !x2) {
-    eg_free(d2);
-    eg_free(x2);
-    return eg_seterr(EG_ENOMEM, "%s: out of memory for a batch of %lld", op, (long long)B);
-  }
-  const float *dd = eg_data(delta), *xx = eg_data(x);
-  if (absolute) {
-    for (int64_t i = 0; i < B * No; i++) d2[i] = fabsf(dd[i]);
-    for (int64_t i = 0; i < B * Ni; i++) x2[i] = fabsf(xx[i]);
-  } else {
-    for (int64_t i = 0; i < B * No; i++) d2[i] = dd[i] * dd[i];
-    for (int64_t i = 0; i < B * Ni; i++) x2[i] = xx[i] * xx[i];
-  }
-  if (Ni > 0)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)No, (int)Ni, (int)B, scale, d2, (int)No, x2, (int)Ni, 1.0f,
-                eg_data(FW), (int)Ni);
-  if (Fb) {
-    float *fb = eg_data(Fb);
-    for (int64_t n = 0; n < B; n++)
-      for (int64_t o = 0; o < No; o++) fb[o] += scale * d2[n * No + o];
-  }
-  eg_free(d2);
-  eg_free(x2);
-  return EG_OK;
-}
-
-int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
-                                 float scale) {
-  return linear_h_grad_accumulate(FW, Fb, delta, x, scale, 0, "linear_sq_grad_accumulate");
-}
-
-int eg_linear_abs_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
-                                  float scale) {
-  return linear_h_grad_accumulate(FW, Fb, delta, x, scale, 1, "linear_abs_grad_accumulate");
-}
-
 int eg_sample_labels(eg_tensor *labels, const eg_tensor *logits, const eg_tensor *mask, eg_rng *rng) {
   static const char op[] = "sample_labels";
-  int st = check_vec(logits, -1, op, "logits");
+  int st = eg_cl_check_vec(logits, -1, op, "logits");
   if (st) return st;
   if (logits->ndim != 2) return eg_seterr(EG_ESHAPE, "%s: logits must be 2-D [B x K]", op);
   int64_t B = logits->shape[0], K = logits->shape[1];
-  if ((st = check_vec(labels, B, op, "labels"))) return st;
-  if (mask && (st = check_vec(mask, K, op, "class mask"))) return st;
+  if ((st = eg_cl_check_vec(labels, B, op, "labels"))) return st;
+  if (mask && (st = eg_cl_check_vec(mask, K, op, "class mask"))) return st;
   if (K == 0) return eg_seterr(EG_ESHAPE, "%s: no classes", op);
   const float *m = mask ? eg_data(mask) : NULL;
   int any = 0;
@@ -159,11 +103,12 @@ int eg_sample_labels(eg_tensor *labels, const eg_tensor *logits, const eg_tensor
 int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, const eg_tensor *pg,
                      const eg_tensor *theta) {
   static const char op[] = "si_accumulate";
-  int st = check_vec(theta, -1, op, "parameters");
+  int st = eg_cl_check_vec(theta, -1, op, "parameters");
   if (st) return st;
   int64_t n = eg_numel(theta);
-  if ((st = check_vec(omega, n, op, "path integral")) || (st = check_vec(prev, n, op, "previous parameters")) ||
-      (st = check_vec(g, n, op, "gradient")) || (pg && (st = check_vec(pg, n, op, "penalty gradient"))))
+  if ((st = eg_cl_check_vec(omega, n, op, "path integral")) ||
+      (st = eg_cl_check_vec(prev, n, op, "previous parameters")) || (st = eg_cl_check_vec(g, n, op, "gradient")) ||
+      (pg && (st = eg_cl_check_vec(pg, n, op, "penalty gradient"))))
     return st;
   float *restrict w = eg_data(omega), *restrict p = eg_data(prev);
   const float *restrict gg = eg_data(g), *restrict t = eg_data(theta);
@@ -184,11 +129,11 @@ int eg_si_accumulate(eg_tensor *omega, eg_tensor *prev, const eg_tensor *g, cons
 
 int eg_si_consolidate(eg_tensor *Omega, eg_tensor *omega, eg_tensor *start, const eg_tensor *theta, float xi) {
   static const char op[] = "si_consolidate";
-  int st = check_vec(theta, -1, op, "parameters");
+  int st = eg_cl_check_vec(theta, -1, op, "parameters");
   if (st) return st;
   int64_t n = eg_numel(theta);
-  if ((st = check_vec(Omega, n, op, "importance")) || (st = check_vec(omega, n, op, "path integral")) ||
-      (st = check_vec(start, n, op, "start parameters")))
+  if ((st = eg_cl_check_vec(Omega, n, op, "importance")) || (st = eg_cl_check_vec(omega, n, op, "path integral")) ||
+      (st = eg_cl_check_vec(start, n, op, "start parameters")))
     return st;
   if (!(xi > 0) || !isfinite(xi)) return eg_seterr(EG_EINVAL, "%s: damping xi %g must be > 0 and finite", op, (double)xi);
   float *W = eg_data(Omega), *w = eg_data(omega), *s0 = eg_data(start);
@@ -243,11 +188,11 @@ static double quad_sum(float *restrict g, const float *restrict t, const float *
 int eg_quad_penalty(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *anchor,
                     const eg_tensor *F, double lambda) {
   static const char op[] = "quad_penalty";
-  int st = check_vec(theta, -1, op, "parameters");
+  int st = eg_cl_check_vec(theta, -1, op, "parameters");
   if (st) return st;
   int64_t n = eg_numel(theta);
-  if ((st = check_vec(anchor, n, op, "anchor")) || (st = check_vec(F, n, op, "importance"))) return st;
-  if (grad && (st = check_vec(grad, n, op, "gradient"))) return st;
+  if ((st = eg_cl_check_vec(anchor, n, op, "anchor")) || (st = eg_cl_check_vec(F, n, op, "importance"))) return st;
+  if (grad && (st = eg_cl_check_vec(grad, n, op, "gradient"))) return st;
   if (!isfinite(lambda)) return eg_seterr(EG_EINVAL, "%s: lambda %g is not finite", op, lambda);
   const float *t = eg_data(theta), *a = eg_data(anchor), *f = eg_data(F);
   float *g = grad ? eg_data(grad) : NULL;
@@ -286,11 +231,11 @@ static double folded_sum(float *restrict g, const float *restrict t, const float
 int eg_quad_penalty_folded(double *value, eg_tensor *grad, const eg_tensor *theta, const eg_tensor *A,
                            const eg_tensor *B, double C, double lambda) {
   static const char op[] = "quad_penalty_folded";
-  int st = check_vec(theta, -1, op, "parameters");
+  int st = eg_cl_check_vec(theta, -1, op, "parameters");
   if (st) return st;
   int64_t n = eg_numel(theta);
-  if ((st = check_vec(A, n, op, "summed importance")) || (st = check_vec(B, n, op, "weighted anchors"))) return st;
-  if (grad && (st = check_vec(grad, n, op, "gradient"))) return st;
+  if ((st = eg_cl_check_vec(A, n, op, "summed importance")) || (st = eg_cl_check_vec(B, n, op, "weighted anchors"))) return st;
+  if (grad && (st = eg_cl_check_vec(grad, n, op, "gradient"))) return st;
   if (!isfinite(lambda)) return eg_seterr(EG_EINVAL, "%s: lambda %g is not finite", op, lambda);
   if (!isfinite(C)) return eg_seterr(EG_EINVAL, "%s: the constant term %g is not finite", op, C);
   float *g = grad ? eg_data(grad) : NULL;
@@ -301,11 +246,11 @@ int eg_quad_penalty_folded(double *value, eg_tensor *grad, const eg_tensor *thet
 
 int eg_quad_fold(eg_tensor *A, eg_tensor *B, double *C, const eg_tensor *F, const eg_tensor *anchor) {
   static const char op[] = "quad_fold";
-  int st = check_vec(F, -1, op, "importance");
+  int st = eg_cl_check_vec(F, -1, op, "importance");
   if (st) return st;
   int64_t n = eg_numel(F);
-  if ((st = check_vec(anchor, n, op, "anchor")) || (st = check_vec(A, n, op, "summed importance")) ||
-      (st = check_vec(B, n, op, "weighted anchors")))
+  if ((st = eg_cl_check_vec(anchor, n, op, "anchor")) || (st = eg_cl_check_vec(A, n, op, "summed importance")) ||
+      (st = eg_cl_check_vec(B, n, op, "weighted anchors")))
     return st;
   float *a = eg_data(A), *b = eg_data(B);
   const float *f = eg_data(F), *x = eg_data(anchor);
@@ -457,7 +402,7 @@ static void offer_balanced(eg_memory *m, const float *x, float y, const float *l
 }
 
 static int rows_of(const eg_tensor *t, int64_t width, const char *op, const char *what, int64_t *rows) {
-  int st = check_vec(t, -1, op, what);
+  int st = eg_cl_check_vec(t, -1, op, what);
   if (st) return st;
   if (t->ndim < 1 || eg_numel(t) != t->shape[0] * width) {
     char s[96];
@@ -474,7 +419,7 @@ int eg_memory_add_batch(eg_memory *m, const eg_tensor *x, const eg_tensor *y, co
   int64_t B, nb;
   int st = rows_of(x, m->dim, op, "samples", &B);
   if (st) return st;
-  if ((st = check_vec(y, B, op, "labels"))) return st;
+  if ((st = eg_cl_check_vec(y, B, op, "labels"))) return st;
   if (m->kdim) {
     if (!logits) return eg_seterr(EG_EINVAL, "%s: this memory stores %lld logits per sample; give them", op,
                                   (long long)m->kdim);
@@ -519,13 +464,13 @@ int eg_memory_sample(eg_memory *m, eg_tensor *x_out, eg_tensor *y_out, eg_tensor
   int64_t k, r;
   int st = rows_of(x_out, m->dim, op, "sample buffer", &k);
   if (st) return st;
-  if ((st = check_vec(y_out, k, op, "label buffer"))) return st;
+  if ((st = eg_cl_check_vec(y_out, k, op, "label buffer"))) return st;
   if (logits_out) {
     if (!m->kdim) return eg_seterr(EG_EINVAL, "%s: this memory stores no logits", op);
     if ((st = rows_of(logits_out, m->kdim, op, "logits buffer", &r))) return st;
     if (r != k) return eg_seterr(EG_ESHAPE, "%s: logits buffer has %lld rows, expected %lld", op, (long long)r, (long long)k);
   }
-  if (task_out && (st = check_vec(task_out, k, op, "task buffer"))) return st;
+  if (task_out && (st = eg_cl_check_vec(task_out, k, op, "task buffer"))) return st;
   if (m->size == 0) return eg_seterr(EG_ESTATE, "%s: the memory is empty", op);
   float *xo = eg_data(x_out), *yo = eg_data(y_out);
   float *lo = logits_out ? eg_data(logits_out) : NULL, *to = task_out ? eg_data(task_out) : NULL;
@@ -568,8 +513,8 @@ int eg_memory_load(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const e
   if (st) return st;
   if (n > m->cap)
     return eg_seterr(EG_ESHAPE, "%s: %lld samples for a capacity of %lld", op, (long long)n, (long long)m->cap);
-  if ((st = check_vec(y, n, op, "labels"))) return st;
-  if (task && (st = check_vec(task, n, op, "task ids"))) return st;
+  if ((st = eg_cl_check_vec(y, n, op, "labels"))) return st;
+  if (task && (st = eg_cl_check_vec(task, n, op, "task ids"))) return st;
   if (m->kdim) {
     if (!logits) return eg_seterr(EG_EINVAL, "%s: this memory stores %lld logits per sample; give them", op,
                                   (long long)m->kdim);

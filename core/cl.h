@@ -21,22 +21,56 @@ extern "C" {
 /* F += scale * g^2, element-wise (F and g contiguous, same numel). With
 ** per-sample gradients this accumulates the EWC Fisher. */
 EG_API int eg_sq_accumulate(eg_tensor *F, const eg_tensor *g, float scale);
-/* The per-sample squared gradients of a linear layer y = x W^T + b in one
-** product: FW[out,in] += scale * (delta^2)^T (x^2) and Fb[out] += scale *
-** sum_n delta_n^2, for delta [B,out] = dL_n/dy_n and x [B,in]. Fb may be
-** NULL. Allocates two scratch buffers of the batch's size (once per call). */
-EG_API int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
-                                        float scale);
-/* As eg_linear_sq_grad_accumulate with absolute values instead of squares:
-** FW += scale * |delta|^T |x|, Fb += scale * sum_n |delta_n| (MAS's
-** importance, sum_n |delta_n x_n^T| element-wise, since |a b| = |a| |b|). */
-EG_API int eg_linear_abs_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
-                                         float scale);
 /* F += scale * |g|, element-wise (MAS, from one sample's gradient). */
 EG_API int eg_abs_accumulate(eg_tensor *F, const eg_tensor *g, float scale);
 /* F = gamma * F + Fnew (online EWC's running importance). */
 EG_API int eg_decay_accumulate(eg_tensor *F, const eg_tensor *Fnew, float gamma);
 
+/* ---- per-sample importance of one layer, from one batch (cl_importance.c) ----
+** Each adds scale * sum_n h(g_n) to a layer's importance, g_n the gradient of
+** sample n's own loss with respect to the layer's parameters and h a square
+** (EWC's Fisher) or an absolute value (MAS), never h of a batch's gradient.
+** delta is the gradient of each sample's loss with respect to the layer's
+** output (NOT divided by the batch size); the input is what the layer's
+** forward saw. The first dimension of the input is the sample. */
+
+/* Linear y = x W^T + b: FW [out,in] += scale * sum_n (g_n)^2, Fb [out] +=
+** scale * sum_n (sum_r delta_nr)^2, g_n = sum_r delta_nr x_nr^T, for delta
+** [B,...,out] and x [B,...,in] with the same leading sizes (r runs over the
+** positions of one sample; Fb may be NULL). One position per sample ([B,out],
+** [B,in]) is one product for the batch, (delta^2)^T (x^2) (Goodfellow 2015);
+** more positions take one product per sample. Allocates scratch of the
+** batch's or the weight's size once per call. */
+EG_API int eg_linear_sq_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                        float scale);
+/* As eg_linear_sq_grad_accumulate with absolute values instead of squares
+** (MAS's importance; with one position per sample |delta|^T |x|, since
+** |a b| = |a| |b|). */
+EG_API int eg_linear_abs_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                         float scale);
+/* Conv2d (x [N,C,H,W], delta [N,O,Ho,Wo], FW [O,C,kh,kw], Fb [O] or NULL,
+** stride and padding as in eg_conv2d_forward): sample n's weight gradient
+** is one product, delta_n [O, Ho*Wo] cols_n^T with cols_n [C*kh*kw, Ho*Wo] its
+** im2col patches; FW += scale * h(it), Fb += scale * h(sum over positions of
+** delta_n). h = |.| when absolute, else the square. ws: a contiguous workspace
+** of at least C*kh*kw*Ho*Wo + O*C*kh*kw floats, or NULL (then allocated once
+** per call). */
+EG_API int eg_conv2d_h_grad_accumulate(eg_tensor *FW, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                       int stride, int pad, float scale, int absolute, eg_tensor *ws);
+/* LayerNorm's affine parameters (x [N,...,D], delta of x's shape, mean and
+** rstd [numel(x)/D] as eg_layernorm_forward saved them, Fw [D], Fb [D] or
+** NULL): with x-hat = (x - mean) rstd, sample n's gradients are the sums over
+** its rows r of delta_r * x-hat_r (weight) and of delta_r (bias); Fw += scale
+** * h(that), Fb likewise. Allocates 2 D doubles once per call. */
+EG_API int eg_layernorm_h_grad_accumulate(eg_tensor *Fw, eg_tensor *Fb, const eg_tensor *delta, const eg_tensor *x,
+                                          const eg_tensor *mean, const eg_tensor *rstd, float scale, int absolute);
+/* Embedding (ids [N,...] of integral ids in [0,V), delta [ids' shape, D], FW
+** [V,D]): sample n's gradient of row v is the sum of delta over the
+** positions where its ids are v (repeated ids add up before h); FW[v] +=
+** scale * h(that). Allocates V + L ids and L*D doubles (L ids per sample)
+** once per call. */
+EG_API int eg_embedding_h_grad_accumulate(eg_tensor *FW, const eg_tensor *delta, const eg_tensor *ids, float scale,
+                                          int absolute);
 /* Labels drawn from the model (the sampled Fisher's labels): labels[n] =
 ** a class id drawn from softmax(logits[n]), restricted to the classes c with
 ** mask[c] != 0 when mask [K] is given (at least one). labels [B] receives

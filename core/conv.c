@@ -14,14 +14,11 @@
 #include <string.h>
 
 #include "nn.h"
+#include "conv_impl.h"
 #include "nn_impl.h"
 
-typedef struct {
-  int64_t N, C, H, W, O, kh, kw, Ho, Wo;
-} conv_dims;
-
 static int conv_check(const eg_tensor *x, const eg_tensor *W, const eg_tensor *cols, int stride, int pad,
-                      conv_dims *d) {
+                      eg_conv_dims *d) {
   int st;
   if ((st = eg_nn_need(x, "conv2d", "input")) || (st = eg_nn_need(W, "conv2d", "weight")) ||
       (st = eg_nn_need(cols, "conv2d", "scratch")))
@@ -45,7 +42,7 @@ static int conv_check(const eg_tensor *x, const eg_tensor *W, const eg_tensor *c
   return EG_OK;
 }
 
-static int conv_check_out(const eg_tensor *y, const conv_dims *d, const char *what) {
+static int conv_check_out(const eg_tensor *y, const eg_conv_dims *d, const char *what) {
   int st = eg_nn_need(y, "conv2d", what);
   if (st) return st;
   if (y->ndim != 4 || y->shape[0] != d->N || y->shape[1] != d->O || y->shape[2] != d->Ho || y->shape[3] != d->Wo) {
@@ -56,8 +53,8 @@ static int conv_check_out(const eg_tensor *y, const conv_dims *d, const char *wh
   return EG_OK;
 }
 
-/* cols[(c,i,j), (oy,ox)] = x[c, oy*s - p + i, ox*s - p + j] (0 outside). */
-static void im2col(float *cols, const float *x, const conv_dims *d, int s, int p) {
+/* See conv_impl.h. */
+void eg_im2col(float *cols, const float *x, const eg_conv_dims *d, int s, int p) {
   int64_t HW = d->Ho * d->Wo;
   for (int64_t c = 0; c < d->C; c++)
     for (int64_t i = 0; i < d->kh; i++)
@@ -81,7 +78,7 @@ static void im2col(float *cols, const float *x, const conv_dims *d, int s, int p
 }
 
 /* The adjoint of im2col: gx[c, iy, ix] += cols[...]; gx zeroed first. */
-static void col2im(float *gx, const float *cols, const conv_dims *d, int s, int p) {
+static void col2im(float *gx, const float *cols, const eg_conv_dims *d, int s, int p) {
   int64_t HW = d->Ho * d->Wo;
   memset(gx, 0, sizeof(float) * (size_t)(d->C * d->H * d->W));
   for (int64_t c = 0; c < d->C; c++)
@@ -104,7 +101,7 @@ static void col2im(float *gx, const float *cols, const conv_dims *d, int s, int 
 
 int eg_conv2d_forward(eg_tensor *y, eg_tensor *cols, const eg_tensor *x, const eg_tensor *W, const eg_tensor *b,
                       int stride, int pad) {
-  conv_dims d;
+  eg_conv_dims d;
   int st;
   if ((st = conv_check(x, W, cols, stride, pad, &d)) || (st = conv_check_out(y, &d, "output"))) return st;
   if (b) {
@@ -116,7 +113,7 @@ int eg_conv2d_forward(eg_tensor *y, eg_tensor *cols, const eg_tensor *x, const e
   int64_t K = d.C * d.kh * d.kw, HW = d.Ho * d.Wo;
   for (int64_t n = 0; n < d.N; n++) {
     float *yn = eg_data(y) + n * d.O * HW;
-    im2col(eg_data(cols), eg_data(x) + n * d.C * d.H * d.W, &d, stride, pad);
+    eg_im2col(eg_data(cols), eg_data(x) + n * d.C * d.H * d.W, &d, stride, pad);
     if (b)
       for (int64_t o = 0; o < d.O; o++)
         for (int64_t k = 0; k < HW; k++) yn[o * HW + k] = eg_data(b)[o];
@@ -128,7 +125,7 @@ int eg_conv2d_forward(eg_tensor *y, eg_tensor *cols, const eg_tensor *x, const e
 
 int eg_conv2d_backward(eg_tensor *gx, eg_tensor *gW, eg_tensor *gb, eg_tensor *cols, const eg_tensor *gy,
                        const eg_tensor *x, const eg_tensor *W, int stride, int pad) {
-  conv_dims d;
+  eg_conv_dims d;
   int st;
   if ((st = conv_check(x, W, cols, stride, pad, &d)) || (st = conv_check_out(gy, &d, "output gradient"))) return st;
   if (gx && ((st = eg_nn_need(gx, "conv2d", "input gradient")) ||
@@ -151,7 +148,7 @@ int eg_conv2d_backward(eg_tensor *gx, eg_tensor *gW, eg_tensor *gb, eg_tensor *c
         eg_data(gb)[o] += (float)s;
       }
     if (gW) {
-      im2col(eg_data(cols), eg_data(x) + n * d.C * d.H * d.W, &d, stride, pad);
+      eg_im2col(eg_data(cols), eg_data(x) + n * d.C * d.H * d.W, &d, stride, pad);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d.O, (int)K, (int)HW, 1.0f, gyn, (int)HW,
                   eg_data(cols), (int)HW, 1.0f, eg_data(gW), (int)K);
     }

@@ -35,7 +35,16 @@
 --       per-sample squared gradients of a linear layer in one product:
 --       FW[out,in] += scale (delta^2)^T (x^2), Fb += scale sum_n delta_n^2
 --   linear_abs_grad_accumulate(FW, Fb, delta, x [, scale = 1])
---       the same with absolute values (MAS): FW += scale |delta|^T |x|
+--       the same with absolute values (MAS): FW += scale |delta|^T |x|.
+--       delta [B,...,out] and x [B,...,in] with positions inside a sample
+--       (a sequence): each sample's gradient summed over them, then h
+--   conv2d_h_grad_accumulate(FW, Fb, delta, x, stride, padding [, scale [, absolute]])
+--   layernorm_h_grad_accumulate(Fw, Fb, delta, x, mean, rstd [, scale [, absolute]])
+--   embedding_h_grad_accumulate(FW, delta, ids [, scale [, absolute]])
+--       the same for a Conv2d, a LayerNorm (mean, rstd as its forward saved
+--       them) and an Embedding (repeated ids in a sample add up first):
+--       importance += scale * sum_n h(sample n's gradient), h the square, or
+--       the absolute value when absolute (core/cl.h)
 --   abs_accumulate(F, g [, scale = 1])           F += scale |g|
 --   decay_accumulate(F, Fnew, gamma)              F = gamma F + Fnew (online EWC)
 --   sample_labels(labels, logits [, mask [, gen]])  labels[n] ~ softmax(logits[n]) over
@@ -89,6 +98,21 @@ end
 
 function cl.linear_abs_grad_accumulate(FW, Fb, delta, x, scale)
   call("linear_abs_grad_accumulate", core.linear_abs_grad_accumulate, FW, Fb, delta, x, scale or 1)
+end
+
+function cl.conv2d_h_grad_accumulate(FW, Fb, delta, x, stride, padding, scale, absolute)
+  call("conv2d_h_grad_accumulate", core.conv2d_h_grad_accumulate, FW, Fb, delta, x, stride or 1, padding or 0,
+    scale or 1, absolute and true or false)
+end
+
+function cl.layernorm_h_grad_accumulate(Fw, Fb, delta, x, mean, rstd, scale, absolute)
+  call("layernorm_h_grad_accumulate", core.layernorm_h_grad_accumulate, Fw, Fb, delta, x, mean, rstd, scale or 1,
+    absolute and true or false)
+end
+
+function cl.embedding_h_grad_accumulate(FW, delta, ids, scale, absolute)
+  call("embedding_h_grad_accumulate", core.embedding_h_grad_accumulate, FW, delta, ids, scale or 1,
+    absolute and true or false)
 end
 
 function cl.abs_accumulate(F, g, scale)

@@ -196,14 +196,16 @@ function TestStrategies.test_batched_fisher_equals_per_sample_loop()
   -- a squared minibatch gradient would be much smaller than the per-sample average
 end
 
-function TestStrategies.test_fisher_loop_handles_models_the_batched_trick_cannot()
+function TestStrategies.test_fisher_loop_handles_models_the_batched_path_cannot()
   local scen = permuted_blobs()
-  local model = engram.nn.mlp { 16, 12, 4, layernorm = true }:build { seed = 2 }
+  local nn = engram.nn
+  local model = nn.Sequential(nn.Concat(2, nn.Linear(16, 6), nn.Linear(16, 6)), nn.ReLU(), nn.Linear(12, 4))
+  model:build { seed = 2 }
   local ewc = require("engram.strategies.ewc")
-  local F, mode = ewc.fisher(model, scen.tasks[1], { samples = 50 })
+  local F, mode = ewc.fisher(model, scen.tasks[1], { samples = 50, quiet = true })
   lu.assertEquals(mode, "loop")
   lu.assertTrue(F[1]:sum() > 0)
-  lu.assertErrorMsgContains("needs a Sequential of Linear layers", ewc.fisher, model, scen.tasks[1],
+  lu.assertErrorMsgContains("ewc: the batched path does not take Concat(dim 2)", ewc.fisher, model, scen.tasks[1],
     { samples = 10, path = "batched" })
 end
 

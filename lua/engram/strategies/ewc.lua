@@ -26,12 +26,14 @@
 --   gamma [1]           online EWC's decay of the running Fisher
 --   fisher ["empirical"] "empirical" | "sampled" | "expected" (above)
 --   samples [1000]      training samples N for the Fisher (a seeded subset), or "all"
---   path ["auto"]       "batched": per-sample squared gradients of every Linear
---                       layer from one product per layer and chunk of samples
---                       (Goodfellow 2015; needs a Sequential of Linear layers and
---                       element-wise activations with one parameter group);
+--   path ["auto"]       "batched": per chunk of samples one backward and one C
+--                       call per layer that forms each sample's own gradient
+--                       (a Linear's from one product, Goodfellow 2015; needs a
+--                       chain of Linear, Conv2d, LayerNorm, Embedding and
+--                       layers without parameters: strategies.importance);
 --                       "loop": one backward pass per sample (any model);
 --                       "auto": batched when the model allows it, else loop
+--                       (with a note on stderr unless the learner is quiet)
 --   seed [nil]          the subset's (and the sampled labels') seed (default:
 --                       the run's seed + task)
 local core = require("engram.core")
@@ -78,7 +80,8 @@ end
 -- taken ("batched" or "loop"). opts: fisher ["empirical"], samples [1000] or
 -- "all", path ["auto"], seed [1] (the subset and the sampled labels), active
 -- (class ids the softmax is over; default task.active, false for all),
--- targets (function(task, y) -> labels; default the task's label map).
+-- targets (function(task, y) -> labels; default the task's label map),
+-- quiet (no note when "auto" falls back to the loop).
 function EWC.fisher(model, task, opts)
   opts = opts or {}
   local kind, path = opts.fisher or "empirical", opts.path or "auto"
@@ -131,7 +134,7 @@ function EWC.fisher(model, task, opts)
   end
   local ok, F, used = pcall(importance.per_sample, model, task, {
     who = "ewc", power = "sq", samples = opts.samples, seed = seed, path = path, targets = opts.targets,
-    passes = passes, output_grad = output_grad })
+    passes = passes, output_grad = output_grad, quiet = opts.quiet })
   if not ok then error(F, 2) end
   return F, used
 end
@@ -141,7 +144,7 @@ function EWC:importance(ctx)
   local L = ctx.learner
   local F, used = EWC.fisher(ctx.model, ctx.task, { fisher = o.fisher, samples = o.samples, path = o.path,
     seed = o.seed or (ctx.opts.seed * 1009 + ctx.t), active = L:active(ctx.task) or false,
-    targets = function(task, y) return L:targets(task, y) end })
+    targets = function(task, y) return L:targets(task, y) end, quiet = ctx.opts.quiet })
   self.path_used = used
   return F
 end

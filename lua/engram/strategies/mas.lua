@@ -6,9 +6,10 @@
 -- samples of |∂‖f(x)‖²₂ / ∂θ|, f the model's output: how much the output
 -- moves when the parameter does. It needs no labels, so it can be measured
 -- on unlabelled data (opts.data). Each sample's gradient is taken on its own
--- (∂‖f‖²/∂f = 2f per sample, then |.| per sample: for a Sequential of Linear
--- layers one product per layer, |δ|ᵀ|x|; any other model one backward pass
--- per sample; engram.strategies.importance). In task-IL the norm is over
+-- (∂‖f‖²/∂f = 2f per sample, then |.| per sample: for a chain of Linear,
+-- Conv2d, LayerNorm, Embedding and layers without parameters one C call per
+-- layer and chunk, for a Linear one product |δ|ᵀ|x|; any other model one
+-- backward pass per sample; engram.strategies.importance). In task-IL the norm is over
 -- the task's own output units. The importances of the tasks add up; later
 -- tasks pay λ Σ Ω (θ − θ*)², θ* the last task's parameters, through the
 -- penalty every quadratic strategy shares (engram.strategies.quadratic).
@@ -50,14 +51,15 @@ end
 
 --- The MAS importance of `model` on `task`: a new array of flat tensors per
 -- parameter group, and the path taken. opts: samples, seed, path, active
--- (class ids whose outputs count; default all), data (a dataset).
+-- (class ids whose outputs count; default all), data (a dataset), quiet (no
+-- note when "auto" falls back to the loop).
 function MAS.importance_of(model, task, opts)
   opts = opts or {}
   local g, mask = core.zeros(0), nil
   local src = task
   if opts.data then src = { train = opts.data, index = task.index } end
   local ok, F, used = pcall(importance.per_sample, model, src, {
-    who = "mas", power = "abs", samples = opts.samples, seed = opts.seed, path = opts.path,
+    who = "mas", power = "abs", samples = opts.samples, seed = opts.seed, path = opts.path, quiet = opts.quiet,
     targets = function(_, y) return y end, -- labels are not used
     output_grad = function(logits)
       if g:numel() ~= logits:numel() then g = core.zeros(table.unpack(logits:size())) end
@@ -77,7 +79,7 @@ function MAS:importance(ctx)
   local o = self.options
   local data = o.data and o.data(ctx.task) or nil
   local F, used = MAS.importance_of(ctx.model, ctx.task, { samples = o.samples, path = o.path, data = data,
-    seed = o.seed or (ctx.opts.seed * 1009 + ctx.t), active = ctx.learner:active(ctx.task) })
+    seed = o.seed or (ctx.opts.seed * 1009 + ctx.t), active = ctx.learner:active(ctx.task), quiet = ctx.opts.quiet })
   self.path_used = used
   return F
 end
