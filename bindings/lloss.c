@@ -32,6 +32,16 @@ static int l_cross_entropy(lua_State *L) {
   return 1;
 }
 
+/* cross_entropy_tasks(logits, labels, masks [T,C], tasks [B] (0-based) [, grad]) -> mean loss */
+static int l_cross_entropy_tasks(lua_State *L) {
+  eg_tensor *x = eg_lua_checktensor(L, 1), *y = eg_lua_checktensor(L, 2);
+  eg_tensor *m = eg_lua_checktensor(L, 3), *t = eg_lua_checktensor(L, 4), *g = opt_tensor(L, 5);
+  double v;
+  eg_lua_try(L, eg_cross_entropy_tasks(&v, g, x, y, m, t), "cross_entropy");
+  lua_pushnumber(L, v);
+  return 1;
+}
+
 /* mse(input, target [, grad]) -> mean loss */
 static int l_mse(lua_State *L) {
   eg_tensor *x = eg_lua_checktensor(L, 1), *t = eg_lua_checktensor(L, 2), *g = opt_tensor(L, 3);
@@ -72,6 +82,7 @@ static int l_accuracy_count(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {{"cross_entropy", l_cross_entropy},
+                                     {"cross_entropy_tasks", l_cross_entropy_tasks},
                                      {"mse", l_mse},
                                      {"bce_with_logits", l_bce},
                                      {"kl_distill", l_kl_distill},

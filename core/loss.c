@@ -110,6 +110,26 @@ static double row_lse(const float *x, int64_t C, const float *mask, int64_t ms, 
 
 /* ---- losses ---- */
 
+/* The cross-entropy loop; row i's mask is masks + task_i * C (stride 1)
+** when masks is given (tasks[i * ts] its task), else mask (stride ms). */
+static void ce_rows(double *loss, float *g, const float *x, const float *y, int64_t ls, int64_t B, int64_t C,
+                    const float *mask, int64_t ms, const float *masks, const float *tasks, int64_t ts) {
+  double total = 0, invB = 1.0 / (double)B;
+  for (int64_t i = 0; i < B; i++) {
+    const float *row = x + i * C;
+    const float *m = masks ? masks + (int64_t)tasks[i * ts] * C : mask;
+    int64_t mstep = masks ? 1 : ms;
+    int64_t yi = (int64_t)y[i * ls];
+    double lse = row_lse(row, C, m, mstep, 1.0);
+    total += lse - row[yi];
+    if (!g) continue;
+    float *gr = g + i * C;
+    for (int64_t j = 0; j < C; j++)
+      gr[j] = IS_ACTIVE(m, mstep, j) ? (float)((exp(row[j] - lse) - (j == yi)) * invB) : 0.0f;
+  }
+  *loss = total * invB;
+}
+
 int eg_cross_entropy(double *loss, eg_tensor *grad, const eg_tensor *logits, const eg_tensor *labels,
                      const eg_tensor *active) {
   static const char op[] = "cross_entropy";
@@ -121,20 +141,40 @@ int eg_cross_entropy(double *loss, eg_tensor *grad, const eg_tensor *logits, con
   if ((st = check_grad(grad, logits, op))) return st;
   vector_stride(labels, B, op, "labels", &ls);
   read_active(active, C, op, &mask, &ms);
-  const float *x = eg_data(logits), *y = eg_data(labels);
-  float *g = grad ? eg_data(grad) : NULL;
-  double total = 0, invB = 1.0 / (double)B;
-  for (int64_t i = 0; i < B; i++) {
-    const float *row = x + i * C;
-    int64_t yi = (int64_t)y[i * ls];
-    double lse = row_lse(row, C, mask, ms, 1.0);
-    total += lse - row[yi];
-    if (!g) continue;
-    float *gr = g + i * C;
-    for (int64_t j = 0; j < C; j++)
-      gr[j] = IS_ACTIVE(mask, ms, j) ? (float)((exp(row[j] - lse) - (j == yi)) * invB) : 0.0f;
+  ce_rows(loss, grad ? eg_data(grad) : NULL, eg_data(logits), eg_data(labels), ls, B, C, mask, ms, NULL, NULL, 0);
+  return EG_OK;
+}
+
+int eg_cross_entropy_tasks(double *loss, eg_tensor *grad, const eg_tensor *logits, const eg_tensor *labels,
+                           const eg_tensor *masks, const eg_tensor *tasks) {
+  static const char op[] = "cross_entropy";
+  int64_t B, C, ls, ts;
+  int st = check_logits(logits, op, "logits", &B, &C);
+  if (st) return st;
+  if ((st = check_present(masks, op, "task masks")) || (st = check_grad(grad, logits, op))) return st;
+  if (masks->ndim != 2 || masks->shape[1] != C || !eg_is_contiguous(masks)) {
+    char a[96];
+    return eg_seterr(EG_ESHAPE, "%s: task masks %s must be a contiguous [tasks x %lld]", op,
+                     eg_shape_str(masks, a, sizeof a), (long long)C);
   }
-  *loss = total * invB;
+  int64_t T = masks->shape[0];
+  if ((st = vector_stride(labels, B, op, "labels", &ls)) || (st = vector_stride(tasks, B, op, "sample tasks", &ts)))
+    return st;
+  const float *m = eg_data(masks), *y = eg_data(labels), *t = eg_data(tasks);
+  for (int64_t i = 0; i < B; i++) {
+    float ti = t[i * ts], v = y[i * ls];
+    if (!(ti == floorf(ti)) || ti < 0 || ti >= (float)T)
+      return eg_seterr(EG_ERANGE, "%s: sample %lld's task %g is not one of the %lld tasks", op, (long long)i, ti,
+                       (long long)T);
+    if (!(v == floorf(v))) return eg_seterr(EG_EINVAL, "%s: label %g is not an integer (sample %lld)", op, v, (long long)i);
+    if (v < 0 || v >= (float)C)
+      return eg_seterr(EG_ERANGE, "%s: label %g out of range for %lld classes (sample %lld)", op, v, (long long)C,
+                       (long long)i);
+    if (m[(int64_t)ti * C + (int64_t)v] == 0)
+      return eg_seterr(EG_EINVAL, "%s: label %g is not an active class of its task %g (sample %lld)", op, v, ti,
+                       (long long)i);
+  }
+  ce_rows(loss, grad ? eg_data(grad) : NULL, eg_data(logits), y, ls, B, C, NULL, 0, m, t, ts);
   return EG_OK;
 }
 

@@ -34,6 +34,13 @@ EG_API int eg_check_labels(const eg_tensor *labels, int64_t batch, int64_t nclas
 /* Softmax cross-entropy from logits [B,C] and integer labels [B], mean over B. */
 EG_API int eg_cross_entropy(double *loss, eg_tensor *grad, const eg_tensor *logits, const eg_tensor *labels,
                             const eg_tensor *active);
+/* The same, each sample under the active classes of its own task: masks
+** [T, C] (row t: 1 for the classes of task t, 0 elsewhere; a row with no class
+** active must not be used), tasks [B] (0-based task of each sample). What
+** replay needs in task-IL, where a batch mixes the current task's samples
+** with stored ones of earlier tasks. */
+EG_API int eg_cross_entropy_tasks(double *loss, eg_tensor *grad, const eg_tensor *logits, const eg_tensor *labels,
+                                  const eg_tensor *masks, const eg_tensor *tasks);
 /* Mean squared error over all elements of input and target (same numel). */
 EG_API int eg_mse(double *loss, eg_tensor *grad, const eg_tensor *input, const eg_tensor *target);
 /* Binary cross-entropy with logits (numerically stable), targets in [0,1],

@@ -51,6 +51,10 @@
 --   task_x, task_y       the stream's batch (borrowed buffers)
 --   x, y                 the batch trained on (before_batch may replace them)
 --   batch_task           the task whose batch this is
+--   sample_tasks         nil, or a tensor [B] of each sample's 0-based task, set in
+--                        before_batch by a strategy that adds samples of other
+--                        tasks (replay): in task-IL each sample's loss then uses
+--                        its own task's classes
 --   logits               the model's output for x (borrowed)
 --   loss                 the loss value; the loss hook adds penalties to it
 --   grad_logits          d loss / d logits (borrowed; the loss hook may add to it)
@@ -343,6 +347,15 @@ local function check_model(self, scenario)
     error(string.format("learner: the model outputs %d values per sample but the scenario (%s, %s-IL) has %d classes",
       width, scenario.name, scenario.kind, need), 3)
   end
+  -- task-IL with masked logits: each task's classes, for batches that mix tasks
+  self._task_masks = nil
+  if not o.heads and scenario.kind == "task" then
+    local masks = core.zeros(#scenario.tasks, need)
+    for t, tk in ipairs(scenario.tasks) do
+      for _, c in ipairs(tk.active or {}) do masks:set(t, c + 1, 1) end
+    end
+    self._task_masks = masks
+  end
 end
 
 local function snapshot_params(model)
@@ -417,13 +430,21 @@ local function train_step(self, ctx, x, y, btask)
     if self.opts.heads then model:set_head(btask.index) end
     ctx.batch_task = btask
   end
-  ctx.task_x, ctx.task_y, ctx.x, ctx.y = x, y, x, y
+  ctx.task_x, ctx.task_y, ctx.x, ctx.y, ctx.sample_tasks = x, y, x, y, nil
   ctx.penalty = 0
   dispatch(self, "before_batch", ctx)
   model:zero_grad()
   local logits = model:forward(ctx.x)
   ctx.logits = logits
+  if ctx.sample_tasks and self.opts.heads then
+    error("learner: a batch of several tasks (ctx.sample_tasks, e.g. replay) with per-task heads (heads = true) " ..
+      "would need each sample routed to its own head, which engram does not do yet; use masked task-IL " ..
+      "(heads = false)", 0)
+  end
+  local per_sample = ctx.sample_tasks and self._task_masks
+  if per_sample then crit:set_tasks(self._task_masks, ctx.sample_tasks) end
   ctx.loss, ctx.grad_logits = crit:forward_backward(logits, ctx.y)
+  if per_sample then crit:set_tasks(nil) end
   ctx.task_loss = ctx.loss
   dispatch(self, "loss", ctx)
   local l = ctx.loss

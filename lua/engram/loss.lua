@@ -162,8 +162,27 @@ function loss.CrossEntropy(opts)
   local c = new("CrossEntropy", { _op = "cross_entropy", _has_active = true })
   c.active = check_classes("CrossEntropy", o.active or nil, 2)
   c._fn = core.cross_entropy
-  c._args = function(self, x, y, g) return x, y, g, self:_mask(x) end
+  c._args = function(self, x, y, g)
+    if self._task_masks then return x, y, self._task_masks, self._sample_tasks, g end
+    return x, y, g, self:_mask(x)
+  end
   return c
+end
+
+--- Per-sample active classes (task-IL replay): masks [T, C] (row t: 1 on the
+-- classes of task t) and tasks [B] (each sample's 0-based task) replace the
+-- active classes until set_tasks(nil). CrossEntropy only; the tensors are
+-- used as they are (borrowed), not copied.
+function Criterion:set_tasks(masks, tasks)
+  if self.__name ~= "CrossEntropy" then error(self.__name .. ": set_tasks is for CrossEntropy", 2) end
+  if masks == nil then
+    self._task_masks, self._sample_tasks, self._fn = nil, nil, core.cross_entropy
+    return self
+  end
+  util.check_tensor("set_tasks", masks, "the task masks", 2)
+  util.check_tensor("set_tasks", tasks, "the sample tasks", 2)
+  self._task_masks, self._sample_tasks, self._fn = masks, tasks, core.cross_entropy_tasks
+  return self
 end
 
 --- Mean squared error.

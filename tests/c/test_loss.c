@@ -39,9 +39,10 @@ static void setv(eg_tensor *t, const float *v) {
 
 /* One loss, seen as a function of `x` with everything else fixed. */
 typedef struct {
-  int kind; /* 0 CE, 1 MSE, 2 BCE, 3 KL */
+  int kind; /* 0 CE, 1 MSE, 2 BCE, 3 KL, 4 CE with per-sample tasks */
   eg_tensor *x, *other, *active;
   double T;
+  eg_tensor *tasks; /* kind 4: active holds the task masks [T, C] */
 } lossfn;
 
 static int eval(lossfn *f, double *v, eg_tensor *grad) {
@@ -49,6 +50,7 @@ static int eval(lossfn *f, double *v, eg_tensor *grad) {
   case 0: return eg_cross_entropy(v, grad, f->x, f->other, f->active);
   case 1: return eg_mse(v, grad, f->x, f->other);
   case 2: return eg_bce_logits(v, grad, f->x, f->other);
+  case 4: return eg_cross_entropy_tasks(v, grad, f->x, f->other, f->active, f->tasks);
   default: return eg_kl_distill(v, grad, f->x, f->other, f->T, f->active);
   }
 }
@@ -80,7 +82,7 @@ static void test_cross_entropy_gradient_matches_finite_differences(void) {
   mk1(&y, 5);
   randu(&x, 1, -3, 3);
   setv(&y, (float[]){0, 6, 3, 3, 1});
-  lossfn f = {0, &x, &y, NULL, 1};
+  lossfn f = {0, &x, &y, NULL, 1, NULL};
   CHECK(grad_ok(&f, "cross_entropy"));
   eg_tensor_release(&x);
   eg_tensor_release(&y);
@@ -94,7 +96,7 @@ static void test_cross_entropy_with_active_classes_has_zero_gradient_elsewhere(v
   randu(&x, 2, -2, 2);
   setv(&y, (float[]){2, 3, 3, 2});
   setv(&a, (float[]){0, 0, 1, 1, 0, 0});
-  lossfn f = {0, &x, &y, &a, 1};
+  lossfn f = {0, &x, &y, &a, 1, NULL};
   CHECK(grad_ok(&f, "cross_entropy active"));
   mk2(&g, 4, 6);
   double v, ref = 0;
@@ -113,6 +115,45 @@ static void test_cross_entropy_with_active_classes_has_zero_gradient_elsewhere(v
   eg_tensor_release(&y);
   eg_tensor_release(&a);
   eg_tensor_release(&g);
+}
+
+/* Each sample under its own task's classes: the mean of the per-sample
+** losses, each as eg_cross_entropy with that task's mask gives it; the
+** gradient through gradcheck.h with its mutations. */
+static void test_cross_entropy_with_per_sample_tasks(void) {
+  eg_tensor x = EG_TENSOR_INIT, y = EG_TENSOR_INIT, m = EG_TENSOR_INIT, t = EG_TENSOR_INIT, g = EG_TENSOR_INIT;
+  eg_tensor row = EG_TENSOR_INIT, yr = EG_TENSOR_INIT, mr = EG_TENSOR_INIT;
+  mk2(&x, 4, 6), mk1(&y, 4), mk2(&m, 3, 6), mk1(&t, 4), mk2(&g, 4, 6);
+  randu(&x, 5, -2, 2);
+  setv(&m, (float[]){1, 1, 0, 0, 0, 0, /**/ 0, 0, 1, 1, 0, 0, /**/ 0, 0, 0, 0, 1, 1});
+  setv(&t, (float[]){1, 0, 2, 1});
+  setv(&y, (float[]){3, 0, 5, 2});
+  lossfn f = {4, &x, &y, &m, 1, &t};
+  CHECK(grad_ok(&f, "cross_entropy per-sample tasks"));
+  double v, ref = 0, one;
+  CHECK_OK(eg_cross_entropy_tasks(&v, &g, &x, &y, &m, &t));
+  for (int i = 0; i < 4; i++) {
+    CHECK_OK(eg_narrow(&row, &x, 0, i, 1));
+    CHECK_OK(eg_narrow(&yr, &y, 0, i, 1));
+    CHECK_OK(eg_select(&mr, &m, 0, (int64_t)eg_data(&t)[i]));
+    CHECK_OK(eg_cross_entropy(&one, NULL, &row, &yr, &mr));
+    ref += one / 4;
+    for (int j = 0; j < 6; j++) /* no gradient outside the sample's task */
+      if (eg_data(&m)[(int)eg_data(&t)[i] * 6 + j] == 0) CHECK(eg_data(&g)[i * 6 + j] == 0.0f);
+  }
+  CHECK_NEAR(v, ref, 1e-9);
+  /* a label outside its task, a task out of range, masks of the wrong width */
+  eg_data(&y)[1] = 2;
+  CHECK_ERR(eg_cross_entropy_tasks(&v, &g, &x, &y, &m, &t), EG_EINVAL);
+  CHECK(strstr(eg_errmsg(), "not an active class of its task 0 (sample 1)") != NULL);
+  eg_data(&y)[1] = 0, eg_data(&t)[2] = 3;
+  CHECK_ERR(eg_cross_entropy_tasks(&v, &g, &x, &y, &m, &t), EG_ERANGE);
+  CHECK(strstr(eg_errmsg(), "task 3 is not one of the 3 tasks") != NULL);
+  eg_tensor m5 = EG_TENSOR_INIT;
+  mk2(&m5, 3, 5);
+  CHECK_ERR(eg_cross_entropy_tasks(&v, &g, &x, &y, &m5, &t), EG_ESHAPE);
+  eg_tensor *all[] = {&x, &y, &m, &t, &g, &row, &yr, &mr, &m5};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) eg_tensor_release(all[i]);
 }
 
 static void test_cross_entropy_values_by_hand(void) {
@@ -216,7 +257,7 @@ static void test_mse_value_and_gradient(void) {
   CHECK_NEAR(eg_data(&g)[3], 2 * -4 / 4.0, 1e-7);
   randu(&x, 3, -1, 1);
   randu(&t, 4, -1, 1);
-  lossfn f = {1, &x, &t, NULL, 1};
+  lossfn f = {1, &x, &t, NULL, 1, NULL};
   CHECK(grad_ok(&f, "mse"));
   eg_tensor_release(&x);
   eg_tensor_release(&t);
@@ -246,7 +287,7 @@ static void test_bce_with_logits_value_gradient_and_stability(void) {
   mk2(&t, 3, 4);
   randu(&x, 5, -3, 3);
   randu(&t, 6, 0, 1);
-  lossfn f = {2, &x, &t, NULL, 1};
+  lossfn f = {2, &x, &t, NULL, 1, NULL};
   CHECK(grad_ok(&f, "bce_logits"));
   eg_tensor_release(&x);
   eg_tensor_release(&t);
@@ -274,10 +315,10 @@ static void test_kl_distill_matches_definition_and_finite_differences(void) {
   /* Identical logits: no divergence. */
   CHECK_OK(eg_kl_distill(&v, NULL, &t, &t, T, NULL));
   CHECK_NEAR(v, 0, 1e-9);
-  lossfn f = {3, &s, &t, NULL, T};
+  lossfn f = {3, &s, &t, NULL, T, NULL};
   CHECK(grad_ok(&f, "kl_distill"));
   setv(&a, (float[]){1, 1, 0, 1, 0});
-  lossfn fa = {3, &s, &t, &a, 3.5};
+  lossfn fa = {3, &s, &t, &a, 3.5, NULL};
   CHECK(grad_ok(&fa, "kl_distill active"));
   eg_tensor_release(&s);
   eg_tensor_release(&t);
@@ -329,6 +370,7 @@ static void test_losses_do_not_allocate(void) {
 int main(void) {
   RUN(test_cross_entropy_gradient_matches_finite_differences);
   RUN(test_cross_entropy_with_active_classes_has_zero_gradient_elsewhere);
+  RUN(test_cross_entropy_with_per_sample_tasks);
   RUN(test_cross_entropy_values_by_hand);
   RUN(test_cross_entropy_rejects_bad_labels_with_clear_messages);
   RUN(test_losses_reject_mismatched_shapes);

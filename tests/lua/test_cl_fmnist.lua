@@ -31,3 +31,24 @@ function TestCLFashionMNIST.test_replay_beats_naive_in_class_il()
   lu.assertEquals(replay.scenario.kind, "class-IL")
   lu.assertEquals(#replay.acc, 5)
 end
+
+-- Replay in task-IL (masked logits): each replayed sample is judged under
+-- its own task's classes (ctx.sample_tasks; before, under the current task's,
+-- and the run stopped: "label 0 is not an active class"). Measured, seed 1:
+-- naive 95.2% (forgetting 4.3), replay 98.6% (0.2), joint 98.5%.
+function TestCLFashionMNIST.test_replay_works_in_task_il_within_joint()
+  local function task_run(strategy)
+    local train, test = engram.data.fashion_mnist { normalize = true }
+    local scen = engram.scenarios.split(train, test, { tasks = 5, samples = 2000, test_samples = 500, seed = 1,
+      scenario = "task" })
+    local model = engram.nn.mlp { 784, 256, 10 }:build { seed = 1 }
+    local L = engram.learner(model, { epochs = 1, batch = 64, lr = 0.001, quiet = true, name = strategy.name })
+    L:use(strategy)
+    return L:run(scen)
+  end
+  local naive, replay, joint = task_run(S.naive()), task_run(S.replay { memory = 500 }), task_run(S.joint())
+  lu.assertTrue(replay.forgetting < naive.forgetting / 4,
+    string.format("forgetting: replay %.3f, naive %.3f", replay.forgetting, naive.forgetting))
+  lu.assertTrue(replay.avg_acc > joint.avg_acc - 0.015,
+    string.format("ACC: replay %.3f, joint %.3f", replay.avg_acc, joint.avg_acc))
+end

@@ -408,7 +408,9 @@ function TestLearner.test_warm_training_steps_allocate_nothing()
     { "naive class-IL", S.naive(), nil },
     { "naive domain-IL", S.naive(), { scenario = "domain" } },
     { "replay class-IL", S.replay { memory = 100 }, nil },
+    { "replay task-IL (per-sample tasks)", S.replay { memory = 100 }, { scenario = "task" } },
     { "ewc domain-IL", S.ewc { lambda = 10 }, { scenario = "domain" } },
+    { "si domain-IL", S.si { c = 1 }, { scenario = "domain" } },
   } do
     local seen = counts(case[2], case[3])
     lu.assertTrue(#seen > 20, case[1])

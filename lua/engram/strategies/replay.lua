@@ -19,9 +19,10 @@
 --
 -- Hooks: before_batch (append a memory batch), after_step (stream) or
 -- after_task (task_end). Per batch: one sample call and four copies in C.
--- Meant for class- and domain-IL: the combined batch is trained under the
--- current task's loss, so in task-IL (masked logits or per-task heads) the
--- replayed samples would be judged by the current task's mask or head.
+-- Every scenario: each sample of the combined batch carries its task
+-- (ctx.sample_tasks), so in task-IL with masked logits a stored sample is
+-- judged under its own task's classes. Per-task heads (the learner's heads =
+-- true) would need each sample routed to its task's head: not yet.
 local core = require("engram.core")
 local strategies = require("engram.strategies")
 
@@ -40,7 +41,8 @@ local function new(opts)
   if o.update ~= "task_end" and o.update ~= "stream" then
     error("replay: update must be 'task_end' or 'stream', got " .. tostring(o.update), 2)
   end
-  local s = setmetatable({ name = "replay", options = o, _px = {}, _py = {}, _bx = core.zeros(0), _by = core.zeros(0) },
+  local s = setmetatable({ name = "replay", options = o, _px = {}, _py = {}, _bx = core.zeros(0), _by = core.zeros(0),
+    _bt = core.zeros(0) },
     Replay)
   if o.update == "stream" then
     s.after_step = Replay._stream_add
@@ -75,10 +77,21 @@ function Replay:before_batch(ctx)
   local x, y = ctx.x, ctx.y
   local B = x:size(1)
   local k = math.min(self.options.batch or B, #mem)
-  local mx, my = mem:sample(k, self.gen) -- [k, D] and [k]: the memory holds flat rows
+  local mx, my, mt = mem:sample(k, self.gen) -- [k, D], [k], [k]: the memory holds flat rows
   local px, py = self._px, self._py -- the lists cat joins, reused
   px[1], px[2], py[1], py[2] = x, mx, y, my
   ctx.x, ctx.y = core.cat(px, 1, self._bx), core.cat(py, 1, self._by)
+  -- each sample's task (0-based), so that in task-IL a stored sample is judged
+  -- under its own task's classes
+  local store = self._ct -- grows to the largest batch; a smaller one is a view of it
+  if not store or store:numel() < B then
+    store = core.zeros(B)
+    self._ct = store
+  end
+  local ct = store:numel() == B and store or store:narrow(1, 1, B)
+  ct:fill_((ctx.batch_task and ctx.batch_task.index or ctx.t) - 1)
+  px[1], px[2] = ct, mt
+  ctx.sample_tasks = core.cat(px, 1, self._bt)
 end
 
 function Replay:_stream_add(ctx)
