@@ -1,9 +1,16 @@
 /*
-** lio.c — safe file writes for the Lua library (json.write_atomic, results,
-** reports, the recipes' up-front --out check): thin wrappers over core/io.h.
+** lio.c — files for the Lua library: safe writes (json.write_atomic,
+** results, reports, the recipes' up-front --out check; core/io.h) and named
+** tensors in the safetensors layout (engram.io, checkpoints;
+** core/safetensors.h): thin wrappers over the core.
 */
+#include <string.h>
+
 #include "io.h"
 #include "lutil.h"
+#include "safetensors.h"
+
+#define EG_STFILE_MT "engram.SafetensorsFile"
 
 /* write_file_atomic(path, text) */
 static int l_write_file_atomic(lua_State *L) {
@@ -27,7 +34,102 @@ static int l_check_writable(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {
-    {"write_file_atomic", l_write_file_atomic}, {"check_writable", l_check_writable}, {NULL, NULL}};
+/* The file read by st_load, closed by the collector even if building the
+** result tables fails half-way. */
+static int stfile_gc(lua_State *L) {
+  eg_st_file **h = luaL_checkudata(L, 1, EG_STFILE_MT);
+  eg_st_close(*h);
+  *h = NULL;
+  return 0;
+}
 
-void eg_lua_open_io(lua_State *L) { luaL_setfuncs(L, functions, 0); }
+/* st_load(path) -> tensors {name = tensor}, names {in file order}, metadata {key = value} */
+static int l_st_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  eg_st_file **h = lua_newuserdatauv(L, sizeof *h, 0);
+  *h = NULL;
+  luaL_setmetatable(L, EG_STFILE_MT);
+  eg_lua_try(L, eg_st_open(h, path), "safetensors_load");
+  eg_st_file *f = *h;
+  int64_t n = eg_st_count(f), m = eg_st_meta_count(f);
+  lua_createtable(L, 0, (int)(n < 1 << 20 ? n : 0)); /* tensors */
+  lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0); /* names */
+  for (int64_t i = 0; i < n; i++) {
+    eg_tensor *t = eg_lua_newtensor(L);
+    eg_lua_try(L, eg_st_tensor(f, i, t), "safetensors_load");
+    eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
+    lua_setfield(L, -3, eg_st_name(f, i));
+    lua_pushstring(L, eg_st_name(f, i));
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_createtable(L, 0, (int)(m < 1 << 20 ? m : 0)); /* metadata */
+  for (int64_t i = 0; i < m; i++) {
+    lua_pushstring(L, eg_st_meta_value(f, i));
+    lua_setfield(L, -2, eg_st_meta_key(f, i));
+  }
+  eg_st_close(f);
+  *h = NULL;
+  return 3;
+}
+
+/* st_save(path, names {..}, tensors {..} [, metadata {key = value}]) */
+static int l_st_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  if ((lua_Integer)lua_rawlen(L, 3) != n) luaL_error(L, "safetensors_save: %I names for %I tensors", n,
+                                                     (lua_Integer)lua_rawlen(L, 3));
+  int64_t nmeta = 0;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 4)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "safetensors_save: metadata keys and values must be strings");
+      nmeta++;
+      lua_pop(L, 1);
+    }
+  }
+  /* arrays in userdata: collected whatever happens */
+  const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n + 1), 0);
+  const eg_tensor **ts = lua_newuserdatauv(L, sizeof *ts * (size_t)(n + 1), 0);
+  const char **keys = lua_newuserdatauv(L, sizeof *keys * (size_t)(nmeta + 1), 0);
+  const char **vals = lua_newuserdatauv(L, sizeof *vals * (size_t)(nmeta + 1), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING) luaL_error(L, "safetensors_save: name %I is not a string", i);
+    names[i - 1] = lua_tostring(L, -1); /* held by the table */
+    lua_pop(L, 1);
+    lua_rawgeti(L, 3, i);
+    eg_tensor *t = eg_lua_totensor(L, -1);
+    if (!t) luaL_error(L, "safetensors_save: tensor %I ('%s') is not a tensor", i, names[i - 1]);
+    ts[i - 1] = t; /* held by the table */
+    lua_pop(L, 1);
+  }
+  if (nmeta) {
+    int64_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 4)) {
+      keys[k] = lua_tostring(L, -2), vals[k] = lua_tostring(L, -1);
+      k++;
+      lua_pop(L, 1);
+    }
+  }
+  eg_lua_try(L, eg_st_save(path, (int64_t)n, names, ts, nmeta, keys, vals), "safetensors_save");
+  return 0;
+}
+
+static const luaL_Reg functions[] = {{"write_file_atomic", l_write_file_atomic},
+                                     {"check_writable", l_check_writable},
+                                     {"safetensors_load", l_st_load},
+                                     {"safetensors_save", l_st_save},
+                                     {NULL, NULL}};
+
+void eg_lua_open_io(lua_State *L) {
+  if (luaL_newmetatable(L, EG_STFILE_MT)) {
+    lua_pushcfunction(L, stfile_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, functions, 0);
+}
