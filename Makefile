@@ -53,7 +53,7 @@ EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist python3-numpy
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers lint
+.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers uninstall lint print-prefix
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -142,18 +142,82 @@ install-headers:
 	install -d $(DESTDIR)$(PREFIX)/include/engram
 	install -m 644 $(PUB_HDRS) $(DESTDIR)$(PREFIX)/include/engram/
 
-install: all install-headers
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram $(DESTDIR)$(PREFIX)/share/lua/5.4/engram
+# Where make install puts things (LuaRocks sets LUADIR and LIBDIR for its tree).
+LUADIR  ?= $(PREFIX)/share/lua/5.4
+LIBDIR  ?= $(PREFIX)/lib/lua/5.4
+EMBED_A := $(BUILD)/libengram_embed.a
+
+# The embedding API (bindings/engram.h) as a library of its own: the Lua
+# module and engram_open/engram_dofile, over the core (libengram).
+$(EMBED_A): $(BIND_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# pkg-config files, written by make install for its PREFIX: engram-core (the
+# C core alone) and engram (the embedding API, with Lua):
+#   cc host.c $$(pkg-config --cflags --libs engram)
+define PC_CORE
+prefix=$(PREFIX)
+includedir=$${prefix}/include
+libdir=$${prefix}/lib
+
+Name: engram-core
+Description: engram continual-learning core: float32 tensors, layers, strategies (C only)
+Version: $(VERSION)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -lengram
+Libs.private: $(CORE_LIBS)
+endef
+define PC_EMBED
+prefix=$(PREFIX)
+includedir=$${prefix}/include
+libdir=$${prefix}/lib
+
+Name: engram
+Description: engram embedding API: run recipes from a C host (Lua 5.4 inside)
+Version: $(VERSION)
+Cflags: -I$${includedir}/engram -I$${includedir} $(LUA_INC)
+Libs: -L$${libdir} -lengram_embed -lengram $(LUA_LIBS) $(CORE_LIBS) -ldl
+endef
+export PC_CORE PC_EMBED
+
+VERSION := $(shell sed -n 's/^\#define EG_VERSION "\(.*\)"/\1/p' core/eg_base.h)
+
+# The files make install writes, for make uninstall (relative to PREFIX, or absolute for LUADIR/LIBDIR).
+INSTALLED = $(PREFIX)/bin/engram $(PREFIX)/lib/libengram.a $(PREFIX)/lib/libengram.so \
+  $(PREFIX)/lib/libengram_embed.a $(PREFIX)/lib/pkgconfig/engram.pc $(PREFIX)/lib/pkgconfig/engram-core.pc \
+  $(PREFIX)/share/man/man1/engram.1 $(LIBDIR)/engram/core.so
+
+install: all $(EMBED_A) install-headers
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(LIBDIR)/engram $(DESTDIR)$(LUADIR)/engram $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/engram/recipes
 	install -m 755 $(BUILD)/engram $(DESTDIR)$(PREFIX)/bin/engram
-	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(MOD_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/engram/core.so
-	cp -r lua/engram/. $(DESTDIR)$(PREFIX)/share/lua/5.4/engram/
+	install -m 644 $(LIB_A) $(LIB_SO) $(EMBED_A) $(DESTDIR)$(PREFIX)/lib/
+	printf '%s\n' "$$PC_CORE" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/engram-core.pc
+	printf '%s\n' "$$PC_EMBED" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/engram.pc
+	install -m 755 $(MOD_SO) $(DESTDIR)$(LIBDIR)/engram/core.so
+	cp -r lua/engram/. $(DESTDIR)$(LUADIR)/engram/
+	install -m 644 docs/engram.1 $(DESTDIR)$(PREFIX)/share/man/man1/engram.1
+	install -m 644 recipes/*.lua $(DESTDIR)$(PREFIX)/share/engram/recipes/
+
+print-prefix:
+	@echo $(PREFIX)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rm -rf $(DESTDIR)$(PREFIX)/include/engram $(DESTDIR)$(LUADIR)/engram $(DESTDIR)$(PREFIX)/share/engram
+	-rmdir $(DESTDIR)$(LIBDIR)/engram 2>/dev/null
 
 # ---- the embedding API (bindings/engram.h): example host, run by tests/run.sh ----
 EMBED_EX := $(BUILD)/examples/embed
 all: $(EMBED_EX)
 $(BUILD)/bindings/embed.o: BASEFLAGS += -DEG_PREFIX='"$(PREFIX)"'
+# embed.o bakes PREFIX in (where an installed host finds the Lua library):
+# a stamp named after PREFIX rebuilds it when make install gets another one.
+PREFIX_STAMP := $(BUILD)/.prefix$(subst /,_,$(PREFIX))
+$(PREFIX_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.prefix* && touch $@
+$(BUILD)/bindings/embed.o: $(PREFIX_STAMP)
 $(EMBED_EX): examples/embed.c bindings/engram.h $(BIND_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(LUA_INC) -Ibindings $(CFLAGS) $(LDFLAGS) -o $@ $< $(BIND_OBJ) $(LIB_A) $(LUA_LIBS) $(CORE_LIBS) -ldl

@@ -37,6 +37,15 @@ for t in "$BUILD"/examples/embed; do # the embedding API's example host
     echo "$(basename "$t"): crashed (exit $rc)"; fail=$((fail + 1))
   fi
 done
+# make install staged and back out (not under the sanitizers: a packaging test)
+if [ -z "$ENGRAM_ASAN" ] && [ -f tests/install.sh ]; then
+  sh tests/install.sh "$BUILD" >"$log" 2>&1; rc=$?
+  cat "$log"
+  count
+  if [ $rc -ne 0 ] && ! grep -qE '[0-9]+ passed, [1-9][0-9]* failed' "$log"; then
+    echo "install: crashed (exit $rc)"; fail=$((fail + 1))
+  fi
+fi
 if [ -d tests/lua ]; then
   "$BUILD"/engram tests/lua/run.lua >"$log" 2>&1; rc=$?
   cat "$log"

@@ -1,0 +1,49 @@
+#!/bin/sh
+# make install staged into a temporary DESTDIR and back out again, as a
+# packager would: the engram command runs a recipe from there, a C host builds
+# against `pkg-config --cflags --libs engram` (the embedding API) and
+# engram-core (the core alone) and runs, the man page is there, and make
+# uninstall leaves nothing. Ends with "install: N passed, N failed". Run by
+# tests/run.sh. (A staged tree is found through pkg-config's prefix variable
+# and, for the host's Lua library, LUA_PATH: after a real install neither is
+# needed.)
+set -u
+BUILD=${1:-build}
+pass=0; fail=0
+check() { if eval "$2" >/dev/null 2>&1; then pass=$((pass + 1)); else echo "install: FAILED: $1"; fail=$((fail + 1)); fi; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+D="$tmp/stage"
+PREFIX=$(make --no-print-directory -s -f Makefile print-prefix BUILD="$BUILD" 2>/dev/null)
+[ -n "$PREFIX" ] || PREFIX=/usr/local
+if ! make --no-print-directory -s install BUILD="$BUILD" DESTDIR="$D" >"$tmp/log" 2>&1; then
+  cat "$tmp/log"; echo "install: 0 passed, 1 failed"; exit 1
+fi
+P="$D$PREFIX"
+export PKG_CONFIG_PATH="$P/lib/pkgconfig"
+pc() { pkg-config --define-variable=prefix="$P" "$@"; }
+check "the command runs from the staged tree" \
+  "[ \"\$(cd / && '$P/bin/engram' -e 'print(require(\"engram\").ones(3):sum())')\" = 3.0 ]"
+check "recipes are installed and run" "'$P/bin/engram' '$P/share/engram/recipes/train_fmnist.lua' --help"
+check "pkg-config knows engram and engram-core" "pkg-config --exists engram && pkg-config --exists engram-core"
+check "a host builds with pkg-config engram and runs" \
+  "cc -o '$tmp/embed' examples/embed.c \$(pc --cflags --libs engram) && (cd / && \
+   LD_LIBRARY_PATH='$P/lib' LUA_PATH='$P/share/lua/5.4/?.lua;$P/share/lua/5.4/?/init.lua;;' '$tmp/embed')"
+cat >"$tmp/core.c" <<'C'
+#include <engram/core.h>
+int main(void) {
+  eg_tensor t = EG_TENSOR_INIT;
+  int64_t sh[1] = {4};
+  if (eg_tensor_new(&t, 1, sh) || eg_fill(&t, 2.0f)) return 1;
+  double s;
+  int ok = eg_reduce_all(&s, &t, EG_SUM) == EG_OK && s == 8.0;
+  eg_tensor_release(&t);
+  return ok ? 0 : 1;
+}
+C
+check "a host builds with pkg-config engram-core and runs" \
+  "cc -o '$tmp/core' '$tmp/core.c' \$(pc --cflags --libs engram-core) && LD_LIBRARY_PATH='$P/lib' '$tmp/core'"
+check "the man page is installed" "[ -s '$P/share/man/man1/engram.1' ]"
+make --no-print-directory -s uninstall BUILD="$BUILD" DESTDIR="$D" >/dev/null 2>&1
+check "make uninstall leaves no file" "[ -z \"\$(find '$D' -type f)\" ]"
+echo "install: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
