@@ -6,6 +6,7 @@
 */
 #include <string.h>
 
+#include "image.h"
 #include "io.h"
 #include "lutil.h"
 #include "safetensors.h"
@@ -119,7 +120,53 @@ static int l_st_save(lua_State *L) {
   return 0;
 }
 
+/* image_grid(images, h, w, rows, cols, pad, lo, hi) -> a new tensor [H, W] */
+static int l_image_grid(lua_State *L) {
+  eg_tensor *src = eg_lua_checktensor(L, 1);
+  lua_Integer h = luaL_checkinteger(L, 2), w = luaL_checkinteger(L, 3), rows = luaL_checkinteger(L, 4);
+  lua_Integer cols = luaL_checkinteger(L, 5), pad = luaL_checkinteger(L, 6);
+  float lo = (float)luaL_checknumber(L, 7), hi = (float)luaL_checknumber(L, 8);
+  eg_tensor *out = eg_lua_newtensor(L);
+  eg_lua_try(L, eg_image_grid(out, src, (int64_t)h, (int64_t)w, (int64_t)rows, (int64_t)cols, (int64_t)pad, lo, hi),
+             "image_grid");
+  eg_lua_account(L, (size_t)eg_numel(out) * sizeof(float));
+  return 1;
+}
+
+/* A C buffer owned by a userdata, so a Lua error cannot leak it. */
+#define EG_CBUF_MT "engram.CBuffer"
+static int cbuf_gc(lua_State *L) {
+  unsigned char **p = luaL_checkudata(L, 1, EG_CBUF_MT);
+  eg_free(*p);
+  *p = NULL;
+  return 0;
+}
+
+/* png_encode(img [H, W]) -> the PNG file's bytes */
+static int l_png_encode(lua_State *L) {
+  eg_tensor *img = eg_lua_checktensor(L, 1);
+  unsigned char **png = lua_newuserdatauv(L, sizeof *png, 0);
+  *png = NULL;
+  luaL_setmetatable(L, EG_CBUF_MT);
+  size_t n;
+  eg_lua_try(L, eg_png_encode(png, &n, img), "png");
+  lua_pushlstring(L, (const char *)*png, n);
+  eg_free(*png);
+  *png = NULL;
+  return 1;
+}
+
+/* png_write(path, img [H, W]) */
+static int l_png_write(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  eg_lua_try(L, eg_png_write(path, eg_lua_checktensor(L, 2)), "png");
+  return 0;
+}
+
 static const luaL_Reg functions[] = {{"write_file_atomic", l_write_file_atomic},
+                                     {"image_grid", l_image_grid},
+                                     {"png_encode", l_png_encode},
+                                     {"png_write", l_png_write},
                                      {"check_writable", l_check_writable},
                                      {"safetensors_load", l_st_load},
                                      {"safetensors_save", l_st_save},
@@ -128,6 +175,11 @@ static const luaL_Reg functions[] = {{"write_file_atomic", l_write_file_atomic},
 void eg_lua_open_io(lua_State *L) {
   if (luaL_newmetatable(L, EG_STFILE_MT)) {
     lua_pushcfunction(L, stfile_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, EG_CBUF_MT)) {
+    lua_pushcfunction(L, cbuf_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

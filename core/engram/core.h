@@ -22,6 +22,7 @@
 **   cl.h       Fisher accumulation, quadratic penalties, replay memory
 **   io.h       files written safely (atomic replace, special files kept)
 **   safetensors.h  named tensors in the safetensors layout (checkpoints)
+**   image.h    sample grids as 8-bit grayscale PNG
 **
 ** A worked example (error checks shortened):
 **
@@ -78,5 +79,6 @@
 #include "cl.h"
 #include "io.h"
 #include "safetensors.h"
+#include "image.h"
 
 #endif
