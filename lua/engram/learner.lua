@@ -246,6 +246,17 @@ function Learner:targets(task, y)
   return targets_of(self, task, y)
 end
 
+-- The strategy that turns test batches into predicted classes (the PREDICTION
+-- HOOK, docs/strategies.md): the last one added with a predict method, or nil
+-- (argmax of the logits over the task's classes).
+function Learner:_predictor()
+  local found
+  for _, s in ipairs(self.strategies) do
+    if type(s.predict) == "function" then found = s end
+  end
+  return found
+end
+
 --- The output units the loss and the accuracy are restricted to for `task`
 -- (task-IL masks; nil when all count, as with compact per-task heads).
 function Learner:active(task)
@@ -265,10 +276,20 @@ function Learner:evaluate(task, ds)
   local was_training = model.training
   if model.evaluate then model:evaluate() end
   local correct, n, active = 0, 0, active_of(self, task)
+  local predictor = self:_predictor()
   for x, y in ds:chunks { batch = o.eval_batch, flat = true } do
     y = targets_of(self, task, y)
     local logits = model:forward(x)
-    correct = correct + count_correct(logits, y, active)
+    if predictor then
+      local pred = predictor:predict(x, logits, task, active)
+      if not core.istensor(pred) or pred:numel() ~= y:size(1) then
+        error(string.format("evaluate: %s's predict returned %s, expected a tensor of %d class ids",
+          tostring(predictor.name), core.istensor(pred) and (pred:numel() .. " values") or type(pred), y:size(1)), 2)
+      end
+      correct = correct + math.tointeger(pred:view(-1):eq(y):sum())
+    else
+      correct = correct + count_correct(logits, y, active)
+    end
     n = n + y:size(1)
   end
   if was_training ~= false and model.train then model:train() end

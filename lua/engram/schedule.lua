@@ -153,6 +153,13 @@ local function composite(name, phases)
       end
     end
   end
+  -- the prediction hook (evaluation: it observes): the first member that has one
+  for _, m in ipairs(members) do
+    if type(m.predict) == "function" then
+      s.predict = function(_, ...) return m:predict(...) end
+      break
+    end
+  end
   for _, m in ipairs(members) do
     if type(m.observe_hooks) == "table" then
       s.observe_hooks = s.observe_hooks or {}

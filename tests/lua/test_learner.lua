@@ -207,6 +207,36 @@ function TestLearner.test_a_strategy_in_overlapping_phases_runs_once_per_hook()
     { observe = false })
 end
 
+-- The prediction hook: a strategy may decide how a test batch becomes
+-- predicted classes (iCaRL's nearest mean of exemplars); the accuracy matrix
+-- then counts its predictions.
+function TestLearner.test_a_strategy_can_replace_the_prediction()
+  local scen = blob_scenario()
+  local seen = {}
+  local always = S.new("first-class", {
+    predict = function(_, x, logits, task)
+      seen[#seen + 1] = { x:size(1), logits:size(2), task.index }
+      return engram.zeros(x:size(1)):fill_(task.targets[1])
+    end,
+  })
+  local L = engram.learner(model(), { epochs = 1, quiet = true })
+  L:use(always)
+  local doc = L:run(scen)
+  -- each task's test set holds its two classes in about equal numbers
+  for t = 1, 3 do
+    for j = 1, 3 do lu.assertTrue(math.abs(doc.acc[t][j] - 0.5) < 0.15, "acc " .. t .. "," .. j) end
+  end
+  lu.assertEquals(seen[1][2], 6)
+  -- through a schedule too
+  local L2 = engram.learner(model(), { epochs = 1, quiet = true })
+  L2:use(always, { tasks = "2-" })
+  lu.assertTrue(math.abs(L2:run(scen).acc[1][1] - 0.5) < 0.15)
+  local bad = S.new("bad", { predict = function() return engram.zeros(2) end })
+  local L3 = engram.learner(model(), { epochs = 1, quiet = true })
+  L3:use(bad)
+  lu.assertErrorMsgContains("bad's predict returned 2 values, expected a tensor of", L3.run, L3, scen)
+end
+
 function TestLearner.test_schedule_switches_strategies_per_task()
   local a, b = {}, {}
   local sched = engram.schedule {
