@@ -140,6 +140,19 @@ static int l_quad_fold(lua_State *L) {
   return 1;
 }
 
+/* herding(features [n, d], m) -> a tensor of m 1-based row indices, in order of choice */
+static int l_herding(lua_State *L) {
+  eg_tensor *F = eg_lua_checktensor(L, 1);
+  lua_Integer m = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, m >= 0 && (F->ndim < 1 || m <= F->shape[0]), 2, "herding: more exemplars than samples");
+  int64_t sh[1] = {(int64_t)m};
+  int64_t *idx = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(m > 0 ? m : 1), 0);
+  eg_lua_try(L, eg_herding(idx, F, (int64_t)m), "herding");
+  eg_tensor *out = eg_lua_pushnew(L, 1, sh, "herding");
+  for (lua_Integer i = 0; i < m; i++) eg_data(out)[i] = (float)(idx[i] + 1);
+  return 1;
+}
+
 /* ---- engram.Memory ---- */
 
 typedef struct {
@@ -324,6 +337,7 @@ static const luaL_Reg functions[] = {{"sq_accumulate", l_sq_accumulate},
                                      {"quad_penalty", l_quad_penalty},
                                      {"quad_penalty_folded", l_quad_penalty_folded},
                                      {"quad_fold", l_quad_fold},
+                                     {"herding", l_herding},
                                      {"memory", l_memory},
                                      {NULL, NULL}};
 

@@ -104,6 +104,14 @@ EG_API int eg_quad_penalty_folded(double *value, eg_tensor *grad, const eg_tenso
 /* Folds one task's importance F and anchor a into A, B and *C (above). */
 EG_API int eg_quad_fold(eg_tensor *A, eg_tensor *B, double *C, const eg_tensor *F, const eg_tensor *anchor);
 
+/* ---- exemplar selection ---- */
+/* Herding (Welling 2009; iCaRL's exemplars): idx[0..m) receives m distinct
+** 0-based rows of features [n, d], chosen one at a time so that the mean of
+** the rows chosen so far stays as close as possible to the mean of all n
+** (row k minimises |mu - (f_1 + ... + f_k)/k|). One matrix-vector product
+** per choice. Normalise the rows first for iCaRL's cosine geometry. */
+EG_API int eg_herding(int64_t *idx, const eg_tensor *features, int64_t m);
+
 /* ---- replay memory ----
 ** Capacity M samples of D floats, each with a label (an integer class id),
 ** a task id and optionally K floats of logits (for DER). Plain mode is

@@ -143,6 +143,12 @@ function cl.quad_penalty_folded(theta, A, B, C, lambda, grad)
   return call("quad_penalty_folded", core.quad_penalty_folded, theta, A, B, C, lambda, grad)
 end
 
+--- herding(features [n, d], m) -> the 1-based rows of m exemplars, in order of
+-- choice: the running mean of the rows chosen stays closest to the mean of all.
+function cl.herding(features, m)
+  return call("herding", core.herding, features, m)
+end
+
 function cl.quad_fold(A, B, C, F, anchor)
   return call("quad_fold", core.quad_fold, A, B, C, F, anchor)
 end
