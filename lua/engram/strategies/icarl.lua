@@ -1,0 +1,240 @@
+--- iCaRL (Rebuffi et al. 2017): exemplars chosen by herding, a classifier by
+-- the nearest mean of exemplars, and distillation on the old classes.
+--
+--   learner:use(engram.strategies.icarl{memory = 1000})
+--
+-- After each task (after_task), the features of the task's training samples
+-- (the output of the module before the last, L2-normalised) choose each new
+-- class's exemplars by herding in C (engram.cl.herding: the running mean of
+-- the chosen stays closest to the class mean), and every class keeps the
+-- first memory / classes-seen of its own (herding's order makes a prefix the
+-- best smaller set). The exemplars live in a C memory (engram.cl.memory) and
+-- are replayed with every batch (as replay does, each with its task in
+-- ctx.sample_tasks); from task 2 on the loss adds α · T² · KL(old ‖ new) over
+-- the old classes on the whole batch, the previous model as the teacher
+-- (needs_old_model). At evaluation (the learner's prediction hook) a sample
+-- is given the class whose mean exemplar feature, computed with the model of
+-- the end of the last task, is nearest to its own (cosine), among the
+-- classes seen (in task-IL, the task's classes).
+--
+-- Options (defaults in brackets):
+--   memory [1000]   exemplars in all
+--   alpha [1]       weight of the distillation
+--   T [2]           its temperature
+--   nme [true]      predict by the nearest mean of exemplars (false: the logits)
+--   layer [auto]    the module whose output is the feature (auto: the one
+--                   before the last of a Sequential)
+local core = require("engram.core")
+local cl = require("engram.cl")
+local loss = require("engram.loss")
+local strategies = require("engram.strategies")
+
+local ICaRL = {}
+ICaRL.__index = ICaRL
+ICaRL.needs_old_model = true
+
+local function new(opts)
+  local o = strategies.options("icarl", opts, { memory = 1000, alpha = 1, T = 2, nme = true, layer = "auto" }, 3)
+  if math.type(o.memory) ~= "integer" or o.memory < 1 then
+    error("icarl: memory must be a positive integer, got " .. tostring(o.memory), 3)
+  end
+  if type(o.alpha) ~= "number" or o.alpha ~= o.alpha or o.alpha < 0 or o.alpha == math.huge then
+    error("icarl: alpha must be a finite number >= 0, got " .. tostring(o.alpha), 3)
+  end
+  if type(o.T) ~= "number" or o.T ~= o.T or o.T <= 0 or o.T == math.huge then
+    error("icarl: temperature T must be a finite number > 0, got " .. tostring(o.T), 3)
+  end
+  if o.layer ~= "auto" and math.type(o.layer) ~= "integer" then
+    error("icarl: layer must be 'auto' or a module index, got " .. tostring(o.layer), 3)
+  end
+  return setmetatable({ name = "icarl", options = o, _px = {}, _py = {}, _bx = core.zeros(0), _by = core.zeros(0),
+    _bt = core.zeros(0) }, ICaRL)
+end
+
+function ICaRL:describe()
+  local o = self.options
+  return { name = "icarl", options = { memory = o.memory, alpha = o.alpha, T = o.T, nme = o.nme } }
+end
+
+function ICaRL:before_run(ctx)
+  self.sets, self.order, self.mem, self.means, self.mean_classes = {}, {}, nil, nil, nil
+  self._for, self._kd = nil, nil
+  self.gen = ctx.rng
+end
+
+local function feature_layer(self, model)
+  local k = self.options.layer
+  if k ~= "auto" then return k end
+  local mods = rawget(model, "modules")
+  if type(mods) ~= "table" or #mods < 2 then
+    error("icarl: layer = 'auto' needs a Sequential model (give layer = the feature module's index)", 0)
+  end
+  return #mods - 1
+end
+
+-- Features of x, L2-normalised rows (a new tensor).
+local function features(self, model, x)
+  local f = model:forward_to(x, feature_layer(self, model))
+  f = f:contiguous():view(f:size(1), -1):clone()
+  local norm = f:norm(2, 2):clamp_(1e-12, math.huge)
+  return f:div_(norm:view(-1, 1))
+end
+
+-- Replays exemplars with every batch (as replay does).
+function ICaRL:before_batch(ctx)
+  local mem = self.mem
+  if not mem or #mem == 0 then return end
+  local x, y = ctx.x, ctx.y
+  local B = x:size(1)
+  local mx, my, mt = mem:sample(math.min(B, #mem), self.gen)
+  local px, py = self._px, self._py
+  px[1], px[2], py[1], py[2] = x, mx, y, my
+  ctx.x, ctx.y = core.cat(px, 1, self._bx), core.cat(py, 1, self._by)
+  local store = self._ct
+  if not store or store:numel() < B then
+    store = core.zeros(B)
+    self._ct = store
+  end
+  local ct = store:numel() == B and store or store:narrow(1, 1, B)
+  ct:fill_((ctx.batch_task and ctx.batch_task.index or ctx.t) - 1)
+  px[1], px[2] = ct, mt
+  ctx.sample_tasks = core.cat(px, 1, self._bt)
+end
+
+-- Distillation on the old classes from the model before the task.
+function ICaRL:loss(ctx)
+  if ctx.t == 1 or not ctx.old_model or self.options.alpha == 0 then return end
+  if self._for ~= ctx.t then
+    local old = {}
+    for _, c in ipairs(self.order) do old[#old + 1] = c end
+    table.sort(old)
+    self._for, self._kd = ctx.t, #old > 0 and loss.KLDistill { T = self.options.T, active = old } or nil
+  end
+  if not self._kd then return end
+  local v, g = self._kd:forward_backward(ctx.logits, ctx.old_model:forward(ctx.x))
+  ctx.grad_logits:add_(g, self.options.alpha)
+  ctx.loss = ctx.loss + self.options.alpha * v
+  ctx.penalty = ctx.penalty + self.options.alpha * v
+end
+
+-- The task's training samples by class: x rows and features.
+local function by_class(self, ctx)
+  local model, task = ctx.model, ctx.task
+  local xs, fs, ys = {}, {}, {}
+  for x, y in task.train:chunks { batch = 1000, flat = true } do
+    y = ctx.learner:targets(task, y)
+    xs[#xs + 1], fs[#fs + 1], ys[#ys + 1] = x:clone(), features(self, model, x), y:clone()
+  end
+  local X, Fe, Y = core.cat(xs, 1), core.cat(fs, 1), core.cat(ys, 1)
+  return X, Fe, Y
+end
+
+function ICaRL:after_task(ctx)
+  local model = ctx.model
+  local was_training = model.training
+  model:evaluate()
+  local X, Fe, Y = by_class(self, ctx)
+  -- the new classes of this task, in label order
+  local new_classes, seen = {}, {}
+  for _, c in ipairs(self.order) do seen[c] = true end
+  for _, c in ipairs(ctx.task.targets or ctx.task.classes) do
+    if not seen[c] then new_classes[#new_classes + 1] = c; seen[c] = true end
+  end
+  table.sort(new_classes)
+  local classes = #self.order + #new_classes
+  local m = self.options.memory // classes
+  if m < 1 then error(string.format("icarl: %d exemplars cannot hold %d classes", self.options.memory, classes), 0) end
+  -- old classes keep the first m of theirs; new ones get m by herding
+  for _, c in ipairs(self.order) do
+    local s = self.sets[c]
+    if s.x:size(1) > m then s.x, s.task = s.x:narrow(1, 1, m):clone(), s.task end
+  end
+  for _, c in ipairs(new_classes) do
+    local rows = Y:eq(c):totable()
+    local pick = {}
+    for i, v in ipairs(rows) do if v == 1 then pick[#pick + 1] = i end end
+    if #pick == 0 then error(string.format("icarl: task %d has no training sample of class %d", ctx.t, c), 0) end
+    local Fc, Xc = Fe:index(pick), X:index(pick)
+    local chosen = cl.herding(Fc, math.min(m, #pick))
+    self.sets[c] = { x = Xc:index(chosen), task = ctx.t - 1 }
+    self.order[#self.order + 1] = c
+  end
+  -- the memory holds every exemplar, and the class means are taken now
+  local xs, ys, ts = {}, {}, {}
+  for _, c in ipairs(self.order) do
+    local s = self.sets[c]
+    local n = s.x:size(1)
+    xs[#xs + 1], ys[#ys + 1], ts[#ts + 1] = s.x, core.zeros(n):fill_(c), core.zeros(n):fill_(s.task)
+  end
+  local EX, EY, ET = core.cat(xs, 1), core.cat(ys, 1), core.cat(ts, 1)
+  if not self.mem then self.mem = cl.memory(self.options.memory, { dim = EX:size(2) }) end
+  self.mem:load(EX, EY, ET)
+  local C = model:forward(EX:narrow(1, 1, 1)):size(2)
+  local sorted = {}
+  for _, c in ipairs(self.order) do sorted[#sorted + 1] = c end
+  table.sort(sorted)
+  local means = {}
+  for i, c in ipairs(sorted) do
+    local f = features(self, model, self.sets[c].x):mean(1):view(1, -1)
+    means[i] = f:div_(f:norm(2):clamp_(1e-12, math.huge))
+  end
+  self.means, self.mean_classes, self._C = core.cat(means, 1), sorted, C
+  ctx.extra.icarl = { exemplars = EX:size(1), per_class = m, classes = classes }
+  if was_training ~= false then model:train() end
+end
+
+--- The prediction hook: the class of the nearest mean exemplar feature.
+function ICaRL:predict(_, logits, _, active)
+  if not self.options.nme or not self.means then
+    local masked = logits:clone()
+    if active then
+      local keep = core.zeros(logits:size(2))
+      for _, c in ipairs(active) do keep:set(c + 1, 1) end
+      masked:add_(keep:sub(1):mul(1e30))
+    end
+    return masked:argmax(2):view(-1):sub(1)
+  end
+  -- the learner ran model:forward(x): the feature module holds x's features
+  local mods = rawget(self._model or {}, "modules")
+  local f
+  if mods then
+    local out = mods[feature_layer(self, self._model)].output
+    f = out:contiguous():view(out:size(1), -1):clone()
+    f:div_(f:norm(2, 2):clamp_(1e-12, math.huge):view(-1, 1))
+  end
+  local sim = f:mm(self.means:t()) -- cosine similarity to each class mean [B, k]
+  local allowed = {}
+  for i, c in ipairs(self.mean_classes) do
+    allowed[i] = true
+    if active then
+      allowed[i] = false
+      for _, a in ipairs(active) do if a == c then allowed[i] = true end end
+    end
+  end
+  for i, ok in ipairs(allowed) do
+    if not ok then sim:narrow(2, i, 1):fill_(-math.huge) end
+  end
+  local best = sim:argmax(2):view(-1):totable()
+  local pred = core.zeros(#best)
+  for r, i in ipairs(best) do pred:set(r, self.mean_classes[math.tointeger(i)]) end
+  return pred
+end
+
+-- The model the prediction hook reads features from (the run's).
+function ICaRL:before_task(ctx)
+  self._model = ctx.model
+end
+ICaRL.observe_hooks = { before_task = true }
+
+--- The state as named tensors: each class's exemplars and the class means.
+function ICaRL:state()
+  local out = {}
+  for _, c in ipairs(self.order or {}) do out["exemplars.class" .. c] = self.sets[c].x end
+  if self.means then out.class_means = self.means end
+  return out
+end
+
+return setmetatable({ ICaRL = ICaRL }, { __call = function(_, opts)
+  local s = new(opts)
+  return s
+end })
