@@ -94,4 +94,35 @@ function image.write(path, img)
   return true
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+--- The base64 text of a byte string (for PNGs in JSON and HTML).
+function image.base64(bytes)
+  if type(bytes) ~= "string" then error("image.base64: expected a string, got " .. type(bytes), 2) end
+  local out = {}
+  for i = 1, #bytes, 3 do
+    local a, b, c = bytes:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local q1, q2, q3, q4 = n >> 18, (n >> 12) & 63, (n >> 6) & 63, n & 63
+    out[#out + 1] = B64:sub(q1 + 1, q1 + 1) .. B64:sub(q2 + 1, q2 + 1) ..
+        (b and B64:sub(q3 + 1, q3 + 1) or "=") .. (c and B64:sub(q4 + 1, q4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+
+--- Records a grid of samples x for the run's report: ctx.extra.grids gets
+-- {task = ctx.t, name = name, png = base64 PNG}, shown by engram report;
+-- opts.file (a pattern with %d for the task, e.g. "replay-task%d.png") also
+-- writes it as a file; other opts go to image.grid (max, size, range, ...).
+function image.record(ctx, name, x, opts)
+  opts = opts or {}
+  local gopts = {}
+  for k, v in pairs(opts) do if k ~= "file" then gopts[k] = v end end
+  local g = image.grid(x, gopts)
+  if opts.file then image.write(string.format(opts.file, ctx.t), g) end
+  ctx.extra.grids = ctx.extra.grids or {}
+  table.insert(ctx.extra.grids, { task = ctx.t, name = name, png = image.base64(image.png(g)) })
+  return g
+end
+
 return image

@@ -249,6 +249,31 @@ local known = { title = true, created = true }
 
 --- The report page for an array of documents (a new string). opts: title,
 -- created (a timestamp text; default now). Raises on an invalid document.
+-- The sample grids runs recorded (engram.image.record: extra.grids), as
+-- images embedded in the page; anything that is not base64 is left out.
+local function grids_html(out, docs, labels)
+  local any = false
+  for k, d in ipairs(docs) do
+    local grids = type(d.extra) == "table" and d.extra.grids
+    if type(grids) == "table" and #grids > 0 then
+      if not any then
+        out[#out + 1] = "<h2>What is replayed</h2>"
+        out[#out + 1] = '<p class="note">Samples a strategy stored or generated, after each task.</p>'
+        any = true
+      end
+      out[#out + 1] = string.format('<div class="run"><h3>%s</h3><div class="grid-runs">', esc(labels[k]))
+      for _, g in ipairs(grids) do
+        if type(g) == "table" and type(g.png) == "string" and g.png:match("^[%w+/]+=*$") then
+          out[#out + 1] = string.format('<figure><img alt="%s" src="data:image/png;base64,%s">' ..
+            "<figcaption>%s, after task %s</figcaption></figure>", esc(tostring(g.name or "samples")), g.png,
+            esc(tostring(g.name or "samples")), esc(tostring(g.task or "?")))
+        end
+      end
+      out[#out + 1] = "</div></div>"
+    end
+  end
+end
+
 function report.html(docs, opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -317,7 +342,9 @@ function report.html(docs, opts)
     out[#out + 1] = report.heatmap_svg(d, labels[k])
     out[#out + 1] = "</div>"
   end
-  out[#out + 1] = "</div>\n</body>\n</html>\n"
+  out[#out + 1] = "</div>"
+  grids_html(out, docs, labels)
+  out[#out + 1] = "</body>\n</html>\n"
   return table.concat(out, "\n")
 end
 

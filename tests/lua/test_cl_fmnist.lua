@@ -52,3 +52,28 @@ function TestCLFashionMNIST.test_replay_works_in_task_il_within_joint()
   lu.assertTrue(replay.avg_acc > joint.avg_acc - 0.015,
     string.format("ACC: replay %.3f, joint %.3f", replay.avg_acc, joint.avg_acc))
 end
+
+-- Seeing what is replayed: replay{grid = n} records a grid of the memory after
+-- each task in the results (extra.grids), grid_file writes it as PNG files,
+-- and the HTML report shows the grids.
+function TestCLFashionMNIST.test_replay_grids_in_results_files_and_report()
+  local helpers = require("helpers")
+  local dir = helpers.tmpname("")
+  os.remove(dir)
+  os.execute("mkdir -p " .. helpers.q(dir))
+  local train, test = engram.data.fashion_mnist { normalize = true }
+  local scen = engram.scenarios.split(train, test, { tasks = 2, samples = 500, test_samples = 100, seed = 1 })
+  local L = engram.learner(engram.nn.mlp { 784, 64, 10 }:build { seed = 1 }, { epochs = 1, quiet = true })
+  L:use(S.replay { memory = 100, grid = 16, grid_file = dir .. "/replay-task%d.png" })
+  local doc = L:run(scen)
+  lu.assertEquals(#doc.extra.grids, 2)
+  lu.assertEquals(doc.extra.grids[2].task, 2)
+  lu.assertStrContains(doc.extra.grids[1].png, "iVBORw0KGgo") -- base64 of the PNG signature
+  lu.assertEquals(helpers.read_file(dir .. "/replay-task1.png"):sub(1, 4), "\137PNG")
+  local html = engram.report.html({ doc })
+  lu.assertStrContains(html, "<h2>What is replayed</h2>")
+  lu.assertStrContains(html, 'src="data:image/png;base64,iVBORw0KGgo')
+  lu.assertStrContains(html, "replay memory, after task 2")
+  os.execute("rm -r " .. helpers.q(dir))
+  lu.assertErrorMsgContains("replay: grid_file must be a file name pattern with %d", S.replay, { grid_file = "x.png" })
+end

@@ -47,3 +47,10 @@ function TestImage.test_bad_grids_are_errors()
   lu.assertErrorMsgContains("image.png: expected an image [H, W]", engram.image.png, engram.rand(2, 2, 2))
   lu.assertEquals(engram.image.grid(x, { max = 4 }):size(), { 11, 11 }) -- 2 x 2 images of 4 x 4, pad 1
 end
+
+function TestImage.test_base64_follows_rfc_4648()
+  local b = engram.image.base64
+  lu.assertEquals({ b(""), b("f"), b("fo"), b("foo"), b("foob"), b("fooba"), b("foobar") },
+    { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" })
+  lu.assertEquals(b("\0\255\128"), "AP+A")
+end

@@ -16,6 +16,9 @@
 --                        after_step is a training hook, after_task observes every task)
 --   balanced [false]     class-balanced reservoir (about capacity/C per class)
 --   seed [nil]           the sampling generator's seed (default: the run's ctx.rng)
+--   grid [nil]           after each task, a grid of the first n stored samples in
+--                        the results (extra.grids; engram report shows it)
+--   grid_file [nil]      ... and as a PNG file: a pattern with %d for the task
 --
 -- Hooks: before_batch (append a memory batch), after_step (stream) or
 -- after_task (task_end). Per batch: one sample call and four copies in C.
@@ -31,12 +34,19 @@ Replay.__index = Replay
 
 local function new(opts)
   local o = strategies.options("replay", opts,
-    { memory = 1000, batch = false, update = "task_end", balanced = false, seed = false }, 2)
+    { memory = 1000, batch = false, update = "task_end", balanced = false, seed = false, grid = false,
+      grid_file = false }, 2)
   if math.type(o.memory) ~= "integer" or o.memory < 1 then
     error("replay: memory must be a positive integer, got " .. tostring(o.memory), 2)
   end
   if o.batch and (math.type(o.batch) ~= "integer" or o.batch < 1) then
     error("replay: batch must be a positive integer, got " .. tostring(o.batch), 2)
+  end
+  if o.grid and (math.type(o.grid) ~= "integer" or o.grid < 1) then
+    error("replay: grid must be a number of samples to show, got " .. tostring(o.grid), 2)
+  end
+  if o.grid_file and (type(o.grid_file) ~= "string" or not o.grid_file:find("%d", 1, true)) then
+    error("replay: grid_file must be a file name pattern with %d for the task, got " .. tostring(o.grid_file), 2)
   end
   if o.update ~= "task_end" and o.update ~= "stream" then
     error("replay: update must be 'task_end' or 'stream', got " .. tostring(o.update), 2)
@@ -110,6 +120,11 @@ function Replay:_task_add(ctx)
   end
   ctx.extra.replay_memory = { size = mem and #mem or 0, capacity = self.options.memory,
     seen = mem and mem:seen() or 0 }
+  local o = self.options
+  if (o.grid or o.grid_file) and mem and #mem > 0 then
+    local x = mem:tensors()
+    require("engram.image").record(ctx, "replay memory", x, { max = o.grid or 64, file = o.grid_file or nil })
+  end
 end
 
 return new
