@@ -1,9 +1,11 @@
 -- engram.strategies.defaults: EWC, online EWC, SI, MAS and LwF take the
 -- strength for the scenario's kind when none is given; a given option wins;
 -- an unknown kind keeps the constructor default; describe() (and so the
--- results document) reports the value used.
+-- results document) reports the value used. The class-IL note is printed
+-- once per run for a regulariser alone, never in quiet mode or with replay.
 local lu = require("luaunit")
 local engram = require("engram")
+local helpers = require("helpers")
 local S = engram.strategies
 local D = S.defaults
 
@@ -90,4 +92,44 @@ function TestDefaults.test_a_strategy_reused_in_another_kind_takes_that_kinds_de
   lu.assertEquals(s:describe().options.c, D.si.class.c)
   run({ s }, "domain")
   lu.assertEquals(s:describe().options.c, D.si.domain.c)
+end
+
+-- ------------------------------------------------------------ class-IL note
+
+local function note_count(strategies, kind, lopts)
+  -- the learner's progress reporter writes to io.stderr as it is when the run starts
+  local saved, sink = io.stderr, helpers.sink()
+  io.stderr = sink -- luacheck: ignore 122
+  local ok, err = pcall(run, strategies, kind, lopts)
+  io.stderr = saved -- luacheck: ignore 122
+  if not ok then error(err, 0) end
+  local n = 0
+  for _ in sink.text:gmatch("note: in class%-IL") do n = n + 1 end
+  return n, sink.text
+end
+
+function TestDefaults.test_the_class_il_note_is_printed_once_for_a_regulariser_alone()
+  for _, c in ipairs(CASES) do
+    local n, text = note_count({ c[2]() }, "class", { quiet = false })
+    lu.assertEquals(n, 1, c[1] .. ": " .. text)
+  end
+  local n, text = note_count({ S.ewc { lambda = 10 } }, "class", { quiet = false })
+  lu.assertEquals(n, 1)
+  lu.assertStrContains(text, D.NOTE .. "\n")
+  lu.assertStrContains(text, "replay")
+end
+
+function TestDefaults.test_the_class_il_note_sees_through_schedules()
+  local n = note_count({ engram.schedule { { tasks = "2-", use = { S.si() } } } }, "class", { quiet = false })
+  lu.assertEquals(n, 1)
+end
+
+function TestDefaults.test_no_class_il_note_when_quiet_with_replay_outside_class_il_or_without_a_regulariser()
+  lu.assertEquals(note_count({ S.ewc() }, "class", { quiet = true }), 0)
+  lu.assertEquals(note_count({ S.replay { memory = 50 }, S.ewc() }, "class", { quiet = false }), 0)
+  lu.assertEquals(note_count({ engram.schedule { { tasks = "2-", use = { S.replay { memory = 50 } } } }, S.lwf() },
+    "class", { quiet = false }), 0)
+  lu.assertEquals(note_count({ S.ewc() }, "task", { quiet = false }), 0)
+  lu.assertEquals(note_count({ S.ewc() }, "domain", { quiet = false }), 0)
+  lu.assertEquals(note_count({ S.naive() }, "class", { quiet = false }), 0)
 end

@@ -11,6 +11,10 @@
 -- reports the value used (and `default_for = "<kind>-IL"` when it came from
 -- here).
 --
+-- class_il_note(ctx, out), called by the learner as a run starts, says once
+-- that these methods alone do not solve class-IL when a class-IL run uses one
+-- without replay (not in quiet mode).
+--
 -- The values were chosen on validation splits, never on the test sets:
 -- recipes/choose_defaults.lua (mlp{784, 400, 400, 10}, Fashion-MNIST, 5 tasks,
 -- 2 epochs, seed 1; domain = Permuted, task/class = Split; the best average
@@ -55,6 +59,46 @@ function fn.strength(name, kind, key, fallback)
   local d = per and kind and per[kind]
   if d and d[key] ~= nil then return d[key], kind end
   return fallback, nil
+end
+
+-- Regularisation strategies the class-IL note is about, and the strategies
+-- that keep or revisit old data (any of them silences the note).
+local REGULARISERS = { ewc = true, ["online-ewc"] = true, si = true, mas = true, lwf = true }
+local REPLAY_FAMILY = { replay = true, cumulative = true, joint = true, agem = true, ["a-gem"] = true, der = true,
+  ["der++"] = true, dgr = true, ["generative-replay"] = true, bir = true }
+
+-- The names of the strategies in list, looking into schedules' phases.
+local function names_in(list, out)
+  for _, s in ipairs(list) do
+    if type(s) == "table" then
+      if type(s.phases) == "table" then
+        for _, ph in ipairs(s.phases) do names_in(ph.use or {}, out) end
+      end
+      if type(s.name) == "string" then out[s.name] = true end
+    end
+  end
+  return out
+end
+
+fn.NOTE = "note: in class-IL, EWC, SI, MAS and LwF alone score near plain fine-tuning (van de Ven & Tolias 2019);" ..
+  " add replay (engram.strategies.replay) to keep old classes"
+
+--- Prints fn.NOTE once through `out` (a progress reporter, whose quiet mode
+-- silences it, or a file) when the run is class-IL and uses a regularisation
+-- strategy without any replay-family one. Returns true when it printed.
+function fn.class_il_note(ctx, out)
+  if ctx.opts and ctx.opts.quiet then return false end
+  if not (ctx.scenario and ctx.scenario.kind == "class") then return false end
+  local names = names_in(ctx.learner and ctx.learner.strategies or {}, {})
+  local reg = false
+  for n in pairs(names) do
+    if REPLAY_FAMILY[n] then return false end
+    if REGULARISERS[n] then reg = true end
+  end
+  if not reg then return false end
+  out = out or io.stderr
+  if type(out.message) == "function" then out:message(fn.NOTE) else out:write(fn.NOTE, "\n") end
+  return true
 end
 
 return setmetatable(defaults, { __index = fn })
