@@ -655,6 +655,7 @@ function Learner:run(scenario)
   local ctx = self:_context(scenario)
   self.ctx = ctx
   local prog = require("engram.progress").new { quiet = o.quiet }
+  require("engram.strategies.defaults").class_il_note(ctx, prog)
   local t_start = core.clock()
   local init_model = o.reference and model:clone() or nil
   dispatch(self, "before_run", ctx)

@@ -241,7 +241,8 @@ function TestStrategies.test_joint_in_task_il_interleaves_batches_of_each_task()
 end
 
 function TestStrategies.test_strategy_options_are_checked()
-  lu.assertErrorMsgContains("replay: unknown option 'memroy' (known: balanced, batch, grid, grid_file, memory, seed, update)",
+  lu.assertErrorMsgContains(
+    "replay: unknown option 'memroy' (known: balanced, batch, grid, grid_file, memory, seed, update)",
     S.replay, { memroy = 10 })
   lu.assertErrorMsgContains("replay: memory must be a positive integer", S.replay, { memory = 0 })
   lu.assertErrorMsgContains("ewc: unknown option 'lamda'", S.ewc, { lamda = 1 })

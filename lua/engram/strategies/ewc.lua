@@ -21,7 +21,8 @@
 -- shares (engram.strategies.quadratic, whose header also shows s:state()).
 --
 -- Options (defaults in brackets):
---   lambda [1000]       penalty strength λ
+--   lambda [1000]       penalty strength λ; when not given, the default for the
+--                       scenario's kind (engram.strategies.defaults), 1000 for others
 --   online [false]      online EWC: one running Fisher and one anchor
 --   gamma [1]           online EWC's decay of the running Fisher
 --   fisher ["empirical"] "empirical" | "sampled" | "expected" (above)
@@ -66,12 +67,15 @@ local function new(opts)
   end
   check_kind_path(o.fisher, o.path, 3)
   local s = setmetatable({ name = o.online and "online-ewc" or "ewc", options = o }, EWC)
-  return s:_init(o.lambda, 1, o.online, o.gamma)
+  s:_init(o.lambda, 1, o.online, o.gamma)
+  if opts == nil or opts.lambda == nil then s:_strength_by_kind("lambda") end
+  return s
 end
 
 function EWC:describe()
   local o = self.options
-  return { name = self.name, options = { lambda = o.lambda, online = o.online, gamma = o.online and o.gamma or nil,
+  return { name = self.name, options = { lambda = self._strength, default_for = self._default_for and
+    (self._default_for .. "-IL") or nil, online = o.online, gamma = o.online and o.gamma or nil,
     fisher = o.fisher, samples = o.samples, path = self.path_used or o.path } }
 end
 

@@ -18,7 +18,8 @@
 -- (learning without forgetting: distillation from the previous model), and
 -- quadratic (the importance-weighted penalty EWC, SI and MAS share, with an
 -- importance of your own). Each loads on first use: S.replay is
--- engram.strategies.replay.
+-- engram.strategies.replay. S.defaults holds the regularisers' strengths per
+-- scenario kind (used when none is given; docs/defaults.md).
 local util = require("engram.util")
 
 local strategies = {}
@@ -63,7 +64,7 @@ end
 
 return setmetatable(strategies, {
   __index = function(t, k)
-    if BUILTIN[k] then
+    if BUILTIN[k] or k == "defaults" then
       local m = require("engram.strategies." .. k)
       rawset(t, k, m)
       return m

@@ -14,11 +14,13 @@
 -- (its own softmax, as its own head). Needs no stored data.
 --
 -- Options (defaults in brackets):
---   alpha [1]   weight of the distillation against the task's loss
+--   alpha [1]   weight of the distillation against the task's loss; when not given,
+--               the default for the scenario's kind (engram.strategies.defaults), 1 for others
 --   T [2]       temperature (> 0)
 -- Per-task heads (the learner's heads = true) are not supported yet: each old
 -- head would need its own forward of the new model; use masked task-IL.
 local strategies = require("engram.strategies")
+local defaults = require("engram.strategies.defaults")
 local loss = require("engram.loss")
 
 local LwF = {}
@@ -36,15 +38,22 @@ local function new(opts)
   if type(o.T) ~= "number" or o.T ~= o.T or o.T <= 0 or o.T == math.huge then
     error("lwf: temperature T must be a finite number > 0, got " .. tostring(o.T), 3)
   end
-  return setmetatable({ name = "lwf", options = o }, LwF)
+  -- alpha not given: before_run takes the default for the scenario's kind
+  return setmetatable({ name = "lwf", options = o, _alpha = o.alpha, _alpha_given = opts ~= nil and
+    opts.alpha ~= nil }, LwF)
 end
 
 function LwF:describe()
-  return { name = "lwf", options = { alpha = self.options.alpha, T = self.options.T } }
+  return { name = "lwf", options = { alpha = self._alpha, default_for = self._default_for and
+    (self._default_for .. "-IL") or nil, T = self.options.T } }
 end
 
-function LwF:before_run()
+function LwF:before_run(ctx)
   self._for, self._crits, self._old = nil, nil, nil
+  if not self._alpha_given then
+    local kind = ctx and ctx.scenario and ctx.scenario.kind
+    self._alpha, self._default_for = defaults.strength("lwf", kind, "alpha", self.options.alpha)
+  end
 end
 
 function LwF:before_task(ctx)
@@ -74,14 +83,14 @@ end
 
 function LwF:loss(ctx)
   local old = ctx.old_model
-  if ctx.t == 1 or not old or self.options.alpha == 0 then return end
+  if ctx.t == 1 or not old or self._alpha == 0 then return end
   if ctx.opts.heads then
     error("lwf: per-task heads (the learner's heads = true) are not supported yet; use masked task-IL " ..
       "(heads = false)", 0)
   end
   if self._for ~= ctx.t then self._for, self._crits = ctx.t, criteria(self, ctx) end
   local teacher = old:forward(ctx.x)
-  local alpha, total = self.options.alpha, 0
+  local alpha, total = self._alpha, 0
   for _, c in ipairs(self._crits) do
     local v, g = c:forward_backward(ctx.logits, teacher)
     total = total + v

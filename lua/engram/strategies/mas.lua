@@ -15,7 +15,8 @@
 -- penalty every quadratic strategy shares (engram.strategies.quadratic).
 --
 -- Options (defaults in brackets):
---   lambda [1]        strength λ of λ Σ Ω (θ − θ*)²
+--   lambda [1]        strength λ of λ Σ Ω (θ − θ*)²; when not given, the default for
+--                     the scenario's kind (engram.strategies.defaults), 1 for others
 --   samples [1000]    samples N of the task's training data (seeded subset), or "all"
 --   path ["auto"]     "batched" | "loop" | "auto" (as EWC's fisher option)
 --   seed [nil]        the subset's seed (default: the run's seed + task)
@@ -41,12 +42,15 @@ local function new(opts)
   if o.data and type(o.data) ~= "function" then error("mas: data must be a function(task) -> dataset", 3) end
   local s = setmetatable({ name = "mas", options = o }, MAS)
   -- λ Σ Ω (θ − θ*)² is (λ'/2) Σ Ω (θ − θ*)² with λ' = 2λ; Ω is a running sum
-  return s:_init(o.lambda, 2, true, 1)
+  s:_init(o.lambda, 2, true, 1)
+  if opts == nil or opts.lambda == nil then s:_strength_by_kind("lambda") end
+  return s
 end
 
 function MAS:describe()
   local o = self.options
-  return { name = "mas", options = { lambda = o.lambda, samples = o.samples, path = self.path_used or o.path } }
+  return { name = "mas", options = { lambda = self._strength, default_for = self._default_for and
+    (self._default_for .. "-IL") or nil, samples = o.samples, path = self.path_used or o.path } }
 end
 
 --- The MAS importance of `model` on `task`: a new array of flat tensors per

@@ -48,6 +48,7 @@
 local core = require("engram.core")
 local cl = require("engram.cl")
 local strategies = require("engram.strategies")
+local defaults = require("engram.strategies.defaults")
 
 local quadratic = {}
 
@@ -81,9 +82,21 @@ function Quadratic:_init(strength, scale, online, gamma)
   return self
 end
 
-function Quadratic:before_run()
+--- Marks the strength as not given by the user: before_run then takes the
+-- default for the scenario's kind (engram.strategies.defaults[self.name]) as
+-- the option `key`, or keeps the constructor's value for an unknown kind.
+function Quadratic:_strength_by_kind(key)
+  self._default_key, self._fallback = key, self._strength
+  return self
+end
+
+function Quadratic:before_run(ctx)
   self.past, self.Omega, self.anchor, self._groups, self._fold = {}, nil, nil, nil, nil
   self._names = nil
+  if self._default_key then
+    local kind = ctx and ctx.scenario and ctx.scenario.kind
+    self._strength, self._default_for = defaults.strength(self.name, kind, self._default_key, self._fallback)
+  end
 end
 
 -- Checks what an importance function returned against the model's groups.

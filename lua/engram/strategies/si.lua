@@ -16,7 +16,8 @@
 -- after_backward and after_step observe: observe_hooks) and so protects it.
 --
 -- Options (defaults in brackets):
---   c [1]        strength c of c Σ Ω (θ − θ*)²
+--   c [1]        strength c of c Σ Ω (θ − θ*)²; when not given, the default for
+--                the scenario's kind (engram.strategies.defaults), 1 for others
 --   xi [0.1]     damping ξ (van de Ven's value; keeps the division finite)
 local cl = require("engram.cl")
 local core = require("engram.core")
@@ -35,15 +36,18 @@ local function new(opts)
   end
   local s = setmetatable({ name = "si", options = o }, SI)
   -- c Σ Ω (θ − θ*)² is (λ'/2) Σ Ω (θ − θ*)² with λ' = 2c; Ω is a running sum
-  return s:_init(o.c, 2, true, 1)
+  s:_init(o.c, 2, true, 1)
+  if opts == nil or opts.c == nil then s:_strength_by_kind("c") end
+  return s
 end
 
 function SI:describe()
-  return { name = "si", options = { c = self.options.c, xi = self.options.xi } }
+  return { name = "si", options = { c = self._strength, default_for = self._default_for and
+    (self._default_for .. "-IL") or nil, xi = self.options.xi } }
 end
 
-function SI:before_run()
-  quadratic.Quadratic.before_run(self)
+function SI:before_run(ctx)
+  quadratic.Quadratic.before_run(self, ctx)
   self.omega, self.start, self.prev, self.g = nil, nil, nil, nil
 end
 
