@@ -65,7 +65,7 @@ end
 -- that keep or revisit old data (any of them silences the note).
 local REGULARISERS = { ewc = true, ["online-ewc"] = true, si = true, mas = true, lwf = true }
 local REPLAY_FAMILY = { replay = true, cumulative = true, joint = true, agem = true, ["a-gem"] = true, der = true,
-  ["der++"] = true, dgr = true, ["generative-replay"] = true, bir = true }
+  ["der++"] = true, dgr = true, ["generative-replay"] = true, generative_replay = true, bir = true, icarl = true }
 
 -- The names of the strategies in list, looking into schedules' phases.
 local function names_in(list, out)
