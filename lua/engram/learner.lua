@@ -621,13 +621,22 @@ function Learner:_context(scenario)
 end
 
 local function describe_strategy(s)
-  if type(s.describe) == "function" then return s:describe() end
-  local opts = {}
-  for k, v in pairs(s.options or {}) do
-    local tv = type(v)
-    if tv == "number" or tv == "string" or tv == "boolean" then opts[k] = v end
+  local d
+  if type(s.describe) == "function" then
+    d = s:describe()
+  else
+    local opts = {}
+    for k, v in pairs(s.options or {}) do
+      local tv = type(v)
+      if tv == "number" or tv == "string" or tv == "boolean" then opts[k] = v end
+    end
+    d = { name = s.name or "custom", options = opts }
   end
-  return { name = s.name or "custom", options = opts }
+  -- what the strategy keeps (importances and anchors, a memory), in bytes
+  if type(d) == "table" and type(s.state_bytes) == "function" and d.state_bytes == nil then
+    d.state_bytes = s:state_bytes()
+  end
+  return d
 end
 
 --- Runs the scenario: evaluates the untrained model, then for each task

@@ -68,6 +68,7 @@ local function norm_strategies(s)
       out[i] = { name = e, options = json.object() }
     elseif type(e) == "table" and type(e.name) == "string" then
       out[i] = { name = e.name, options = object_copy(e.options) }
+      if type(e.state_bytes) == "number" then out[i].state_bytes = e.state_bytes end
     else
       error(string.format("results.new: strategies[%d] must be a name or {name=, options=}", i), 3)
     end

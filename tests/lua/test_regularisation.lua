@@ -203,13 +203,15 @@ function TestRegularisation.test_state_is_named_tensors_shaped_like_the_paramete
   end
   local function go(s)
     local model = engram.nn.mlp { 8, 6, 4 }:build { seed = 1 }
-    engram.learner(model, { epochs = 1, quiet = true }):use(s):run(scen)
+    local doc = engram.learner(model, { epochs = 1, quiet = true }):use(s):run(scen)
+    lu.assertEquals(doc.strategies[1].state_bytes, s:state_bytes(), "the results carry the state's bytes")
     return s
   end
   local ewc = go(S.ewc { lambda = 10 })
   lu.assertEquals(#names(ewc), 3 * 2 * 4) -- per past task: importance and anchor of 4 parameters
   lu.assertEquals(ewc:state()["task2.importance.base.1.weight"]:size(), { 6, 8 })
-  lu.assertEquals(ewc:state_bytes(), 3 * 2 * 4 * (6 * 8 + 6 + 4 * 6 + 4))
+  -- two copies per past task, and the two folded sums of the one-pass penalty
+  lu.assertEquals(ewc:state_bytes(), (3 * 2 + 2) * 4 * (6 * 8 + 6 + 4 * 6 + 4))
   local si = go(S.si { c = 1 })
   lu.assertEquals(names(si), {
     "anchor.base.1.bias 6", "anchor.base.1.weight 6x8", "anchor.base.3.bias 4", "anchor.base.3.weight 4x6",

@@ -255,9 +255,12 @@ function Quadratic:state(model)
 end
 
 --- Bytes of float32 state kept for the penalty (importances and anchors).
+-- (with the folded sums A and B separate-task EWC keeps to make its penalty
+-- one pass: two more copies, whatever the number of tasks)
 function Quadratic:state_bytes()
   local n = 0
   for _, t in pairs(self:state()) do n = n + t:numel() end
+  for _, f in ipairs(self._fold or {}) do n = n + f.A:numel() + f.B:numel() end
   return 4 * n
 end
 

@@ -104,6 +104,13 @@ function Replay:before_batch(ctx)
   ctx.sample_tasks = core.cat(px, 1, self._bt)
 end
 
+--- Bytes the memory holds in C: capacity x (sample + label + task) floats.
+function Replay:state_bytes()
+  local mem = self.mem
+  if not mem then return 0 end
+  return mem:capacity() * (mem:dim() + (mem:logits_dim() or 0) + 2) * 4
+end
+
 function Replay:_stream_add(ctx)
   local x = ctx.task_x
   self:_memory(x:size(2)):add(x, ctx.task_y, ctx.t - 1, nil, self.gen)
