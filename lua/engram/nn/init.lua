@@ -85,6 +85,7 @@ local base = require("engram.nn.module")
 require("engram.nn.layers")
 require("engram.nn.containers")
 require("engram.nn.surgery")
+require("engram.nn.isolation")
 
 local nn = base.nn
 local options, posint = base.options, base.posint
