@@ -286,7 +286,28 @@ function results.format(doc)
   lines[#lines + 1] = string.format("train %s  eval %s  params %s  peak RSS %s",
     secs(doc.train_seconds), secs(doc.eval_seconds), thousands(doc.trainable_params),
     doc.peak_rss_mb and string.format("%.0f MB", doc.peak_rss_mb) or "n/a")
+  for _, l in ipairs(results.isolation_lines(doc)) do lines[#lines + 1] = l end
   return table.concat(lines, "\n") .. "\n"
+end
+
+--- The per-task figures of parameter isolation (extra.isolation, written by
+-- the lora, adapters, heads, freeze and progressive strategies) as lines:
+-- per task the parameters it trained and their share of the model then,
+-- the bytes stored for it and those of a full copy of the model. {} when
+-- the document has none.
+function results.isolation_lines(doc)
+  local iso = type(doc) == "table" and type(doc.extra) == "table" and doc.extra.isolation
+  if type(iso) ~= "table" or type(iso.per_task) ~= "table" or #iso.per_task == 0 then return {} end
+  local lines = { "parameter isolation: per task, what it trained and what is stored for it" }
+  for t, p in ipairs(iso.per_task) do
+    if type(p) == "table" and type(p.trainable) == "number" and type(p.total) == "number" then
+      lines[#lines + 1] = string.format("  task %-3d trained %s of %s params (%.2f%%)  stored %s bytes, " ..
+        "a full copy %s bytes%s", t, thousands(p.trainable), thousands(p.total), 100 * (p.share or 0),
+        thousands(p.bytes), thousands(p.full_bytes),
+        (type(p.groups) == "table" and #p.groups > 0) and ("  [" .. table.concat(p.groups, ", ") .. "]") or "")
+    end
+  end
+  return lines
 end
 
 --- Prints results.format(doc) to out (default io.stdout).

@@ -159,3 +159,20 @@ function TestIsolation.test_bad_options_and_paths_are_errors_naming_them()
   err = fails(run, engram.nn.mlp { 8, 32, 6 }:build { seed = 1 }, { S.lora { rank = 7, layers = "3" } })
   lu.assertStrContains(err, "LoRA: rank 7 is larger than the layer (Linear(32->6): at most 6)")
 end
+
+function TestIsolation.test_results_text_and_report_show_the_per_task_figures()
+  local model = engram.nn.mlp { 8, 32, 6 }:build { seed = 7 }
+  local doc = run(model, { S.heads {}, { S.lora { rank = 2, layers = "1" }, { tasks = "2-" } } })
+  local text = engram.results.format(doc)
+  lu.assertStrContains(text, "parameter isolation: per task")
+  local p = doc.extra.isolation.per_task[2]
+  lu.assertStrContains(text, string.format("task 2   trained %d of %s params", p.trainable,
+    engram.results.thousands(p.total)))
+  lu.assertStrContains(text, "[heads.task2, lora.task2]")
+  -- the document survives a JSON round trip with its figures
+  local back = engram.json.decode(engram.json.encode(doc))
+  lu.assertEquals(back.extra.isolation.per_task[3].trainable, doc.extra.isolation.per_task[3].trainable)
+  local html = engram.report.html({ doc }, { created = "now" })
+  lu.assertStrContains(html, "<h2>Parameter isolation</h2>")
+  lu.assertStrContains(html, "<td>" .. engram.results.thousands(p.bytes) .. "</td>")
+end

@@ -15,20 +15,22 @@ local iso = {}
 local function record(ctx)
   local x = ctx.extra.isolation
   if not x then
-    x = { per_task = {}, groups = {} }
+    x = { per_task = {} }
     ctx.extra.isolation = x
   end
+  if not ctx._isolation_groups then ctx._isolation_groups = {} end
   return x
 end
 
 --- Notes that group gname was made for task t.
 function iso.note(ctx, t, gname)
-  local x = record(ctx)
-  x.groups[t] = x.groups[t] or {}
-  for _, g in ipairs(x.groups[t]) do
+  record(ctx)
+  local groups = ctx._isolation_groups
+  groups[t] = groups[t] or {}
+  for _, g in ipairs(groups[t]) do
     if g == gname then return end
   end
-  table.insert(x.groups[t], gname)
+  table.insert(groups[t], gname)
 end
 
 --- Measures task ctx.t (in after_task: what the task trained).
@@ -36,7 +38,7 @@ function iso.measure(ctx)
   local x, m, t = record(ctx), ctx.model, ctx.t
   local n, N = m:numel { trainable = true }, m:numel()
   x.per_task[t] = { task = t, trainable = n, total = N, share = N > 0 and n / N or 0, bytes = 4 * n,
-    full_bytes = 4 * N, groups = x.groups[t] or {} }
+    full_bytes = 4 * N, groups = ctx._isolation_groups[t] or {} }
   x.total_params, x.full_bytes = N, 4 * N
 end
 
