@@ -175,6 +175,11 @@ function TestSurgery.test_freeze_layers_and_params_keep_values_and_count_as_not_
   lu.assertFalse(m:get("1").weight:equal(w1))
   m:unfreeze_params("bias")
   lu.assertEquals(m:numel { trainable = true }, m:numel())
+  -- a group masked whole is reported frozen (optimisers skip it in one test)
+  m:freeze_layers("Linear")
+  lu.assertTrue(m:groups()[1].frozen)
+  m:unfreeze_layers("3")
+  lu.assertFalse(m:groups()[1].frozen)
 end
 
 function TestSurgery.test_new_group_adopts_modules_placed_in_the_tree()

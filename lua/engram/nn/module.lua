@@ -283,7 +283,8 @@ end
 function Module:groups()
   local out = {}
   for i, g in ipairs(scope(self)) do
-    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen, numel = g.numel,
+    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen or g.rec.all_masked == true,
+               numel = g.numel,
                mask = own_mask(g) }
   end
   return out

@@ -401,6 +401,8 @@ end
 
 local function tidy(rec)
   if rec.mask and rec.mask:sum() == rec.numel then rec.mask = nil end
+  -- a group masked whole counts as frozen: optimisers skip it in one test
+  rec.all_masked = (rec.mask ~= nil and rec.mask:sum() == 0) or nil
   for _, m in ipairs(rec.modules) do
     local all = rec.mask ~= nil
     if all then
