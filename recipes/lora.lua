@@ -105,29 +105,7 @@ for _, d in ipairs(docs) do engram.results.print(d); print() end
 io.write(engram.results.compare_table(docs))
 local base_params = model():numel()
 for _, p in ipairs(pairs_) do
-  if p.lora then
-    local acc, iso = p.lora.acc, p.lora.extra.isolation
-    local exact = true
-    for j = 1, #acc do exact = exact and acc[#acc][j] == acc[j][j] end
-    print(string.format("\nlora-%s: every task's accuracy after task %d equals the one right after learning it: %s",
-      p.tag, #acc, exact and "yes" or "NO"))
-    print("  task  LoRA acc   full acc   share of full   trained params   of the base model   bytes stored / full copy")
-    local worst = math.huge
-    for j = 1, #acc do
-      local full = p.full and p.full.acc[j][j]
-      local share = full and acc[j][j] / full
-      if share and j > 1 then worst = math.min(worst, share) end
-      local it = iso.per_task[j]
-      print(string.format("  %4d  %7.2f%%  %8s  %13s   %14s   %16.2f%%   %s / %s", j, 100 * acc[j][j],
-        full and string.format("%.2f%%", 100 * full) or "n/a", share and string.format("%.1f%%", 100 * share) or "n/a",
-        engram.results.thousands(it.trainable), 100 * it.trainable / base_params, engram.results.thousands(it.bytes),
-        engram.results.thousands(4 * base_params)))
-    end
-    if worst < math.huge then
-      print(string.format("  tasks 2-%d: the worst task reaches %.1f%% of full fine-tuning's accuracy", #acc,
-        100 * worst))
-    end
-  end
+  if p.lora then print("\n" .. table.concat(engram.results.isolation_vs(p.lora, p.full, base_params), "\n")) end
 end
 if log then log:close() end
 if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end

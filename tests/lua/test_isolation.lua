@@ -176,3 +176,17 @@ function TestIsolation.test_results_text_and_report_show_the_per_task_figures()
   lu.assertStrContains(html, "<h2>Parameter isolation</h2>")
   lu.assertStrContains(html, "<td>" .. engram.results.thousands(p.bytes) .. "</td>")
 end
+
+function TestIsolation.test_isolation_vs_compares_each_task_with_full_fine_tuning()
+  local scen = blobs()
+  local full = run(engram.nn.mlp { 8, 32, 6 }:build { seed = 8 }, { S.naive() }, scen)
+  local doc = run(engram.nn.mlp { 8, 32, 6 }:build { seed = 8 },
+    { S.heads {}, { S.lora { rank = 2, layers = "1" }, { tasks = "2-" } } }, scen)
+  local lines, worst = engram.results.isolation_vs(doc, full, 8 * 32 + 32 + 32 * 6 + 6)
+  lu.assertStrContains(lines[1], "equals the one right after learning it: yes")
+  local want = math.huge
+  for j = 2, 3 do want = math.min(want, doc.acc[j][j] / full.acc[j][j]) end
+  lu.assertEquals(worst, want)
+  lu.assertStrContains(lines[#lines], string.format("the worst task reaches %.1f%%", 100 * want))
+  lu.assertStrContains(fails(engram.results.isolation_vs, full, nil, 10), "the document has no extra.isolation")
+end
