@@ -190,3 +190,42 @@ function TestIsolation.test_isolation_vs_compares_each_task_with_full_fine_tunin
   lu.assertStrContains(lines[#lines], string.format("the worst task reaches %.1f%%", 100 * want))
   lu.assertStrContains(fails(engram.results.isolation_vs, full, nil, 10), "the document has no extra.isolation")
 end
+
+function TestIsolation.test_models_after_isolation_runs_clone_and_compute_the_same()
+  local x = engram.randn(5, 8)
+  local models = {
+    { engram.nn.mlp { 8, 32, 32, 6 }:build { seed = 9 },
+      { S.heads {}, { S.adapters { bottleneck = 3 }, { tasks = "2-" } } } },
+    { engram.nn.mlp { 8, 32, 6 }:build { seed = 9 },
+      { S.heads {}, { S.lora { rank = 2, layers = "1" }, { tasks = "2-" } } } },
+    { engram.nn.Sequential(engram.nn.Progressive { 8, 16, 6 }):build { seed = 9 }, { S.progressive {} } },
+  }
+  for i, mc in ipairs(models) do
+    local model = mc[1]
+    run(model, mc[2])
+    local c = model:clone()
+    lu.assertTrue(c:forward(x):equal(model:forward(x)), "model " .. i)
+    lu.assertEquals(#c:groups(), #model:groups())
+  end
+end
+
+function TestIsolation.test_state_tensors_are_views_of_the_sets()
+  local model = engram.nn.mlp { 8, 32, 6 }:build { seed = 10 }
+  local lora = S.lora { rank = 2, layers = "1" }
+  run(model, { S.heads {}, { lora, { tasks = "2-" } } })
+  local st = lora:state()
+  st["lora.task2.1.2.B"]:fill_(0.5)
+  lu.assertEquals(model:get("1").sets[2].B:sum(), 0.5 * 32 * 2)
+end
+
+function TestIsolation.test_adapters_compose_with_replay_for_a_trained_shared_model()
+  local model = engram.nn.mlp { 8, 32, 6 }:build { seed = 11 }
+  local replay = S.replay { memory = 60 }
+  local doc = run(model, { { S.adapters { bottleneck = 4, freeze = false }, { tasks = "2-" } }, replay },
+    blobs("class"))
+  lu.assertEquals(#doc.acc, 3)
+  -- nothing frozen: every parameter trains in every task
+  lu.assertEquals(doc.extra.isolation.per_task[3].trainable, doc.extra.isolation.per_task[3].total -
+    (2 * 32 * 4 + 4 + 32)) -- all but task 2's adapter (one ReLU, one place)
+  lu.assertEquals(doc.extra.isolation.per_task[3].groups, { "adapters.task3" })
+end

@@ -242,3 +242,20 @@ function TestIsolationModules.test_progressive_columns_gradients_check_with_late
   lu.assertTrue(m:forward(x):equal(y1)) -- column 1 does not see later columns
   lu.assertStrContains(fails(p.select, p, 4), "column 4 out of range 1..3")
 end
+
+function TestLoRA.test_a_clone_after_a_forward_keeps_the_sets_and_computes_the_same()
+  engram.seed(307)
+  local m, ws = lora_mlp({ 8, 6, 3 }, { rank = 2 }, { 2 }, 10, "1")
+  activate(ws, 2)
+  ws[1].sets[2].B:fill_(0.3)
+  m:freeze_layers("1.1")
+  local x = engram.randn(4, 8)
+  local y = m:forward(x):clone()
+  local c = m:clone() -- after a forward: the LoRA's own buffers are not a borrowed output
+  lu.assertTrue(c:forward(x):equal(y))
+  lu.assertEquals(#c:groups(), 2)
+  lu.assertEquals(c:numel { trainable = true }, m:numel { trainable = true })
+  c:get("1"):activate(nil)
+  lu.assertFalse(c:forward(x):equal(y))
+  lu.assertTrue(m:forward(x):equal(y)) -- the original is untouched
+end

@@ -72,7 +72,7 @@ function nn.LoRA(layer, opts)
   local m = new(LoRA)
   m.modules, m.rank, m.alpha, m.sets = { layer }, rank, alpha, {}
   m.in_features, m.out_features = layer.in_features, layer.out_features
-  m._h, m._d, m._gh, m._gx, m._ws, m._ws2 = buffer(), buffer(), buffer(), buffer(), buffer(), buffer()
+  m._lh, m._ld, m._lgh, m._lgx, m._ws, m._ws2 = buffer(), buffer(), buffer(), buffer(), buffer(), buffer()
   if rawget(layer, "_built") then m._built = true end
   return m
 end
@@ -121,9 +121,9 @@ function LoRA:forward(x)
     if not f.A then
       error(string.format("LoRA: set %s has no parameters yet (model:new_group)", key_str(self.active)), 2)
     end
-    local h = core.nn_linear_forward(self._h, x, f.A, nil, self._ws)
+    local h = core.nn_linear_forward(self._lh, x, f.A, nil, self._ws)
     if f.scale ~= 1 then h:mul_(f.scale) end
-    core.nn_axpy(y, 1, core.nn_linear_forward(self._d, h, f.B, nil, self._ws2))
+    core.nn_axpy(y, 1, core.nn_linear_forward(self._ld, h, f.B, nil, self._ws2))
   end
   self.output = y
   return y
@@ -140,9 +140,9 @@ function LoRA:backward(x, gy, need)
   if f and self.merged == nil then
     local gA, gB = f.grad_A, f.grad_B
     if f._frozen then gA, gB = nil, nil end
-    local gh = core.nn_linear_backward(self._gh, gB, nil, gy, self._h, f.B)
+    local gh = core.nn_linear_backward(self._lgh, gB, nil, gy, self._lh, f.B)
     if f.scale ~= 1 then gh:mul_(f.scale) end
-    local gxl = core.nn_linear_backward(need ~= false and self._gx, gA, nil, gh, x, f.A)
+    local gxl = core.nn_linear_backward(need ~= false and self._lgx, gA, nil, gh, x, f.A)
     if need ~= false then core.nn_axpy(gx, 1, gxl) end
   end
   self.grad_input = gx
