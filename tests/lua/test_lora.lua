@@ -259,3 +259,30 @@ function TestLoRA.test_a_clone_after_a_forward_keeps_the_sets_and_computes_the_s
   lu.assertFalse(c:forward(x):equal(y))
   lu.assertTrue(m:forward(x):equal(y)) -- the original is untouched
 end
+
+function TestIsolationModules.test_warm_steps_with_adapters_and_progressive_columns_allocate_nothing()
+  engram.seed(314)
+  local p = nn.Progressive({ 10, 8, 8, 3 })
+  local models = {
+    nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Adapter(8, { bottleneck = 2 }), nn.Linear(8, 3)):build { seed = 1 },
+    nn.Sequential(p):build { seed = 2 },
+  }
+  local c2 = p:add_column()
+  models[2]:new_group("column2", { c2 })
+  p:select(2)
+  models[2]:freeze("base")
+  local x, y = engram.randn(6, 10), engram.tensor { 0, 1, 2, 0, 1, 2 }
+  for _, m in ipairs(models) do
+    local ce, opt = engram.loss.CrossEntropy(), engram.optim.Adam(m, { lr = 1e-3 })
+    local function step()
+      m:zero_grad()
+      local _, g = ce:forward_backward(m:forward(x), y)
+      m:backward(x, g, false)
+      opt:step()
+    end
+    step(); step()
+    local before = engram.core.alloc_count()
+    for _ = 1, 5 do step() end
+    lu.assertEquals(engram.core.alloc_count(), before)
+  end
+end
