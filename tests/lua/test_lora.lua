@@ -173,6 +173,14 @@ function TestLoRA.test_bad_input_gives_errors_naming_the_option_or_the_set()
   lu.assertStrContains(fails(ws[1].load_set, ws[1], 1, engram.zeros(2, 5), engram.zeros(4, 2)),
     "set 1 has A 2x5 and B 4x2; Linear(6->4) needs A [r, 6] and B [4, r]")
   lu.assertStrContains(fails(ws[1].merge, ws[1]), "no set given and none active")
+  -- factors made for a base of another shape (here put in by hand) are refused by merge
+  local f = ws[1].sets[1]
+  local A = f.A
+  f.A = engram.zeros(2, 5)
+  lu.assertStrContains(fails(ws[1].merge, ws[1], 1),
+    "LoRA:merge: set 1 has A 2x5 and B 4x2; Linear(6->4) needs A [r, 6] and B [4, r]")
+  f.A = A
+  lu.assertStrContains(fails(ws[1].merge, ws[1], 5), "LoRA:merge: Linear(6->4) has no set 5 (sets: 1)")
   lu.assertStrContains(fails(m.wrap, m, "1", function(x) return nn.LoRA(x) end), "already wrapped")
 end
 

@@ -35,6 +35,7 @@ local function factors(nin, nout, rank, scale)
   local f = new(LoRAFactors)
   f.rank, f.scale, f.in_features, f.out_features = rank, scale, nin, nout
   f._pspec = { { name = "A", shape = { rank, nin } }, { name = "B", shape = { nout, rank } } }
+  f._h1, f._gh1, f._ws, f._ws2 = buffer(), buffer(), buffer(), buffer()
   return f
 end
 -- A like a Linear's weight (PyTorch's default, as PEFT does), B zero: the
@@ -44,8 +45,23 @@ function LoRAFactors:reset(gen)
   core.nn_init_uniform(self.A, -b, b, gen)
   self.B:fill_(0)
 end
-function LoRAFactors.forward(_, x) return x end -- never called: the LoRA runs the factors
-function LoRAFactors.backward(_, _, gy) return gy end
+-- forward(x) -> the low-rank term scale (x A^T) B^T [..., out]; backward(x,
+-- gy, need) accumulates the factors' gradients and returns its part of the
+-- input gradient. The LoRA adds both to its Linear's.
+function LoRAFactors:forward(x)
+  if not self.A then error("LoRA: a set has no parameters yet (model:new_group)", 2) end
+  local h = core.nn_linear_forward(self._h1, x, self.A, nil, self._ws)
+  if self.scale ~= 1 then h:mul_(self.scale) end
+  return core.nn_linear_forward(self.output, h, self.B, nil, self._ws2)
+end
+function LoRAFactors:backward(x, gy, need)
+  local gA, gB = self.grad_A, self.grad_B
+  if self._frozen then gA, gB = nil, nil end
+  local gh = core.nn_linear_backward(self._gh1, gB, nil, gy, self._h1, self.B)
+  if self.scale ~= 1 then gh:mul_(self.scale) end
+  local gx = core.nn_linear_backward(need ~= false and self.grad_input, gA, nil, gh, x, self.A)
+  return need ~= false and gx or nil
+end
 function LoRAFactors:_repr()
   return string.format("LoRAFactors(rank %d, scale %g)", self.rank, self.scale)
 end
@@ -72,7 +88,6 @@ function nn.LoRA(layer, opts)
   local m = new(LoRA)
   m.modules, m.rank, m.alpha, m.sets = { layer }, rank, alpha, {}
   m.in_features, m.out_features = layer.in_features, layer.out_features
-  m._lh, m._ld, m._lgh, m._lgx, m._ws, m._ws2 = buffer(), buffer(), buffer(), buffer(), buffer(), buffer()
   if rawget(layer, "_built") then m._built = true end
   return m
 end
@@ -121,9 +136,7 @@ function LoRA:forward(x)
     if not f.A then
       error(string.format("LoRA: set %s has no parameters yet (model:new_group)", key_str(self.active)), 2)
     end
-    local h = core.nn_linear_forward(self._lh, x, f.A, nil, self._ws)
-    if f.scale ~= 1 then h:mul_(f.scale) end
-    core.nn_axpy(y, 1, core.nn_linear_forward(self._ld, h, f.B, nil, self._ws2))
+    core.nn_axpy(y, 1, f:forward(x))
   end
   self.output = y
   return y
@@ -137,12 +150,8 @@ function LoRA:backward(x, gy, need)
       label(layer)), 2)
   end
   local gx = layer:backward(x, gy, need)
-  if f and self.merged == nil then
-    local gA, gB = f.grad_A, f.grad_B
-    if f._frozen then gA, gB = nil, nil end
-    local gh = core.nn_linear_backward(self._lgh, gB, nil, gy, self._lh, f.B)
-    if f.scale ~= 1 then gh:mul_(f.scale) end
-    local gxl = core.nn_linear_backward(need ~= false and self._lgx, gA, nil, gh, x, f.A)
+  if f and self.merged == nil and not (f._frozen and need == false) then
+    local gxl = f:backward(x, gy, need)
     if need ~= false then core.nn_axpy(gx, 1, gxl) end
   end
   self.grad_input = gx
