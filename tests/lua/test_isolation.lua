@@ -229,3 +229,36 @@ function TestIsolation.test_adapters_compose_with_replay_for_a_trained_shared_mo
     (2 * 32 * 4 + 4 + 32)) -- all but task 2's adapter (one ReLU, one place)
   lu.assertEquals(doc.extra.isolation.per_task[3].groups, { "adapters.task3" })
 end
+
+function TestIsolation.test_lora_strategy_merges_unmerges_and_combines_task_sets()
+  local model = engram.nn.mlp { 8, 32, 2 }:build { seed = 12 }
+  local lora = S.lora { rank = 2 }
+  run(model, { { lora, { tasks = "2-" } } }, blobs("domain"))
+  local x = engram.randn(7, 8)
+  lora:activate(nil)
+  local y0 = model:forward(x):clone()
+  local d = {}
+  for _, t in ipairs { 2, 3 } do
+    lora:activate(t)
+    d[t] = model:forward(x) - y0
+  end
+  local W = { model:get("1.1").weight:clone(), model:get("3.1").weight:clone() }
+  local dW = {}
+  for _, t in ipairs { 2, 3 } do
+    lora:merge(t)
+    if t == 2 then lu.assertTrue((model:forward(x) - y0):allclose(d[2], 1e-4, 1e-5)) end
+    dW[t] = { model:get("1.1").weight - W[1], model:get("3.1").weight - W[2] }
+    lora:unmerge()
+    lu.assertTrue(model:get("1.1").weight:equal(W[1]))
+    lu.assertTrue(model:get("3.1").weight:equal(W[2]))
+  end
+  -- the combination's weight change in every layer is the weighted sum of the tasks'
+  lu.assertEquals(lora:combine("mix", { 2, 3 }, { 0.25, 0.75 }), "lora.mix")
+  lora:merge("mix")
+  lu.assertTrue((model:get("1.1").weight - W[1]):allclose(dW[2][1] * 0.25 + dW[3][1] * 0.75, 1e-4, 1e-6))
+  lu.assertTrue((model:get("3.1").weight - W[2]):allclose(dW[2][2] * 0.25 + dW[3][2] * 0.75, 1e-4, 1e-6))
+  lora:unmerge()
+  lu.assertTrue(model:groups()[#model:groups()].frozen)
+  lu.assertStrContains(fails(lora.combine, lora, "bad", { 2, 9 }, { 1, 1 }), "lora:combine: no set for 9")
+  lu.assertStrContains(fails(lora.merge, lora, 8), "lora: no set for 8")
+end
