@@ -21,9 +21,16 @@
 --       [--scenario all|task|permuted] [--only adapters-task] [--seed 1]
 --       [--out results.json] [--log run.jsonl]
 --
--- Takes about 45 s on 2 cores. Expect: see docs/isolation.md (measured
--- figures: zero forgetting, the parameters trained per task and each task's
--- share of full fine-tuning's accuracy).
+-- Takes about 45 s on 2 cores (the permuted runs: 5 x 60,000 images each).
+-- Expect (seed 1, 1 epoch, bottleneck 10, measured): zero forgetting for the
+-- adapters (every task's accuracy after task 5 equals the one right after
+-- learning it, bit for bit); per task from task 2 on 20,830 parameters
+-- (4.35% of the base model) in task-IL, 21,556 (4.51%) with the first
+-- layer's LoRA in the permuted runs; task-IL ACC 98.8% (full fine-tuning
+-- 94.2%), each task >= 99.3% of full fine-tuning's accuracy on it; permuted
+-- ACC 82.5% (full 65.4%), each task >= 95.4% of it. With --first 0 (adapters
+-- alone) permuted tasks 3-5 reach only 93.2-93.9% of it: the frozen first
+-- layer has already mixed the pixels (docs/isolation.md).
 local engram = require("engram")
 local S = engram.strategies
 

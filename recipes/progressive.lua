@@ -16,9 +16,12 @@
 --       [--samples 60000] [--scenario all|task|permuted] [--only progressive-task]
 --       [--seed 1] [--out results.json] [--log run.jsonl]
 --
--- Takes about 1 minute on 2 cores. Expect: see docs/isolation.md (measured
--- figures: zero forgetting, the columns' sizes, each task's share of full
--- fine-tuning's accuracy).
+-- Takes about 35 s on 2 cores. Expect (seed 1, 1 epoch, hidden 100,
+-- measured): zero forgetting (every task's accuracy after task 5 equals the
+-- one right after learning it, bit for bit); column t trains 89,610 +
+-- 11,000 (t - 1) parameters (its layers and its laterals); task-IL ACC
+-- 99.0% against 97.7% for full fine-tuning of one column, permuted 84.5%
+-- against 71.5%, each task >= 99.8% of full fine-tuning's accuracy on it.
 local engram = require("engram")
 local S = engram.strategies
 
