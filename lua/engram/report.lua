@@ -329,6 +329,31 @@ function report.html(docs, opts)
       'right after training relative to training the task alone. n/a: undefined for this run (see the JSON\'s ' ..
       '"undefined").</p>'
 
+  local iso_rows = {}
+  for k, d in ipairs(docs) do
+    local iso = type(d.extra) == "table" and d.extra.isolation
+    if type(iso) == "table" and type(iso.per_task) == "table" then
+      for t, p in ipairs(iso.per_task) do
+        if type(p) == "table" and type(p.trainable) == "number" then
+          iso_rows[#iso_rows + 1] = string.format("<tr><td class=\"name\">%s</td><td>%d</td><td>%s</td><td>%s</td>" ..
+            "<td>%s</td><td>%s</td><td>%s</td></tr>", esc(labels[k]), t, esc(results.thousands(p.trainable)),
+            esc(results.thousands(p.total)), esc(string.format("%.2f%%", 100 * (p.share or 0))),
+            esc(results.thousands(p.bytes)), esc(results.thousands(p.full_bytes)))
+        end
+      end
+    end
+  end
+  if #iso_rows > 0 then
+    out[#out + 1] = "<h2>Parameter isolation</h2>"
+    out[#out + 1] = '<div class="table-wrap"><table class="metrics">\n<tr><th class="name">run</th><th>task</th>' ..
+        "<th>trained params</th><th>params</th><th>share</th><th>bytes stored</th><th>full copy bytes</th></tr>"
+    out[#out + 1] = table.concat(iso_rows, "\n")
+    out[#out + 1] = "</table></div>"
+    out[#out + 1] = '<p class="note">Per task: the parameters it trained (the rest frozen or another task\'s), ' ..
+        'their share of the model at that time, the float32 bytes kept for the task beside the shared rest, and ' ..
+        'those of a full copy of the model.</p>'
+  end
+
   out[#out + 1] = "<h2>Average accuracy after each task</h2>"
   out[#out + 1] = report.curves_svg(docs, labels)
 

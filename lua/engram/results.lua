@@ -287,7 +287,75 @@ function results.format(doc)
   lines[#lines + 1] = string.format("train %s  eval %s  params %s  peak RSS %s",
     secs(doc.train_seconds), secs(doc.eval_seconds), thousands(doc.trainable_params),
     doc.peak_rss_mb and string.format("%.0f MB", doc.peak_rss_mb) or "n/a")
+  for _, l in ipairs(results.isolation_lines(doc)) do lines[#lines + 1] = l end
   return table.concat(lines, "\n") .. "\n"
+end
+
+--- A run with parameter isolation beside a full fine-tuning run on the same
+-- scenario (full may be nil), as lines: whether every task's accuracy after
+-- the last task equals the one right after learning it, then per task the
+-- accuracy right after learning it, full fine-tuning's, their ratio, the
+-- parameters trained and their share of base_params (the model before any
+-- set was added), and the bytes stored beside a full copy; last, the worst
+-- ratio over the tasks after the first. Returns the lines and that worst ratio.
+function results.isolation_vs(doc, full, base_params)
+  local ok, err = results.validate(doc)
+  if not ok then error("results.isolation_vs: " .. tostring(err), 2) end
+  if full ~= nil then
+    local okf, errf = results.validate(full)
+    if not okf then error("results.isolation_vs: the full fine-tuning run: " .. tostring(errf), 2) end
+  end
+  local acc, iso = doc.acc, type(doc.extra) == "table" and doc.extra.isolation or nil
+  if type(iso) ~= "table" or type(iso.per_task) ~= "table" then
+    error("results.isolation_vs: the document has no extra.isolation", 2)
+  end
+  if type(base_params) ~= "number" or base_params <= 0 then
+    error("results.isolation_vs: base_params must be a positive number", 2)
+  end
+  local exact = true
+  for j = 1, #acc do exact = exact and acc[#acc][j] == acc[j][j] end
+  local lines = {
+    string.format("%s: every task's accuracy after task %d equals the one right after learning it: %s",
+      tostring(doc.name), #acc, exact and "yes" or "NO"),
+    "  task  its acc    full acc   share of full   trained params   of the base model   bytes stored / full copy",
+  }
+  local worst = nil
+  for j = 1, #acc do
+    local f = full and full.acc[j] and full.acc[j][j]
+    local share = f and f > 0 and acc[j][j] / f or nil
+    if share and j > 1 then worst = math.min(worst or math.huge, share) end
+    local it = type(iso.per_task[j]) == "table" and iso.per_task[j] or {}
+    if type(it.trainable) ~= "number" then it = {} end
+    lines[#lines + 1] = string.format("  %4d  %7.2f%%  %8s  %13s   %14s   %16s   %s / %s", j, 100 * acc[j][j],
+      f and string.format("%.2f%%", 100 * f) or "n/a", share and string.format("%.1f%%", 100 * share) or "n/a",
+      thousands(it.trainable), it.trainable and string.format("%.2f%%", 100 * it.trainable / base_params) or "n/a",
+      thousands(it.bytes), thousands(4 * base_params))
+  end
+  if worst then
+    lines[#lines + 1] = string.format("  tasks 2-%d: the worst task reaches %.1f%% of full fine-tuning's accuracy",
+      #acc, 100 * worst)
+  end
+  return lines, worst
+end
+
+--- The per-task figures of parameter isolation (extra.isolation, written by
+-- the lora, adapters, heads, freeze and progressive strategies) as lines:
+-- per task the parameters it trained and their share of the model then,
+-- the bytes stored for it and those of a full copy of the model. {} when
+-- the document has none.
+function results.isolation_lines(doc)
+  local iso = type(doc) == "table" and type(doc.extra) == "table" and doc.extra.isolation
+  if type(iso) ~= "table" or type(iso.per_task) ~= "table" or #iso.per_task == 0 then return {} end
+  local lines = { "parameter isolation: per task, what it trained and what is stored for it" }
+  for t, p in ipairs(iso.per_task) do
+    if type(p) == "table" and type(p.trainable) == "number" and type(p.total) == "number" then
+      lines[#lines + 1] = string.format("  task %-3d trained %s of %s params (%.2f%%)  stored %s bytes, " ..
+        "a full copy %s bytes%s", t, thousands(p.trainable), thousands(p.total), 100 * (p.share or 0),
+        thousands(p.bytes), thousands(p.full_bytes),
+        (type(p.groups) == "table" and #p.groups > 0) and ("  [" .. table.concat(p.groups, ", ") .. "]") or "")
+    end
+  end
+  return lines
 end
 
 --- Prints results.format(doc) to out (default io.stdout).

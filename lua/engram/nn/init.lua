@@ -47,6 +47,22 @@
 --   model:forward_to(x, k) -> output of module k of a Sequential;
 --   model.modules[k].output is module k's output after a forward
 --   tostring(model)    the tree with sizes and parameter counts
+-- SURGERY on a built model (engram.nn.surgery, docs/isolation.md), with
+-- selectors: a path "3" or "encoder.2" (index or child `name` per segment),
+-- a class "Linear", a function(m, path) or a list; none matching is an error:
+--   model:wrap(sel, function(layer, path) return nn.LoRA(layer, {rank = 8}) end[, opts])
+--   model:insert_after(sel, module or fn[, opts])  model:replace(sel, module or fn[, opts])
+--   model:remove(sel)      model:find(sel) -> {{path=, module=}}   model:get(path)
+--   model:new_group(name, {modules placed by a container's own method})
+--   model:freeze_layers(sel) / unfreeze_layers(sel)   (element masks in their groups)
+--   model:freeze_params(pattern) / unfreeze_params(pattern)   ("bias$", "base.1.weight")
+--   model:summary({1, 784}[, {quiet = true}]) prints and returns the tree with
+--   output shapes, parameter counts, groups and trainable flags
+-- New parameters go into ONE new group per call (opts.group, default
+-- "wrap1", "insert1", ...; opts.seed/generator initialise them); the other
+-- groups keep their arenas; removed layers' parameters stay in theirs, unused.
+-- ISOLATION modules (engram.nn.isolation): LoRA(linear, {rank, alpha}),
+-- Adapter(dim, {bottleneck}), Switch(), Progressive(sizes).
 -- A module inside a model (model.modules[3]) answers parameters, groups, flat,
 -- numel, zero_grad, load_flat and copy_params for its own subtree, as views
 -- into the model's arenas: engram.optim.SGD(model.modules[3]) trains that
@@ -68,6 +84,8 @@
 local base = require("engram.nn.module")
 require("engram.nn.layers")
 require("engram.nn.containers")
+require("engram.nn.surgery")
+require("engram.nn.isolation")
 
 local nn = base.nn
 local options, posint = base.options, base.posint

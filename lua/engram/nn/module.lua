@@ -272,12 +272,20 @@ local function scope(self)
   return out
 end
 
---- Array of {name=, params=, grads=, frozen=, numel=} ("base" first). For a
+-- The element mask of a root group (freeze_layers, freeze_params; 1 train,
+-- 0 keep), which optimisers honour; a scope of a module inside a model has none.
+local function own_mask(g)
+  return g.rec == g and g.mask or nil
+end
+
+--- Array of {name=, params=, grads=, frozen=, numel=, mask=?} ("base" first). For a
 -- module inside a model: the slices of the model's groups its parameters take.
 function Module:groups()
   local out = {}
   for i, g in ipairs(scope(self)) do
-    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen, numel = g.numel }
+    out[i] = { name = g.name, params = g.params, grads = g.grads, frozen = g.rec.frozen or g.rec.all_masked == true,
+               numel = g.numel,
+               mask = own_mask(g) }
   end
   return out
 end
@@ -331,7 +339,10 @@ function Module:numel(opts)
   local o = options(opts, { trainable = false }, "numel")
   local n = 0
   for _, g in ipairs(scope(self)) do
-    if not (o.trainable and g.rec.frozen) then n = n + g.numel end
+    if not (o.trainable and g.rec.frozen) then
+      local mask = o.trainable and own_mask(g)
+      n = n + (mask and math.tointeger(mask:sum()) or g.numel)
+    end
   end
   return n
 end
@@ -353,7 +364,7 @@ local function set_frozen(self, gname, flag, who)
   local g = find_group(self, gname or "base", who)
   g.frozen = flag
   g.pg:frozen(flag)
-  for _, m in ipairs(g.modules) do m._frozen = flag or nil end
+  for _, m in ipairs(g.modules) do m._frozen = (flag or rawget(m, "_lfrozen")) or nil end
   return self
 end
 --- Frozen groups keep their values: layers skip their parameter gradients
@@ -587,5 +598,7 @@ end
 return {
   nn = nn, Module = Module, class = class, new = new, buffer = buffer, options = options, posint = posint,
   fmtint = fmtint, walk = walk, label = label, check_child = check_child, param_specs = param_specs,
-  ensure_built = ensure_built,
+  ensure_built = ensure_built, make_group = make_group, generator_of = generator_of, root_groups = root_groups,
+  contains = contains, children = children,
+  invalidate = function() layout = layout + 1 end, -- the tree changed: scopes are stale
 }

@@ -17,16 +17,20 @@
 -- or online), si (synaptic intelligence), mas (memory aware synapses), lwf
 -- (learning without forgetting: distillation from the previous model), and
 -- quadratic (the importance-weighted penalty EWC, SI and MAS share, with an
--- importance of your own). Each loads on first use: S.replay is
--- engram.strategies.replay. S.defaults holds the regularisers' strengths per
--- scenario kind (used when none is given; docs/defaults.md).
+-- importance of your own); parameter isolation (docs/isolation.md): lora,
+-- adapters, freeze, heads (per-task output heads) and progressive; icarl. Each
+-- loads on first use: S.replay is engram.strategies.replay. S.defaults holds
+-- the regularisers' strengths per scenario kind (used when none is given;
+-- docs/defaults.md).
 local util = require("engram.util")
 
 local strategies = {}
 
 local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true, si = true, mas = true,
-  lwf = true, quadratic = true, icarl = true }
-strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic", "icarl" }
+  lwf = true, quadratic = true, icarl = true, lora = true, adapters = true, freeze = true, heads = true,
+  progressive = true }
+strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic", "icarl",
+  "lora", "adapters", "freeze", "heads", "progressive" }
 
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
