@@ -28,6 +28,7 @@ local core = require("engram.core")
 local cl = require("engram.cl")
 local loss = require("engram.loss")
 local strategies = require("engram.strategies")
+local replay = require("engram.strategies.replay")
 
 local ICaRL = {}
 ICaRL.__index = ICaRL
@@ -84,21 +85,7 @@ end
 function ICaRL:before_batch(ctx)
   local mem = self.mem
   if not mem or #mem == 0 then return end
-  local x, y = ctx.x, ctx.y
-  local B = x:size(1)
-  local mx, my, mt = mem:sample(math.min(B, #mem), self.gen)
-  local px, py = self._px, self._py
-  px[1], px[2], py[1], py[2] = x, mx, y, my
-  ctx.x, ctx.y = core.cat(px, 1, self._bx), core.cat(py, 1, self._by)
-  local store = self._ct
-  if not store or store:numel() < B then
-    store = core.zeros(B)
-    self._ct = store
-  end
-  local ct = store:numel() == B and store or store:narrow(1, 1, B)
-  ct:fill_((ctx.batch_task and ctx.batch_task.index or ctx.t) - 1)
-  px[1], px[2] = ct, mt
-  ctx.sample_tasks = core.cat(px, 1, self._bt)
+  replay.append(self, ctx, mem:sample(math.min(ctx.x:size(1), #mem), self.gen))
 end
 
 -- Distillation on the old classes from the model before the task.

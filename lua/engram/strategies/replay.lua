@@ -35,21 +35,21 @@ Replay.__index = Replay
 local function new(opts)
   local o = strategies.options("replay", opts,
     { memory = 1000, batch = false, update = "task_end", balanced = false, seed = false, grid = false,
-      grid_file = false }, 2)
+      grid_file = false }, 3)
   if math.type(o.memory) ~= "integer" or o.memory < 1 then
-    error("replay: memory must be a positive integer, got " .. tostring(o.memory), 2)
+    error("replay: memory must be a positive integer, got " .. tostring(o.memory), 3)
   end
   if o.batch and (math.type(o.batch) ~= "integer" or o.batch < 1) then
-    error("replay: batch must be a positive integer, got " .. tostring(o.batch), 2)
+    error("replay: batch must be a positive integer, got " .. tostring(o.batch), 3)
   end
   if o.grid and (math.type(o.grid) ~= "integer" or o.grid < 1) then
-    error("replay: grid must be a number of samples to show, got " .. tostring(o.grid), 2)
+    error("replay: grid must be a number of samples to show, got " .. tostring(o.grid), 3)
   end
   if o.grid_file and (type(o.grid_file) ~= "string" or not o.grid_file:find("%d", 1, true)) then
-    error("replay: grid_file must be a file name pattern with %d for the task, got " .. tostring(o.grid_file), 2)
+    error("replay: grid_file must be a file name pattern with %d for the task, got " .. tostring(o.grid_file), 3)
   end
   if o.update ~= "task_end" and o.update ~= "stream" then
-    error("replay: update must be 'task_end' or 'stream', got " .. tostring(o.update), 2)
+    error("replay: update must be 'task_end' or 'stream', got " .. tostring(o.update), 3)
   end
   local s = setmetatable({ name = "replay", options = o, _px = {}, _py = {}, _bx = core.zeros(0), _by = core.zeros(0),
     _bt = core.zeros(0) },
@@ -84,15 +84,22 @@ end
 function Replay:before_batch(ctx)
   local mem = self.mem
   if not mem or #mem == 0 then return end
+  local B = ctx.x:size(1)
+  local k = math.min(self.options.batch or B, #mem)
+  Replay.append(self, ctx, mem:sample(k, self.gen)) -- [k, D], [k], [k]: the memory holds flat rows
+end
+
+--- Appends stored samples mx [k, D], my [k] of tasks mt [k] (0-based) to
+-- the batch: ctx.x, ctx.y become [B+k, ...], and ctx.sample_tasks says each
+-- sample's task, so that in task-IL a stored sample is judged under its own
+-- task's classes. Buffers reused (fields _px, _py, _bx, _by, _bt, _ct of
+-- self): no allocation once warm. Shared with iCaRL.
+function Replay.append(self, ctx, mx, my, mt)
   local x, y = ctx.x, ctx.y
   local B = x:size(1)
-  local k = math.min(self.options.batch or B, #mem)
-  local mx, my, mt = mem:sample(k, self.gen) -- [k, D], [k], [k]: the memory holds flat rows
   local px, py = self._px, self._py -- the lists cat joins, reused
   px[1], px[2], py[1], py[2] = x, mx, y, my
   ctx.x, ctx.y = core.cat(px, 1, self._bx), core.cat(py, 1, self._by)
-  -- each sample's task (0-based), so that in task-IL a stored sample is judged
-  -- under its own task's classes
   local store = self._ct -- grows to the largest batch; a smaller one is a view of it
   if not store or store:numel() < B then
     store = core.zeros(B)
@@ -134,4 +141,7 @@ function Replay:_task_add(ctx)
   end
 end
 
-return new
+return setmetatable({ Replay = Replay, append = Replay.append }, { __call = function(_, opts)
+  local s = new(opts)
+  return s
+end })
