@@ -25,7 +25,7 @@ local lazy = {
   cl = "engram.cl", scenarios = "engram.scenarios", strategies = "engram.strategies",
   schedule = "engram.schedule", metrics = "engram.metrics", results = "engram.results",
   options = "engram.options", report = "engram.report", json = "engram.json",
-  progress = "engram.progress", io = "engram.io", image = "engram.image",
+  progress = "engram.progress", io = "engram.io", image = "engram.image", recipe = "engram.recipe",
 }
 
 setmetatable(engram, {

@@ -1,0 +1,98 @@
+--- engram.recipe: the body recipes share. versus() runs one strategy against
+-- naive fine-tuning and joint training on Permuted Fashion-MNIST (domain-IL)
+-- and Split Fashion-MNIST task-IL, prints the runs, the comparison table and
+-- one line per scenario, and saves the results (--out).
+--
+--   require("engram.recipe").versus {
+--     name = "mas", label = "MAS",
+--     strength = "lambda",                       -- the option printed with the result
+--     options = { {"lambda", nil, "MAS's strength", type = "number"}, ... },
+--     make = function(opts) return engram.strategies.mas{lambda = opts.lambda} end,
+--     kinds = {"domain", "task"},                -- the scenarios, in order
+--   }
+--
+-- The command line takes engram.options' common options (--seed --epochs
+-- --batch --lr --tasks --out --log --quiet --only --threads), --scenario
+-- all|domain|task, --samples (permuted: training images per task) and the
+-- recipe's own options. mlp{784, 400, 400, 10}, Adam, batch 128, 2 epochs
+-- per task by default. Returns the results documents.
+local recipe = {}
+
+function recipe.versus(spec)
+  local engram = require("engram")
+  local S = engram.strategies
+  local name, kinds_all = spec.name, spec.kinds or { "domain", "task" }
+  local options = {}
+  for _, o in ipairs(spec.options or {}) do options[#options + 1] = o end
+  options[#options + 1] = { "samples", 60000, "permuted: training images per task" }
+  local runs = {}
+  for _, kind in ipairs(kinds_all) do
+    for _, r in ipairs({ "naive", name, "joint" }) do runs[#runs + 1] = r .. "-" .. kind end
+  end
+  local opts = engram.options.parse(spec.arg or arg or {}, {
+    name = name,
+    description = string.format("%s vs naive and joint on %s.", spec.label or name,
+      table.concat((function()
+        local t = {}
+        for i, k in ipairs(kinds_all) do
+          t[i] = k == "domain" and "Permuted Fashion-MNIST (domain-IL)" or "Split Fashion-MNIST (task-IL)"
+        end
+        return t
+      end)(), " and ")),
+    options = options,
+    defaults = { batch = 128, epochs = 2, lr = 0.001, threads = 2, scenario = "all" },
+    runs = runs,
+  })
+  if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
+  engram.seed(opts.seed)
+  local kinds = opts.scenario == "all" and kinds_all or ({ domain = { "domain" }, task = { "task" } })[opts.scenario]
+  if not kinds then opts.fail("--scenario must be all, domain or task, got " .. tostring(opts.scenario)) end
+
+  local train, test = engram.data.fashion_mnist { normalize = true }
+  local T = opts.tasks or 5
+  local function scenario(kind)
+    if kind == "domain" then
+      return engram.scenarios.permuted(train, test, { tasks = T, samples = opts.samples, seed = opts.seed })
+    end
+    return engram.scenarios.split(train, test, { tasks = T, scenario = kind, seed = opts.seed })
+  end
+
+  local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
+  local docs = {}
+  for _, kind in ipairs(kinds) do
+    local these = engram.learner.compare(scenario(kind), {
+      { name = "naive-" .. kind, strategies = function() return { S.naive() } end },
+      { name = name .. "-" .. kind, strategies = function() return { spec.make(opts, kind) } end },
+      { name = "joint-" .. kind, strategies = function() return { S.joint() } end },
+    }, {
+      model = function() return engram.nn.mlp { 784, 400, 400, 10 }:build { seed = opts.seed } end,
+      opts = { epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, quiet = opts.quiet,
+        log = log },
+      only = opts.only_set,
+    })
+    engram.learner.with_naive(these, "naive-" .. kind)
+    for _, d in ipairs(these) do docs[#docs + 1] = d end
+  end
+  if log then log:close() end
+
+  if not opts.quiet then
+    for _, d in ipairs(docs) do engram.results.print(d); print() end
+  end
+  io.write(engram.results.compare_table(docs))
+  local by = {}
+  for _, d in ipairs(docs) do by[d.name] = d end
+  for _, kind in ipairs(kinds) do
+    local a, b = by[name .. "-" .. kind], by["naive-" .. kind]
+    if a and b then
+      local key = spec.strength
+      local used = key and a.strategies[1].options[key]
+      print(string.format("%s-%s%s: ACC %+.1f points over naive, forgetting %.1f -> %.1f points", name, kind,
+        used and string.format(" (%s %g)", key, used) or "", 100 * (a.avg_acc - b.avg_acc), 100 * b.forgetting,
+        100 * a.forgetting))
+    end
+  end
+  if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end
+  return docs
+end
+
+return recipe
