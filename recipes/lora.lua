@@ -55,26 +55,13 @@ local alpha = opts.alpha > 0 and opts.alpha or nil
 local train, test = engram.data.fashion_mnist { normalize = true }
 local T = opts.tasks or 5
 
--- The learning rate drops to --lora-lr from task 2 on in the LoRA runs (a
--- strategy of two lines: the optimiser is the learner's).
-local function lr_from_task_2(lr)
-  return { name = "lr", options = { lr = lr }, before_task = function(_, ctx)
-    ctx.optimizer:set_lr(ctx.t == 1 and opts.lr or lr)
-  end }
-end
-
+-- The learning rate drops from --lr to the isolation runs' own from task 2
+-- on (recipe.lr_after_first).
+local recipe = require("engram.recipe")
 local function model() return engram.nn.mlp { 784, 400, 400, 10 }:build { seed = opts.seed } end
-local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
-local common = { epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, quiet = opts.quiet,
-  log = log }
-local function run(name, scenario, strategies)
-  if not opts.selected(name) then return nil end
-  local o = { name = name }
-  for k, v in pairs(common) do o[k] = v end
-  local L = engram.learner(model(), o)
-  for _, s in ipairs(strategies) do L:use(s[1], s[2]) end
-  return L:run(scenario)
-end
+local run_model, log = recipe.runner(opts)
+local function run(name, scenario, strategies) return run_model(name, model, scenario, strategies) end
+local function lr_from_task_2(lr) return recipe.lr_after_first(opts.lr, lr) end
 
 local docs, pairs_ = {}, {}
 local function family_runs(tag, scenario, lora_strategies)

@@ -48,17 +48,7 @@ local train, test = engram.data.fashion_mnist { normalize = true }
 local T = opts.tasks or 5
 local nn = engram.nn
 
-local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
-local common = { epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, quiet = opts.quiet,
-  log = log }
-local function run(name, model, scenario, strategies)
-  if not opts.selected(name) then return nil end
-  local o = { name = name }
-  for k, v in pairs(common) do o[k] = v end
-  local L = engram.learner(model, o)
-  for _, s in ipairs(strategies) do L:use(s) end
-  return L:run(scenario)
-end
+local run, log = require("engram.recipe").runner(opts)
 
 local docs, pairs_ = {}, {}
 local function family_runs(tag, scenario)

@@ -95,4 +95,36 @@ function recipe.versus(spec)
   return docs
 end
 
+--- A runner for recipes that build their own learners: run(name, model,
+-- scenario, strategies) trains a learner with the recipe's common options
+-- (epochs, batch, lr, seed, quiet and the --log writer) on a model (a module,
+-- or a function returning one), using strategies = {strategy, or {strategy,
+-- use_opts}, ...}; a run --only leaves out returns nil. Also returns the log
+-- writer (close it at the end).
+function recipe.runner(opts)
+  local engram = require("engram")
+  local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
+  local common = { epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, quiet = opts.quiet,
+    log = log }
+  local function run(name, model, scenario, strategies)
+    if not opts.selected(name) then return nil end
+    local o = { name = name }
+    for k, v in pairs(common) do o[k] = v end
+    local L = engram.learner(type(model) == "function" and model() or model, o)
+    for _, s in ipairs(strategies) do
+      if s[1] then L:use(s[1], s[2]) else L:use(s) end
+    end
+    return L:run(scenario)
+  end
+  return run, log
+end
+
+--- A two-line strategy: the learning rate is `first` in task 1 and `later`
+-- from task 2 on (the optimiser is the learner's).
+function recipe.lr_after_first(first, later)
+  return { name = "lr", options = { lr = later }, before_task = function(_, ctx)
+    ctx.optimizer:set_lr(ctx.t == 1 and first or later)
+  end }
+end
+
 return recipe
