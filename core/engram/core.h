@@ -21,6 +21,7 @@
 **   data.h     IDX and CSV readers, datasets, transforms, batches
 **   cl.h       Fisher accumulation, quadratic penalties, replay memory
 **   io.h       files written safely (atomic replace, special files kept)
+**   gen.h      the VAE's reparameterisation and KL kernels (generative replay)
 **
 ** A worked example (error checks shortened):
 **
@@ -76,5 +77,6 @@
 #include "data.h"
 #include "cl.h"
 #include "io.h"
+#include "gen.h"
 
 #endif
