@@ -98,3 +98,38 @@ function TestReplayFamily.test_agem_options_are_checked()
   lu.assertErrorMsgContains("agem: unknown option 'memroy'", S.agem, { memroy = 10 })
   lu.assertEquals(S.make("agem", { memory = 5 }).options.memory, 5)
 end
+
+function TestReplayFamily.test_der_and_derpp_reduce_forgetting_in_class_il()
+  local scen = split_blobs()
+  local der = run(S.der { memory = 100, alpha = 1 }, scen)
+  less_forgetting(der, naive(scen), "DER", 0.3, 0.2)
+  local derpp = run(S.der { memory = 100, alpha = 0.3, beta = 0.5 }, scen)
+  lu.assertEquals(derpp.strategies[1].name, "der++")
+  less_forgetting(derpp, naive(scen), "DER++", 0.4, 0.3)
+end
+
+-- The memory keeps each sample with the logits the model gave it when it was
+-- stored: with lr so small that the model hardly moves, the stored logits
+-- are the model's outputs on the stored inputs.
+function TestReplayFamily.test_der_stores_the_logits_of_the_step()
+  local scen = split_blobs()
+  local s = S.der { memory = 50, alpha = 1, beta = 1 }
+  local doc, L = run(s, scen, { lr = 1e-9, epochs = 1 })
+  lu.assertTrue(doc.strategies[1].options.beta == 1)
+  local st = s:state()
+  lu.assertEquals(st["memory.logits"]:size(1), 50)
+  lu.assertEquals(st["memory.logits"]:size(2), 6)
+  local out = L.model:forward(st["memory.x"])
+  local d = (out - st["memory.logits"]):abs():max()
+  lu.assertTrue(d < 1e-4, "stored logits differ from the model's outputs by " .. d)
+  lu.assertTrue(out:abs():max() > 0.05)
+end
+
+function TestReplayFamily.test_der_options_are_checked()
+  lu.assertErrorMsgContains("der: memory (capacity in samples) must be a positive integer, got 0", S.der,
+    { memory = 0 })
+  lu.assertErrorMsgContains("der: alpha must be a finite number > 0, got 0", S.der, { alpha = 0 })
+  lu.assertErrorMsgContains("der: beta must be a finite number >= 0", S.der, { beta = -1 })
+  lu.assertErrorMsgContains("der: unknown option 'gamma'", S.der, { gamma = 1 })
+  lu.assertEquals(S.der { beta = 0 }.name, "der")
+end
