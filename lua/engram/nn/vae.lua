@@ -35,10 +35,12 @@
 --   vae:step()                    one Adam step (then zero the gradients yourself)
 --   vae:zero_grad()
 --   vae:train_batch(x [, y]) -> loss    zero_grad, loss_backward, step
+--   vae:train_mixed(x, y, xr, yr, w) -> loss   one step on w * loss(x) + (1 - w) * loss(xr)
 --   vae:fit(ds, {iterations = 1000, batch = 128, seed = 1}) -> last loss
 --   vae:sample(n [, labels]) -> x [n, input] (BORROWED: the next sample refills it);
 --       labels: a tensor of n class ids, or nil for uniform ones (conditional)
 --   vae:copy_from(other)          the other VAE's parameters (same options)
+--   vae:clone()                   a copy with its own arena
 --   vae:state() -> named tensors; vae.trained: steps taken (0: untrained)
 local core = require("engram.core")
 
@@ -173,6 +175,16 @@ function VAE:step()
   self.trained = self.trained + 1
 end
 
+--- One step on current data x (labels y) weighted w and replayed data xr
+-- (labels yr) weighted 1 - w (generative replay's mix; xr may be nil).
+function VAE:train_mixed(x, y, xr, yr, w)
+  self.net:zero_grad()
+  local l = self:loss_backward(x, y, xr and w or 1)
+  if xr then l = l + self:loss_backward(xr, yr, 1 - w) end
+  self:step()
+  return l
+end
+
 function VAE:train_batch(x, y)
   self.net:zero_grad()
   local l = self:loss_backward(x, y, 1)
@@ -223,6 +235,15 @@ function VAE:sample(n, labels)
   b.out:copy_(out)
   if o.likelihood == "bernoulli" then b.out:sigmoid_() end
   return b.out, labels
+end
+
+--- A VAE with the same options and parameters (its own arena and Adam).
+function VAE:clone()
+  local o = {}
+  for k, v in pairs(self.options) do o[k] = v end
+  local c = new(o)
+  c:copy_from(self)
+  return c
 end
 
 function VAE:copy_from(other)

@@ -24,8 +24,10 @@ local util = require("engram.util")
 local strategies = {}
 
 local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true, si = true, mas = true,
-  lwf = true, quadratic = true, agem = true, der = true }
-strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic", "agem", "der" }
+  lwf = true, quadratic = true, agem = true, der = true,
+  generative_replay = true }
+strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic", "agem", "der",
+  "generative_replay" }
 
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
