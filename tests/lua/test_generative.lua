@@ -152,7 +152,7 @@ end
 function TestGenerative.test_generative_replay_with_a_vae_reduces_forgetting_in_class_il()
   local S = engram.strategies
   local base = naive(false) -- ACC 0.45, forgetting 0.82
-  for _, o in ipairs { {}, { distill = true }, { conditional = true } } do
+  for _, o in ipairs { {}, { distill = true }, { conditional = true, gen_batch = 16 } } do
     o.likelihood, o.latent, o.hidden, o.gen_lr = "gaussian", 4, { 32 }, 1e-2
     local s = S.generative_replay(o)
     local doc = run(s, split_blobs(false))
@@ -179,6 +179,8 @@ function TestGenerative.test_generative_replay_options_are_checked()
   lu.assertErrorMsgContains("generative_replay: conditional needs generator = 'vae'", S.generative_replay,
     { generator = "gan", conditional = true })
   lu.assertErrorMsgContains("generative_replay: temperature T must be", S.generative_replay, { T = 0 })
+  lu.assertErrorMsgContains("generative_replay: gen_batch must be a positive integer, got 0", S.generative_replay,
+    { gen_batch = 0 })
   lu.assertErrorMsgContains("generative_replay: unknown option 'distil'", S.generative_replay, { distil = true })
   lu.assertErrorMsgContains("gan: latent (the size of the noise) must be an integer > 0, got 0", engram.nn.gan,
     { input = 4, latent = 0 })

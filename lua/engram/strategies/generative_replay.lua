@@ -33,6 +33,9 @@
 --   likelihood ["bernoulli"]  VAE only (inputs in [0,1]; "gaussian" otherwise)
 --   gen_lr [nil]         the generator's learning rate (vae 1e-3, gan 2e-4)
 --   batch [nil]          replayed samples per step (default: the batch size)
+--   gen_batch [nil]      the generator trains on this many of the current and
+--                        of the replayed samples each step (default: all); a
+--                        smaller share makes its step cheaper
 --   seed [1]             the generator's initialisation and noise
 --
 -- Hooks: before_task (the frozen copy of the generator), loss (the current
@@ -54,7 +57,7 @@ GR.needs_old_model = true
 local function new(opts)
   local o = strategies.options("generative_replay", opts, { generator = "vae", distill = false, T = 2,
     latent = false, hidden = false, conditional = false, likelihood = "bernoulli", gen_lr = false, batch = false,
-    seed = 1 }, 3)
+    gen_batch = false, seed = 1 }, 3)
   local function bad(msg) error("generative_replay: " .. msg, 4) end
   if o.generator ~= "vae" and o.generator ~= "gan" then
     bad("generator must be 'vae' or 'gan', got " .. tostring(o.generator))
@@ -68,6 +71,9 @@ local function new(opts)
   if o.batch and (math.type(o.batch) ~= "integer" or o.batch < 1) then
     bad("batch must be a positive integer, got " .. tostring(o.batch))
   end
+  if o.gen_batch and (math.type(o.gen_batch) ~= "integer" or o.gen_batch < 1) then
+    bad("gen_batch must be a positive integer, got " .. tostring(o.gen_batch))
+  end
   if o.conditional and o.generator ~= "vae" then bad("conditional needs generator = 'vae'") end
   return setmetatable({ name = "generative_replay", options = o }, GR)
 end
@@ -75,7 +81,8 @@ end
 function GR:describe()
   local o = self.options
   return { name = "generative_replay", options = { generator = o.generator, distill = o.distill, T = o.T,
-    latent = o.latent or nil, conditional = o.conditional or nil, batch = o.batch or nil } }
+    latent = o.latent or nil, hidden = o.hidden and table.concat(o.hidden, ",") or nil,
+    conditional = o.conditional or nil, batch = o.batch or nil, gen_batch = o.gen_batch or nil } }
 end
 
 function GR:_make(ctx)
@@ -185,6 +192,9 @@ function GR:after_backward(ctx)
     local add = (1 - w) * l
     ctx.loss, ctx.penalty = ctx.loss + add, ctx.penalty + add
   end
+  local k = self.options.gen_batch
+  if k and k < x:size(1) then x, y = x:narrow(1, 1, k), y:narrow(1, 1, k) end
+  if k and xr and k < xr:size(1) then xr, yr = xr:narrow(1, 1, k), yr and yr:narrow(1, 1, k) end
   self._last = self.gen:train_mixed(x, y, xr, yr, w)
 end
 

@@ -15,9 +15,11 @@
 -- Built in: naive, joint, cumulative (baselines), replay (experience replay
 -- with a reservoir memory in C), ewc (elastic weight consolidation, separate
 -- or online), si (synaptic intelligence), mas (memory aware synapses), lwf
--- (learning without forgetting: distillation from the previous model), and
+-- (learning without forgetting: distillation from the previous model),
 -- quadratic (the importance-weighted penalty EWC, SI and MAS share, with an
--- importance of your own). Each loads on first use: S.replay is
+-- importance of your own), agem (A-GEM's gradient projection), der (DER and
+-- DER++: replay of stored logits) and generative_replay (a VAE or GAN
+-- replays the inputs of past tasks). Each loads on first use: S.replay is
 -- engram.strategies.replay.
 local util = require("engram.util")
 
