@@ -103,6 +103,16 @@ function TestGenerative.test_vae_learns_and_samples()
   lu.assertTrue(sd_s > sd_data / 2 and sd_s < sd_data * 2, string.format("std %.3f vs data %.3f", sd_s, sd_data))
   lu.assertEquals(v.trained, 300)
   lu.assertNotNil(v:state()["encoder.1.weight"])
+  -- fit: the REPL's way, on a dataset; a GAN likewise
+  local w = engram.nn.vae { input = 6, latent = 2, hidden = { 8 }, likelihood = "gaussian" }
+  lu.assertTrue(w:fit(all, { iterations = 20, batch = 32 }) > 0)
+  lu.assertEquals(w.trained, 20)
+  lu.assertEquals(w:sample(3):size(1), 3)
+  local g = engram.nn.gan { input = 6, latent = 2, hidden = { 8 } }
+  g:fit(all:normalized(-8, 16), { iterations = 20, batch = 32 })
+  lu.assertEquals(g.trained, 20)
+  local gs = g:sample(5)
+  lu.assertTrue(gs:min() >= 0 and gs:max() <= 1)
 end
 
 function TestGenerative.test_vae_bad_input_names_the_option()
