@@ -180,6 +180,17 @@ function TestGenerative.test_generative_replay_with_a_gan_reduces_forgetting_in_
   lu.assertEquals(doc.strategies[1].options.generator, "gan")
 end
 
+-- Scheduled from task 2, the generator never saw task 1: a clear error, not
+-- replay of an untrained generator's noise.
+function TestGenerative.test_generative_replay_refuses_an_untrained_generator()
+  local s = engram.strategies.generative_replay { likelihood = "gaussian", latent = 2, hidden = { 8 } }
+  local model = engram.nn.mlp { 8, 16, 6 }:build { seed = 1 }
+  local L = engram.learner(model, { iterations = 5, batch = 32, quiet = true })
+  L:use(s, { tasks = "2-" })
+  lu.assertErrorMsgContains("generative_replay: the generator is untrained at the start of task 2", L.run, L,
+    split_blobs(false))
+end
+
 function TestGenerative.test_generative_replay_options_are_checked()
   local S = engram.strategies
   lu.assertErrorMsgContains("generative_replay: generator must be 'vae' or 'gan', got flow",
