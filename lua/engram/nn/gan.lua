@@ -15,6 +15,8 @@
 --   lr [2e-4]            both Adams, betas {0.5, 0.999} (Radford et al. 2016's
 --                        DCGAN settings, which also keep this small MLP GAN stable)
 --   seed [1]             initialisation and the noise
+--   classes [0]          > 0: class-conditional (a one-hot label joins G's
+--                        noise and D's input; train and sample take labels)
 --
 -- Training, one step per batch: the discriminator D takes one Adam step on
 -- BCE(D(x), 1) + BCE(D(G(z)), 0), then the generator G one on the
@@ -23,9 +25,11 @@
 -- and D are one arena (gan.net = Sequential(G, D)); each Adam trains its
 -- part (engram.optim on a module inside a model).
 --
--- Methods: train_batch(x) -> d_loss, g_loss; g_loss_backward(z) -> loss; train_mixed(x, _, xr, _, w)
--- (real data x weighted w and replayed xr weighted 1 - w in D's real term);
--- fit(ds, {iterations, batch, seed}); sample(n) -> [n, input] (BORROWED);
+-- Methods: train_batch(x [, y]) -> d_loss, g_loss; g_loss_backward(z [, labels]) -> loss; train_mixed(x, _, xr, _, w)
+-- (real data x weighted w and replayed xr weighted 1 - w in D's real term;
+-- conditional: the fake batch's labels are drawn from y with probability w,
+-- else from yr);
+-- fit(ds, {iterations, batch, seed}); sample(n [, labels]) -> [n, input] (BORROWED), labels;
 -- copy_from(other); clone(); state() ("generator.1.weight", ...,
 -- "discriminator.1.weight", ...); gan.trained: steps taken.
 local core = require("engram.core")
@@ -33,7 +37,7 @@ local core = require("engram.core")
 local GAN = {}
 GAN.__index = GAN
 
-local DEFAULTS = { input = false, latent = 64, hidden = false, lr = 2e-4, seed = 1 }
+local DEFAULTS = { input = false, latent = 64, hidden = false, lr = 2e-4, seed = 1, classes = 0 }
 
 local function posint(v, name, allow_zero)
   if math.type(v) ~= "integer" or v < (allow_zero and 0 or 1) then
@@ -58,6 +62,7 @@ local function new(opts)
   if not o.input then error("gan: the option 'input' (floats per sample) is required", 0) end
   posint(o.input, "input (floats per sample)")
   posint(o.latent, "latent (the size of the noise)")
+  posint(o.classes, "classes", true)
   o.hidden = o.hidden or { 256, 256 }
   if type(o.hidden) ~= "table" or #o.hidden == 0 then
     error("gan: hidden must be a list of sizes, e.g. {256, 256}", 0)
@@ -68,7 +73,8 @@ local function new(opts)
   end
   posint(o.seed, "seed", true)
   local nn = require("engram.nn")
-  local gs, ds = { o.latent }, { o.input, activation = "leaky_relu" }
+  local C = o.classes
+  local gs, ds = { o.latent + C }, { o.input + C, activation = "leaky_relu" }
   for _, h in ipairs(o.hidden) do gs[#gs + 1] = h end
   for i = #o.hidden, 1, -1 do ds[#ds + 1] = o.hidden[i] end
   gs[#gs + 1], ds[#ds + 1] = o.input, 1
@@ -78,6 +84,11 @@ local function new(opts)
   local optim, loss = require("engram.optim"), require("engram.loss")
   local s = setmetatable({ options = o, net = net, G = net.modules[1], D = net.modules[2], trained = 0,
     rng = core.generator(o.seed * 7919 + 29), crit = loss.BCEWithLogits(), _bufs = {} }, GAN)
+  if C > 0 then
+    local e = core.zeros(C, C)
+    for c = 1, C do e:set(c, c, 1) end
+    s._eye = e
+  end
   s.optG = optim.Adam(s.G, { lr = o.lr, betas = { 0.5, 0.999 } })
   s.optD = optim.Adam(s.D, { lr = o.lr, betas = { 0.5, 0.999 } })
   return s
@@ -94,8 +105,22 @@ function GAN:_target(n, v)
   return t
 end
 
--- D's BCE against target (ones or zeros) on x, weighted w; backward into D.
-function GAN:_d_term(x, target, w)
+-- [x | onehot(y)] when conditional, else x.
+function GAN:_with_label(x, y, who)
+  local C = self.options.classes
+  if C == 0 then return x end
+  if not core.istensor(y) or y:numel() ~= x:size(1) then
+    error(string.format("gan:%s: a conditional GAN (classes = %d) needs a label per sample", who, C), 3)
+  end
+  if y:min() < 0 or y:max() >= C then
+    error(string.format("gan:%s: labels must be class ids in [0, %d)", who, C), 3)
+  end
+  return core.cat({ x, self._eye:index(y:view(-1) + 1) }, 2)
+end
+
+-- D's BCE against target (ones or zeros) on x (labels y), weighted w; backward into D.
+function GAN:_d_term(x, y, target, w)
+  x = self:_with_label(x, y, "train_mixed")
   local d = self.D:forward(x)
   local l, g = self.crit:forward_backward(d, target)
   g:mul_(w)
@@ -110,44 +135,75 @@ function GAN:_check(x, who)
 end
 
 --- The generator's non-saturating loss -log D(G(z)) (the mean over z's
--- rows), its gradient added to G's through D's input gradient (D's own
--- gradients change too: zero them before D's step). fake: G(z) when the
--- caller has it.
-function GAN:g_loss_backward(z, fake)
-  fake = fake or self.G:forward(z)
-  local d = self.D:forward(fake)
+-- rows; labels when conditional), its gradient added to G's through D's
+-- input gradient (D's own gradients change too: zero them before D's step).
+function GAN:g_loss_backward(z, labels)
+  local zin = self:_with_label(z, labels, "g_loss_backward")
+  local fake = self.G:forward(zin)
+  local din = self:_with_label(fake, labels, "g_loss_backward")
+  local d = self.D:forward(din)
   local lg, g = self.crit:forward_backward(d, self:_target(z:size(1), 1))
-  local gx = self.D:backward(fake, g, true)
-  self.G:backward(z, gx, false)
+  local gx = self.D:backward(din, g, true)
+  if self.options.classes > 0 then
+    local gf = self._gf
+    if not gf or gf:size(1) ~= z:size(1) then
+      gf = core.zeros(z:size(1), self.options.input)
+      self._gf = gf
+    end
+    gx = gf:copy_(gx:narrow(2, 1, self.options.input))
+  end
+  self.G:backward(zin, gx, false)
   return lg
 end
 
+-- Labels of the fake batch (conditional): each row takes a current label
+-- with probability w, else a replayed one.
+function GAN:_fake_labels(B, y, yr, w)
+  local lab = self._flab
+  if not lab or lab:numel() ~= B then
+    lab = core.zeros(B)
+    self._flab = lab
+  end
+  local rng = self.rng
+  for i = 1, B do
+    if yr and rng:uniform() >= w then
+      lab:set(i, yr:get(rng:randint(1, yr:numel())))
+    else
+      lab:set(i, y:get(rng:randint(1, y:numel())))
+    end
+  end
+  return lab
+end
+
 --- One step of D then G; real data x (weight w) and replayed xr (weight 1 - w).
-function GAN:train_mixed(x, _, xr, _, w)
+function GAN:train_mixed(x, y, xr, yr, w)
   self:_check(x, "train_mixed")
   if not xr then w = 1 end
   local B = x:size(1)
+  local cond = self.options.classes > 0
+  local fl = cond and self:_fake_labels(B, y, xr and yr, w) or nil
   -- discriminator
   self.D:zero_grad()
-  local ld = self:_d_term(x, self:_target(B, 1), w)
-  if xr then ld = ld + self:_d_term(xr, self:_target(xr:size(1), 1), 1 - w) end
+  local ld = self:_d_term(x, y, self:_target(B, 1), w)
+  if xr then ld = ld + self:_d_term(xr, yr, self:_target(xr:size(1), 1), 1 - w) end
   local z = self._z
   if not z or z:size(1) ~= B then
     z = core.zeros(B, self.options.latent)
     self._z = z
   end
   z:copy_(core.randn({ B, self.options.latent }, self.rng))
-  local fake = self.G:forward(z)
-  ld = ld + self:_d_term(fake, self:_target(B, 0), 1)
+  local fake = self.G:forward(self:_with_label(z, fl, "train_mixed"))
+  ld = ld + self:_d_term(fake, fl, self:_target(B, 0), 1)
   self.optD:step()
+  -- generator: non-saturating, the same z
   self.G:zero_grad()
-  local lg = self:g_loss_backward(z, fake)
+  local lg = self:g_loss_backward(z, fl)
   self.optG:step()
   self.trained = self.trained + 1
   return ld, lg
 end
 
-function GAN:train_batch(x) return self:train_mixed(x, nil, nil, nil, 1) end
+function GAN:train_batch(x, y) return self:train_mixed(x, y, nil, nil, 1) end
 
 function GAN:fit(ds, opts)
   if not require("engram.data").is_dataset(ds) then error("gan:fit: expected a dataset, got " .. type(ds), 2) end
@@ -158,14 +214,14 @@ function GAN:fit(ds, opts)
   local it = ds:batches { batch = batch, shuffle = true, flat = true, seed = opts.seed or self.options.seed }
   local ld, lg
   for _ = 1, iterations do
-    local x = it:next()
-    if x == nil then x = it:next() end
-    ld, lg = self:train_batch(x)
+    local x, y = it:next()
+    if x == nil then x, y = it:next() end
+    ld, lg = self:train_batch(x, y)
   end
   return ld, lg
 end
 
-function GAN:sample(n)
+function GAN:sample(n, labels)
   if math.type(n) ~= "integer" or n < 1 then
     error("gan:sample: n must be a positive integer, got " .. tostring(n), 2)
   end
@@ -178,8 +234,13 @@ function GAN:sample(n)
     self._sbufs = b
   end
   b.z:copy_(core.randn({ n, self.options.latent }, self.rng))
-  b.out:copy_(self.G:forward(b.z))
-  return b.out
+  local C = self.options.classes
+  if C > 0 and labels == nil then
+    labels = core.zeros(n)
+    for i = 1, n do labels:set(i, self.rng:randint(1, C) - 1) end
+  end
+  b.out:copy_(self.G:forward(self:_with_label(b.z, labels, "sample")))
+  return b.out, labels
 end
 
 function GAN:copy_from(other)

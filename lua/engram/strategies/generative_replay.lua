@@ -28,8 +28,9 @@
 --   T [2]                the temperature (> 0)
 --   latent [nil]         the generator's latent size (vae 32, gan 64)
 --   hidden [nil]         its hidden sizes (vae {400, 400}, gan {256, 256})
---   conditional [false]  VAE only: class-conditional; replayed samples are
---                        drawn for classes of the previous tasks, uniformly
+--   conditional [false]  a class-conditional generator (VAE or GAN); replayed
+--                        samples are drawn for classes of the previous tasks,
+--                        uniformly
 --   likelihood ["bernoulli"]  VAE only (inputs in [0,1]; "gaussian" otherwise)
 --   gen_lr [nil]         the generator's learning rate (vae 1e-3, gan 2e-4)
 --   batch [nil]          replayed samples per step (default: the batch size)
@@ -74,7 +75,6 @@ local function new(opts)
   if o.gen_batch and (math.type(o.gen_batch) ~= "integer" or o.gen_batch < 1) then
     bad("gen_batch must be a positive integer, got " .. tostring(o.gen_batch))
   end
-  if o.conditional and o.generator ~= "vae" then bad("conditional needs generator = 'vae'") end
   return setmetatable({ name = "generative_replay", options = o }, GR)
 end
 
@@ -90,10 +90,8 @@ function GR:_make(ctx)
   local input = ctx.tasks[1].train:numel()
   local spec = { input = input, seed = o.seed, latent = o.latent or nil, hidden = o.hidden or nil,
     lr = o.gen_lr or nil }
-  if o.generator == "vae" then
-    spec.likelihood = o.likelihood
-    spec.classes = o.conditional and ctx.scenario.num_classes or nil
-  end
+  spec.classes = o.conditional and ctx.scenario.num_classes or nil
+  if o.generator == "vae" then spec.likelihood = o.likelihood end
   local ok, g = pcall(require("engram.nn")[o.generator], spec)
   if not ok then error("generative_replay: " .. tostring(g):gsub("^.-:%d+: ", ""), 0) end
   return g
