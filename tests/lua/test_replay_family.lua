@@ -133,3 +133,16 @@ function TestReplayFamily.test_der_options_are_checked()
   lu.assertErrorMsgContains("der: unknown option 'gamma'", S.der, { gamma = 1 })
   lu.assertEquals(S.der { beta = 0 }.name, "der")
 end
+
+function TestReplayFamily.test_per_task_heads_are_refused_with_a_named_error()
+  local all = engram.data.blobs { n = 400, classes = 4, dim = 8, std = 1.0, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.split(train, test, { tasks = 2, scenario = "task" })
+  for _, s in ipairs { S.agem { memory = 20 }, S.der { memory = 20 } } do
+    local nn = engram.nn
+    local model = nn.MultiHead(nn.mlp { 8, 16 }, { nn.Linear(16, 2), nn.Linear(16, 2) }):build { seed = 1 }
+    local L = engram.learner(model, { epochs = 1, batch = 32, quiet = true, heads = true })
+    L:use(s)
+    lu.assertErrorMsgContains(s.options.alpha and "der: per-task heads" or "agem: per-task heads", L.run, L, scen)
+  end
+end

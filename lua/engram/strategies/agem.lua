@@ -57,6 +57,10 @@ end
 -- The trainable groups and a saved-gradient and a reference buffer for each
 -- (again only when the groups change, e.g. a head was added).
 function AGEM:before_task(ctx)
+  if ctx.opts.heads then
+    error("agem: per-task heads (the learner's heads = true) are not supported: the memory batch would go " ..
+      "through the current task's head; use class- or domain-IL", 0)
+  end
   local groups = {}
   for _, g in ipairs(ctx.model:groups()) do
     if not g.frozen then groups[#groups + 1] = g end

@@ -67,6 +67,13 @@ function DER:before_run(ctx)
   self.gen = self.options.seed and core.generator(self.options.seed) or ctx.rng
 end
 
+function DER.before_task(_, ctx)
+  if ctx.opts.heads then
+    error("der: per-task heads (the learner's heads = true) are not supported: the memory batch would go " ..
+      "through the current task's head; use class- or domain-IL", 0)
+  end
+end
+
 function DER:after_backward(ctx)
   local o, model = self.options, ctx.model
   local x, y = ctx.task_x, ctx.task_y
