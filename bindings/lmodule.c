@@ -40,6 +40,7 @@ int luaopen_engram_core(lua_State *L) {
   eg_lua_open_loss(L);
   eg_lua_open_optim(L);
   eg_lua_open_cl(L);
+  eg_lua_open_gen(L);
   eg_lua_open_io(L);
   return 1;
 }

@@ -82,6 +82,7 @@ EG_HIDDEN void eg_lua_open_loss(lua_State *L);
 EG_HIDDEN void eg_lua_open_optim(lua_State *L);
 EG_HIDDEN void eg_lua_open_io(lua_State *L);
 EG_HIDDEN void eg_lua_open_cl(lua_State *L);
+EG_HIDDEN void eg_lua_open_gen(lua_State *L);
 /* ---- end losses, optimisers, cl ---- */
 
 #endif

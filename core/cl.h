@@ -112,6 +112,17 @@ EG_API int eg_quad_fold(eg_tensor *A, eg_tensor *B, double *C, const eg_tensor *
 ** per choice. Normalise the rows first for iCaRL's cosine geometry. */
 EG_API int eg_herding(int64_t *idx, const eg_tensor *features, int64_t m);
 
+/* ---- gradient projection (A-GEM, Chaudhry et al. 2019; cl_replay.c) ---- */
+/* g and ref: ngroups flat contiguous vectors each (a model's gradient per
+** parameter group and the reference gradient of a memory batch, the same
+** layout). With d = g.ref and r = ref.ref summed over every group (in
+** double): when d < 0 (the step would raise the memory's loss) every g[k] -=
+** (d / r) ref[k], so that g.ref becomes 0; otherwise g is left alone.
+** *dot_out (may be NULL) receives d, *projected (may be NULL) 1 when g was
+** projected. EG_EINVAL when the sums are not finite. Allocates nothing. */
+EG_API int eg_agem_project(eg_tensor *const *g, const eg_tensor *const *ref, int ngroups, double *dot_out,
+                           int *projected);
+
 /* ---- replay memory ----
 ** Capacity M samples of D floats, each with a label (an integer class id),
 ** a task id and optionally K floats of logits (for DER). Plain mode is

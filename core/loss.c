@@ -221,11 +221,11 @@ int eg_bce_logits(double *loss, eg_tensor *grad, const eg_tensor *logits, const 
   float *g = grad ? eg_data(grad) : NULL;
   double s = 0, invn = 1.0 / (double)n;
   for (int64_t i = 0; i < n; i++) {
-    double xi = x[i];
+    double xi = x[i], e = exp(-fabs(xi)); /* one exp serves the loss and the sigmoid */
     /* max(x,0) - x t + log(1 + e^-|x|): no overflow for any x. */
-    s += (xi > 0 ? xi : 0) - xi * t[i] + log1p(exp(-fabs(xi)));
+    s += (xi > 0 ? xi : 0) - xi * t[i] + log1p(e);
     if (g) {
-      double sig = xi >= 0 ? 1.0 / (1.0 + exp(-xi)) : exp(xi) / (1.0 + exp(xi));
+      double sig = xi >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
       g[i] = (float)((sig - t[i]) * invn);
     }
   }

@@ -23,6 +23,7 @@
 **   io.h       files written safely (atomic replace, special files kept)
 **   safetensors.h  named tensors in the safetensors layout (checkpoints)
 **   image.h    sample grids as 8-bit grayscale PNG
+**   gen.h      the VAE's reparameterisation and KL kernels (generative replay)
 **
 ** A worked example (error checks shortened):
 **
@@ -80,5 +81,6 @@
 #include "io.h"
 #include "safetensors.h"
 #include "image.h"
+#include "gen.h"
 
 #endif

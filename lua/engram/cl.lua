@@ -59,6 +59,11 @@
 --   quad_penalty_folded(theta, A, B, C, lambda [, grad])  the sum of the penalties of
 --       every task folded in, in one pass: (lambda/2) (sum A theta^2 - 2 B theta + C),
 --       grad += lambda (A theta - B)
+--
+-- Replay (A-GEM's projection; core/cl.h):
+--   agem_project(grads, refs) -> projected, dot   grads and refs are lists of
+--       flat tensors, one per parameter group; with dot = g.g_ref over all of
+--       them, when dot < 0 every g -= (dot / g_ref.g_ref) g_ref (one C call)
 local core = require("engram.core")
 
 local cl = {}
@@ -151,6 +156,10 @@ end
 
 function cl.quad_fold(A, B, C, F, anchor)
   return call("quad_fold", core.quad_fold, A, B, C, F, anchor)
+end
+
+function cl.agem_project(grads, refs)
+  return call("agem_project", core.agem_project, grads, refs)
 end
 
 return cl

@@ -126,6 +126,20 @@ function nn.mlp(spec)
   return m
 end
 
+--- vae{input = 784, latent = 32, ...}: a variational autoencoder (engram.nn.vae's header).
+function nn.vae(opts)
+  local ok, v = pcall(require("engram.nn.vae").new, opts)
+  if not ok then error(v, 2) end
+  return v
+end
+
+--- gan{input = 784, latent = 64, ...}: a small GAN (engram.nn.gan's header).
+function nn.gan(opts)
+  local ok, g = pcall(require("engram.nn.gan").new, opts)
+  if not ok then error(g, 2) end
+  return g
+end
+
 --- cnn{input={1, 28, 28}, channels={16, 32}, hidden=128, classes=10, dropout=0}
 -- Reshape to the input shape (so [N,784] and [N,1,28,28] both work), then per
 -- entry of channels: Conv2d 3x3 padding 1, ReLU, MaxPool2d 2; then Flatten,

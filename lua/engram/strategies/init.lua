@@ -15,22 +15,24 @@
 -- Built in: naive, joint, cumulative (baselines), replay (experience replay
 -- with a reservoir memory in C), ewc (elastic weight consolidation, separate
 -- or online), si (synaptic intelligence), mas (memory aware synapses), lwf
--- (learning without forgetting: distillation from the previous model), and
+-- (learning without forgetting: distillation from the previous model),
 -- quadratic (the importance-weighted penalty EWC, SI and MAS share, with an
--- importance of your own); parameter isolation (docs/isolation.md): lora,
--- adapters, freeze, heads (per-task output heads) and progressive; icarl. Each
--- loads on first use: S.replay is engram.strategies.replay. S.defaults holds
--- the regularisers' strengths per scenario kind (used when none is given;
--- docs/defaults.md).
+-- importance of your own); agem (A-GEM's gradient projection), der (DER and
+-- DER++: replay of stored logits), generative_replay (a VAE or GAN replays
+-- the inputs of past tasks) and icarl; parameter isolation
+-- (docs/isolation.md): lora, adapters, freeze, heads (per-task output heads)
+-- and progressive. Each loads on first use: S.replay is
+-- engram.strategies.replay. S.defaults holds the regularisers' strengths per
+-- scenario kind (used when none is given; docs/defaults.md).
 local util = require("engram.util")
 
 local strategies = {}
 
 local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true, si = true, mas = true,
-  lwf = true, quadratic = true, icarl = true, lora = true, adapters = true, freeze = true, heads = true,
-  progressive = true }
+  lwf = true, quadratic = true, icarl = true, agem = true, der = true, generative_replay = true, lora = true,
+  adapters = true, freeze = true, heads = true, progressive = true }
 strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic", "icarl",
-  "lora", "adapters", "freeze", "heads", "progressive" }
+  "agem", "der", "generative_replay", "lora", "adapters", "freeze", "heads", "progressive" }
 
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
