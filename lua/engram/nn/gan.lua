@@ -39,39 +39,10 @@ GAN.__index = GAN
 
 local DEFAULTS = { input = false, latent = 64, hidden = false, lr = 2e-4, seed = 1, classes = 0 }
 
-local function posint(v, name, allow_zero)
-  if math.type(v) ~= "integer" or v < (allow_zero and 0 or 1) then
-    error(string.format("gan: %s must be an integer %s, got %s", name, allow_zero and ">= 0" or "> 0", tostring(v)),
-      0)
-  end
-end
+local generator = require("engram.nn.generator")
 
 local function new(opts)
-  if type(opts) ~= "table" then error("gan: expected an options table {input = ..., latent = ...}", 0) end
-  local o = {}
-  for k, v in pairs(opts) do
-    if DEFAULTS[k] == nil then
-      local names = {}
-      for n in pairs(DEFAULTS) do names[#names + 1] = n end
-      table.sort(names)
-      error(string.format("gan: unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", ")), 0)
-    end
-    o[k] = v
-  end
-  for k, v in pairs(DEFAULTS) do if o[k] == nil then o[k] = v end end
-  if not o.input then error("gan: the option 'input' (floats per sample) is required", 0) end
-  posint(o.input, "input (floats per sample)")
-  posint(o.latent, "latent (the size of the noise)")
-  posint(o.classes, "classes", true)
-  o.hidden = o.hidden or { 256, 256 }
-  if type(o.hidden) ~= "table" or #o.hidden == 0 then
-    error("gan: hidden must be a list of sizes, e.g. {256, 256}", 0)
-  end
-  for i, h in ipairs(o.hidden) do posint(h, "hidden[" .. i .. "]") end
-  if type(o.lr) ~= "number" or o.lr ~= o.lr or o.lr <= 0 or o.lr == math.huge then
-    error("gan: lr must be a positive finite number, got " .. tostring(o.lr), 0)
-  end
-  posint(o.seed, "seed", true)
+  local o = generator.options("gan", opts, DEFAULTS, { 256, 256 }, "the size of the noise")
   local nn = require("engram.nn")
   local C = o.classes
   local gs, ds = { o.latent + C }, { o.input + C, activation = "leaky_relu" }
@@ -83,12 +54,8 @@ local function new(opts)
   local net = nn.Sequential(G, D):build { seed = o.seed }
   local optim, loss = require("engram.optim"), require("engram.loss")
   local s = setmetatable({ options = o, net = net, G = net.modules[1], D = net.modules[2], trained = 0,
-    rng = core.generator(o.seed * 7919 + 29), crit = loss.BCEWithLogits(), _bufs = {} }, GAN)
-  if C > 0 then
-    local e = core.zeros(C, C)
-    for c = 1, C do e:set(c, c, 1) end
-    s._eye = e
-  end
+    rng = core.generator(o.seed * 7919 + 29), crit = loss.BCEWithLogits(), _bufs = {}, _eye = generator.eye(C) },
+    GAN)
   s.optG = optim.Adam(s.G, { lr = o.lr, betas = { 0.5, 0.999 } })
   s.optD = optim.Adam(s.D, { lr = o.lr, betas = { 0.5, 0.999 } })
   return s
@@ -106,17 +73,6 @@ function GAN:_target(n, v)
 end
 
 -- [x | onehot(y)] when conditional, else x.
-function GAN:_with_label(x, y, who)
-  local C = self.options.classes
-  if C == 0 then return x end
-  if not core.istensor(y) or y:numel() ~= x:size(1) then
-    error(string.format("gan:%s: a conditional GAN (classes = %d) needs a label per sample", who, C), 3)
-  end
-  if y:min() < 0 or y:max() >= C then
-    error(string.format("gan:%s: labels must be class ids in [0, %d)", who, C), 3)
-  end
-  return core.cat({ x, self._eye:index(y:view(-1) + 1) }, 2)
-end
 
 -- D's BCE against target (ones or zeros) on x (labels y), weighted w; backward into D.
 function GAN:_d_term(x, y, target, w)
@@ -205,29 +161,9 @@ end
 
 function GAN:train_batch(x, y) return self:train_mixed(x, y, nil, nil, 1) end
 
-function GAN:fit(ds, opts)
-  if not require("engram.data").is_dataset(ds) then error("gan:fit: expected a dataset, got " .. type(ds), 2) end
-  opts = opts or {}
-  local iterations, batch = opts.iterations or 1000, opts.batch or 128
-  posint(iterations, "fit's iterations")
-  posint(batch, "fit's batch")
-  local it = ds:batches { batch = batch, shuffle = true, flat = true, seed = opts.seed or self.options.seed }
-  local ld, lg
-  for _ = 1, iterations do
-    local x, y = it:next()
-    if x == nil then x, y = it:next() end
-    ld, lg = self:train_batch(x, y)
-  end
-  return ld, lg
-end
 
 function GAN:sample(n, labels)
-  if math.type(n) ~= "integer" or n < 1 then
-    error("gan:sample: n must be a positive integer, got " .. tostring(n), 2)
-  end
-  if self.trained == 0 then
-    error("gan:sample: the GAN is untrained (train it first: gan:fit(ds), gan:train_batch(x) or copy_from)", 2)
-  end
+  self:_check_sample(n)
   local b = self._sbufs
   if not b or b.n ~= n then
     b = { n = n, z = core.zeros(n, self.options.latent), out = core.zeros(n, self.options.input) }
@@ -235,45 +171,21 @@ function GAN:sample(n, labels)
   end
   b.z:copy_(core.randn({ n, self.options.latent }, self.rng))
   local C = self.options.classes
-  if C > 0 and labels == nil then
-    labels = core.zeros(n)
-    for i = 1, n do labels:set(i, self.rng:randint(1, C) - 1) end
-  end
+  if C > 0 and labels == nil then labels = self:_random_labels(n) end
   b.out:copy_(self.G:forward(self:_with_label(b.z, labels, "sample")))
   return b.out, labels
 end
 
-function GAN:copy_from(other)
-  if getmetatable(other) ~= GAN then error("gan:copy_from: expected a GAN", 2) end
-  self.net:copy_params(other.net)
-  self.trained = other.trained
-end
 
-function GAN:clone()
-  local o = {}
-  for k, v in pairs(self.options) do o[k] = v end
-  local c = new(o)
-  c:copy_from(self)
-  return c
-end
 
-function GAN:state()
-  local out = {}
-  for _, p in ipairs(self.net:parameters()) do
-    out[(p.name:gsub("^1%.", "generator."):gsub("^2%.", "discriminator."))] = p.value
-  end
-  return out
-end
 
-function GAN:parameters() return self.net:parameters() end
-function GAN:groups() return self.net:groups() end
-function GAN:numel() return self.net:numel() end
-function GAN:zero_grad() self.net:zero_grad() end
 
 function GAN:__tostring()
   local o = self.options
   return string.format("GAN(input %d, latent %d, hidden {%s}, %d parameters)", o.input, o.latent,
     table.concat(o.hidden, ", "), self.net:numel())
 end
+
+generator.install(GAN, "gan", new, { "generator", "discriminator" })
 
 return { new = new, GAN = GAN }

@@ -50,45 +50,16 @@ VAE.__index = VAE
 local DEFAULTS = { input = false, latent = 32, hidden = false, classes = 0, likelihood = "bernoulli", kl_weight = 1,
   lr = 1e-3, seed = 1, activation = "relu" }
 
-local function posint(v, name, allow_zero)
-  if math.type(v) ~= "integer" or v < (allow_zero and 0 or 1) then
-    error(string.format("vae: %s must be an integer %s, got %s", name, allow_zero and ">= 0" or "> 0", tostring(v)),
-      0)
-  end
-end
+local generator = require("engram.nn.generator")
 
 local function new(opts)
-  if type(opts) ~= "table" then error("vae: expected an options table {input = ..., latent = ...}", 0) end
-  local o = {}
-  for k, v in pairs(opts) do
-    if DEFAULTS[k] == nil then
-      local names = {}
-      for n in pairs(DEFAULTS) do names[#names + 1] = n end
-      table.sort(names)
-      error(string.format("vae: unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", ")), 0)
-    end
-    o[k] = v
-  end
-  for k, v in pairs(DEFAULTS) do if o[k] == nil then o[k] = v end end
-  if not o.input then error("vae: the option 'input' (floats per sample) is required", 0) end
-  posint(o.input, "input (floats per sample)")
-  posint(o.latent, "latent (the size of the latent code)")
-  posint(o.classes, "classes", true)
-  o.hidden = o.hidden or { 400, 400 }
-  if type(o.hidden) ~= "table" or #o.hidden == 0 then
-    error("vae: hidden must be a list of sizes, e.g. {400, 400}", 0)
-  end
-  for i, h in ipairs(o.hidden) do posint(h, "hidden[" .. i .. "]") end
+  local o = generator.options("vae", opts, DEFAULTS, { 400, 400 }, "the size of the latent code")
   if o.likelihood ~= "bernoulli" and o.likelihood ~= "gaussian" then
     error("vae: likelihood must be 'bernoulli' or 'gaussian', got " .. tostring(o.likelihood), 0)
   end
   if type(o.kl_weight) ~= "number" or o.kl_weight ~= o.kl_weight or o.kl_weight < 0 or o.kl_weight == math.huge then
     error("vae: kl_weight must be a finite number >= 0, got " .. tostring(o.kl_weight), 0)
   end
-  if type(o.lr) ~= "number" or o.lr ~= o.lr or o.lr <= 0 or o.lr == math.huge then
-    error("vae: lr must be a positive finite number, got " .. tostring(o.lr), 0)
-  end
-  posint(o.seed, "seed", true)
   local nn = require("engram.nn")
   local C, Z = o.classes, o.latent
   local es, ds = { o.input + C }, { Z + C }
@@ -104,12 +75,7 @@ local function new(opts)
     rng = core.generator(o.seed * 7919 + 17),
     opt = require("engram.optim").Adam(net, { lr = o.lr }),
     crit = o.likelihood == "bernoulli" and require("engram.loss").BCEWithLogits() or require("engram.loss").MSE(),
-    _bufs = {}, _eye = C > 0 and core.eye and core.eye(C) or nil }, VAE)
-  if C > 0 and not s._eye then
-    local e = core.zeros(C, C)
-    for c = 1, C do e:set(c, c, 1) end
-    s._eye = e
-  end
+    _bufs = {}, _eye = generator.eye(C) }, VAE)
   return s
 end
 
@@ -126,20 +92,7 @@ function VAE:_buffers(n)
 end
 
 -- [x | onehot(y)] when conditional, else x.
-function VAE:_with_label(x, y, who)
-  local C = self.options.classes
-  if C == 0 then return x end
-  if not core.istensor(y) or y:numel() ~= x:size(1) then
-    error(string.format("vae:%s: a conditional VAE (classes = %d) needs a label per sample", who, C), 3)
-  end
-  local ymin, ymax = y:min(), y:max()
-  if ymin < 0 or ymax >= C then
-    error(string.format("vae:%s: labels must be class ids in [0, %d), got %g..%g", who, C, ymin, ymax), 3)
-  end
-  return core.cat({ x, self._eye:index(y:view(-1) + 1) }, 2)
-end
 
-function VAE:zero_grad() self.net:zero_grad() end
 
 function VAE:loss_backward(x, y, scale)
   if not core.istensor(x) or x:dim() ~= 2 or x:size(2) ~= self.options.input then
@@ -193,39 +146,16 @@ function VAE:train_batch(x, y)
 end
 
 --- Trains on a dataset (flat batches; labels used when conditional).
-function VAE:fit(ds, opts)
-  if not require("engram.data").is_dataset(ds) then error("vae:fit: expected a dataset, got " .. type(ds), 2) end
-  opts = opts or {}
-  local iterations, batch = opts.iterations or 1000, opts.batch or 128
-  posint(iterations, "fit's iterations")
-  posint(batch, "fit's batch")
-  local it = ds:batches { batch = batch, shuffle = true, flat = true, seed = opts.seed or self.options.seed }
-  local l
-  for _ = 1, iterations do
-    local x, y = it:next()
-    if x == nil then x, y = it:next() end
-    l = self:train_batch(x, y)
-  end
-  return l
-end
 
 --- n generated samples (borrowed), the decoder's means.
 function VAE:sample(n, labels)
-  if math.type(n) ~= "integer" or n < 1 then
-    error("vae:sample: n must be a positive integer, got " .. tostring(n), 2)
-  end
-  if self.trained == 0 then
-    error("vae:sample: the VAE is untrained (train it first: vae:fit(ds), vae:train_batch(x) or copy_from)", 2)
-  end
+  self:_check_sample(n)
   local o = self.options
   local b = self:_buffers(n)
   b.z:copy_(core.randn({ n, o.latent }, self.rng))
   local din = b.z
   if o.classes > 0 then
-    if labels == nil then
-      labels = core.zeros(n)
-      for i = 1, n do labels:set(i, self.rng:randint(1, o.classes) - 1) end
-    end
+    if labels == nil then labels = self:_random_labels(n) end
     if not core.istensor(labels) or labels:numel() ~= n then
       error(string.format("vae:sample: a conditional VAE needs %d labels", n), 2)
     end
@@ -238,33 +168,10 @@ function VAE:sample(n, labels)
 end
 
 --- A VAE with the same options and parameters (its own arena and Adam).
-function VAE:clone()
-  local o = {}
-  for k, v in pairs(self.options) do o[k] = v end
-  local c = new(o)
-  c:copy_from(self)
-  return c
-end
 
-function VAE:copy_from(other)
-  if getmetatable(other) ~= VAE then error("vae:copy_from: expected a VAE", 2) end
-  self.net:copy_params(other.net)
-  self.trained = other.trained
-end
 
 --- The parameters as named tensors ("encoder.1.weight", "decoder.3.bias", ...).
-function VAE:state()
-  local out = {}
-  for _, p in ipairs(self.net:parameters()) do
-    local name = p.name:gsub("^1%.", "encoder."):gsub("^2%.", "decoder.")
-    out[name] = p.value
-  end
-  return out
-end
 
-function VAE:parameters() return self.net:parameters() end
-function VAE:groups() return self.net:groups() end
-function VAE:numel() return self.net:numel() end
 
 function VAE:__tostring()
   local o = self.options
@@ -272,5 +179,7 @@ function VAE:__tostring()
     table.concat(o.hidden, ", "), o.classes > 0 and (", " .. o.classes .. " classes") or "", o.likelihood,
     self.net:numel())
 end
+
+generator.install(VAE, "vae", new, { "encoder", "decoder" })
 
 return { new = new, VAE = VAE }
