@@ -362,13 +362,90 @@ function Switch:_current()
   if i then return self.modules[i] end
   if not self.passthrough then error("Switch: no module selected", 3) end
 end
+--- switch:route(keys): per-sample routing for the following forwards and
+-- backwards: keys [B] (numbers: each sample's key) sends each sample
+-- through its own key's module (a batch mixing tasks, as replay makes:
+-- per-task heads judge each sample with its own head); nil goes back to the
+-- selected module. The rows are gathered per key and put back in order.
+-- A function instead of keys is asked at every forward in training mode
+-- (evaluation uses the selected module): fn() -> keys or nil.
+function Switch:route(keys)
+  if keys ~= nil and not core.istensor(keys) and type(keys) ~= "function" then
+    error("Switch:route: keys must be a tensor of one key per sample, a function returning one, or nil", 2)
+  end
+  self._route = keys
+  return self
+end
+local function route_keys(self)
+  local r = self._route
+  if type(r) == "function" then return self.training and r() or nil end
+  return r
+end
+-- The rows of each key present, in order of first appearance, and the
+-- permutation that puts the joined outputs back in the batch's order.
+local function route_plan(self, B, keys)
+  if keys:numel() ~= B then
+    error(string.format("Switch: %d routing keys for a batch of %d", keys:numel(), B), 3)
+  end
+  local groups, order, back = {}, {}, {}
+  for i, k in ipairs(keys:view(-1):totable()) do
+    local key = math.tointeger(k) or k
+    if not groups[key] then
+      if not self:_index(key) and not self.passthrough then
+        error(string.format("Switch: no module for %s (a routed sample)", key_str(key)), 3)
+      end
+      groups[key], order[#order + 1] = {}, key
+    end
+    local g = groups[key]
+    g[#g + 1] = i
+  end
+  local at = 0
+  for _, key in ipairs(order) do
+    for _, r in ipairs(groups[key]) do at = at + 1; back[r] = at end
+  end
+  return { groups = groups, order = order, back = back, x = {} }
+end
+local function routed_forward(self, x, keys)
+  local plan = route_plan(self, x:size(1), keys)
+  local parts = {}
+  for i, key in ipairs(plan.order) do
+    local xk = x:index(plan.groups[key])
+    local j = self:_index(key)
+    plan.x[i] = xk
+    parts[i] = j and self.modules[j]:forward(xk) or xk
+  end
+  self._plan = plan
+  return core.cat(parts, 1):index(plan.back)
+end
+local function routed_backward(self, gy, need)
+  local plan = self._plan
+  if not plan then error("Switch: backward of a routed batch without its forward", 3) end
+  local parts = {}
+  for i, key in ipairs(plan.order) do
+    local gk = gy:index(plan.groups[key])
+    local j = self:_index(key)
+    parts[i] = j and self.modules[j]:backward(plan.x[i], gk, need) or gk
+  end
+  if need == false then return nil end
+  return core.cat(parts, 1):index(plan.back)
+end
 function Switch:forward(x)
   if not self._built then ensure_built(self) end
+  local keys = self._route and route_keys(self)
+  if keys then
+    self.output = routed_forward(self, x, keys)
+    return self.output
+  end
+  self._plan = nil
   local m = self:_current()
   self.output = m and m:forward(x) or x
   return self.output
 end
 function Switch:backward(x, gy, need)
+  if self._plan then
+    self.grad_input = routed_backward(self, gy, need)
+    return self.grad_input
+  end
   local m = self:_current()
   self.grad_input = m and m:backward(x, gy, need) or gy
   return self.grad_input

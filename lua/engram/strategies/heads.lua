@@ -45,10 +45,12 @@ function Heads:_install(model)
   if not ok then error("heads: " .. tostring(ws), 0) end
   self.switch = ws[1]
   self.head1 = self.switch.modules[1]
+  self.switch:route(function() return self:_route_keys() end)
   self.sets[1], self.order[1] = false, 1 -- head 1 lives in its original group
 end
 
 function Heads:before_task(ctx)
+  self._ctx = ctx
   local model, t = ctx.model, ctx.t
   if not self.switch then self:_install(model) end
   if self.sets[t] == nil then
@@ -73,6 +75,25 @@ function Heads:before_task(ctx)
   if t == 1 then model:unfreeze_layers(function(m) return m == h1 end)
   else model:freeze_layers(function(m) return m == h1 end) end
   self.switch:select(t)
+end
+
+-- A batch of several tasks (replay's ctx.sample_tasks, whatever the order
+-- the strategies were added in): in training, each sample goes through its
+-- own task's head (a task without one through head 1).
+function Heads:_route_keys()
+  local ctx = self._ctx
+  local st = ctx and ctx.sample_tasks
+  if not st then return nil end
+  local keys = self._keys
+  if not keys or keys:numel() ~= st:numel() then
+    keys = st:clone()
+    self._keys = keys
+  end
+  for i, t0 in ipairs(st:view(-1):totable()) do
+    local t = math.tointeger(t0) + 1 -- 0-based task -> task number
+    keys:set(i, self.sets[t] ~= nil and t or 1)
+  end
+  return keys
 end
 
 function Heads:select(key)
