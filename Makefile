@@ -51,7 +51,7 @@ LIB_SO  := $(BUILD)/libengram.so
 MOD_SO  := $(BUILD)/lua/engram/core.so
 EXE     := $(BUILD)/engram
 
-DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist python3-numpy
+DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist python3-numpy luarocks
 
 .PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers uninstall lint print-prefix
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)

@@ -45,5 +45,17 @@ check "a host builds with pkg-config engram-core and runs" \
 check "the man page is installed" "[ -s '$P/share/man/man1/engram.1' ]"
 make --no-print-directory -s uninstall BUILD="$BUILD" DESTDIR="$D" >/dev/null 2>&1
 check "make uninstall leaves no file" "[ -z \"\$(find '$D' -type f)\" ]"
+# LuaRocks builds and installs the same tree (engram-dev-1.rockspec), and
+# stock lua5.4 then finds engram through `luarocks path`
+if command -v luarocks >/dev/null 2>&1; then
+  T="$tmp/rocks"
+  check "luarocks make builds and installs the rockspec" \
+    "luarocks --lua-version 5.4 --tree '$T' make engram-dev-1.rockspec"
+  check "stock lua5.4 requires engram from the rock tree" \
+    "(eval \"\$(luarocks --lua-version 5.4 --tree '$T' path)\" && cd / && \
+     [ \"\$(lua5.4 -e 'print(require(\"engram\").ones(2):sum())')\" = 2.0 ])"
+  check "luarocks remove leaves no Lua file" \
+    "luarocks --lua-version 5.4 --tree '$T' remove engram && [ -z \"\$(find '$T/share/lua' -name '*.lua' 2>/dev/null)\" ]"
+fi
 echo "install: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
