@@ -53,7 +53,7 @@ EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist python3-numpy luarocks
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers uninstall lint print-prefix
+.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers uninstall lint print-prefix fuzz
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -134,8 +134,36 @@ build-asan-tests: $(CTEST_BIN)
 lint:
 	luacheck -q lua recipes tests/lua bench
 
+# ---- fuzzing the file readers (libFuzzer, Debian's clang) ----
+# make fuzz [FUZZ_RUNS=1000000]: IDX, CSV, safetensors (checkpoints) and
+# results JSON, each seeded with the valid files in tests/fuzz/corpus/<name>,
+# under ASan and UBSan. Crashers found are written to tests/fuzz/crashers/
+# (keep them: every later make fuzz replays them first).
+FUZZ_CC    ?= clang
+FUZZ_RUNS  ?= 1000000
+FUZZ_DIR   := build-fuzz
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore
+fuzz: deps
+	@sh tools/deps.sh clang libclang-rt-14-dev
+	@mkdir -p $(FUZZ_DIR) tests/fuzz/crashers
+	@for t in idx csv safetensors; do \
+	  $(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $(CORE_SRC) $(CORE_LIBS) -o $(FUZZ_DIR)/fuzz_$$t || exit 1; \
+	done
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -Ibindings $(LUA_INC) -DEG_PREFIX='"$(PREFIX)"' tests/fuzz/fuzz_json.c $(CORE_SRC) \
+	  $(BIND_SRC) $(LUA_LIBS) $(CORE_LIBS) -ldl -o $(FUZZ_DIR)/fuzz_json
+	@for t in idx csv safetensors json; do \
+	  for c in tests/fuzz/crashers/$$t-*; do [ -f "$$c" ] || continue; \
+	    $(FUZZ_DIR)/fuzz_$$t "$$c" >/dev/null 2>&1 || { echo "fuzz $$t: $$c crashes again"; exit 1; }; done; \
+	  work=$$(mktemp -d); log=$$(mktemp); start=$$(date +%s); \
+	  if ASAN_OPTIONS=allocator_may_return_null=1 $(FUZZ_DIR)/fuzz_$$t -runs=$(FUZZ_RUNS) \
+	      -artifact_prefix=tests/fuzz/crashers/$$t- "$$work" tests/fuzz/corpus/$$t >"$$log" 2>&1; then \
+	    echo "fuzz $$t: $(FUZZ_RUNS) runs clean in $$(( $$(date +%s) - start )) s, corpus $$(ls "$$work" | wc -l) new inputs"; \
+	  else tail -n 30 "$$log"; echo "fuzz $$t: FAILED (see tests/fuzz/crashers/)"; rm -rf "$$work" "$$log"; exit 1; fi; \
+	  rm -rf "$$work" "$$log"; \
+	done
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # A host includes <engram/core.h> (or <engram/engram.h>) with -I$(PREFIX)/include.
 install-headers:

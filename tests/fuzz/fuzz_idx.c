@@ -1,4 +1,4 @@
-/* libFuzzer harness for the IDX reader (not part of `make test`, which runs
+/* libFuzzer harness for the IDX reader (`make fuzz` builds and runs it; `make test` runs
 ** the deterministic corruption driver tests/c/test_idx_corrupt.c instead).
 **
 **   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \

@@ -1,5 +1,5 @@
-/* libFuzzer harness for the safetensors reader (not part of `make test`,
-** which runs the deterministic truncation and corruption driver in
+/* libFuzzer harness for the safetensors reader (`make fuzz` builds and runs
+** it; `make test` runs the deterministic truncation and corruption driver in
 ** tests/c/test_safetensors.c instead).
 **
 **   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \
