@@ -21,47 +21,21 @@
 local engram = require("engram")
 local S = engram.strategies
 
-local opts = engram.options.parse(arg or {}, {
+local docs = require("engram.recipe").split_class {
   name = "agem",
   description = "A-GEM vs experience replay vs naive fine-tuning on Split Fashion-MNIST (class-IL).",
   options = {
     { "memory", 1000, "memory size (samples) of replay and A-GEM" },
     { "ref_batch", 256, "memory samples per A-GEM reference gradient" },
-    { "iterations", 2000, "steps per task (0: --epochs instead)" },
   },
-  defaults = { batch = 128, lr = 0.001, scenario = "class", threads = 2 },
-  runs = { "naive", "replay", "agem" },
-})
-if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
-engram.seed(opts.seed)
-
-local train, test = engram.data.fashion_mnist { normalize = true }
-local ok, scenario = pcall(engram.scenarios.split, train, test,
-  { tasks = opts.tasks or 5, scenario = opts.scenario, seed = opts.seed })
-if not ok then opts.fail(scenario) end
-local outputs = scenario.num_classes
-local iterations = opts.iterations > 0 and math.tointeger(opts.iterations) or nil
-
-local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
-local docs = engram.learner.compare(scenario, {
-  { name = "naive", strategies = function() return { S.naive() } end },
-  { name = "replay", strategies = function() return { S.replay { memory = opts.memory } } end },
-  { name = "agem", strategies = function()
-    return { S.agem { memory = opts.memory, batch = math.tointeger(opts.ref_batch) } }
-  end },
-}, {
-  model = function() return engram.nn.mlp { 784, 400, 400, outputs }:build { seed = opts.seed } end,
-  opts = { epochs = opts.epochs, iterations = iterations, batch = opts.batch, lr = opts.lr, seed = opts.seed,
-    quiet = opts.quiet, log = log },
-  only = opts.only_set,
-})
-if log then log:close() end
-
-for _, d in ipairs(docs) do engram.results.print(d); print() end
-io.write(engram.results.compare_table(docs))
+  runs = {
+    { "naive", make = function() return { S.naive() } end },
+    { "replay", make = function(o) return { S.replay { memory = o.memory } } end },
+    { "agem", make = function(o) return { S.agem { memory = o.memory, batch = math.tointeger(o.ref_batch) } } end },
+  },
+}
 for _, d in ipairs(docs) do
   if d.extra.agem then
     print(string.format("agem: %d of %d steps projected", d.extra.agem.projected, d.extra.agem.steps))
   end
 end
-if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end

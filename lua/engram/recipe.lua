@@ -95,6 +95,48 @@ function recipe.versus(spec)
   return docs
 end
 
+--- The body of a replay-family recipe: runs on Split Fashion-MNIST
+-- (class-IL by default; --scenario), mlp{784,400,400,C}, Adam, batch 128,
+-- --iterations steps per task (2,000; 0: --epochs instead), prints each run
+-- and the comparison table, saves --out. spec: name, description, options
+-- (the recipe's own, beside iterations), runs = {{name, make = function(opts)
+-- -> {strategies}}, ...}. Returns the documents and the options.
+function recipe.split_class(spec)
+  local engram = require("engram")
+  local options, names = {}, {}
+  for _, o in ipairs(spec.options or {}) do options[#options + 1] = o end
+  options[#options + 1] = { "iterations", 2000, "steps per task (0: --epochs instead)" }
+  for i, r in ipairs(spec.runs) do names[i] = r[1] end
+  local opts = engram.options.parse(spec.arg or arg or {}, {
+    name = spec.name, description = spec.description, options = options,
+    defaults = { batch = 128, lr = 0.001, scenario = "class", threads = 2 },
+    runs = names,
+  })
+  if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
+  engram.seed(opts.seed)
+  local train, test = engram.data.fashion_mnist { normalize = true }
+  local ok, scenario = pcall(engram.scenarios.split, train, test,
+    { tasks = opts.tasks or 5, scenario = opts.scenario, seed = opts.seed })
+  if not ok then opts.fail(scenario) end
+  local iterations = opts.iterations > 0 and math.tointeger(opts.iterations) or nil
+  local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
+  local runs = {}
+  for i, r in ipairs(spec.runs) do runs[i] = { name = r[1], strategies = function() return r.make(opts) end } end
+  local docs = engram.learner.compare(scenario, runs, {
+    model = function() return engram.nn.mlp { 784, 400, 400, scenario.num_classes }:build { seed = opts.seed } end,
+    opts = { epochs = opts.epochs, iterations = iterations, batch = opts.batch, lr = opts.lr, seed = opts.seed,
+      quiet = opts.quiet, log = log },
+    only = opts.only_set,
+  })
+  if log then log:close() end
+  if not opts.quiet then
+    for _, d in ipairs(docs) do engram.results.print(d); print() end
+  end
+  io.write(engram.results.compare_table(docs))
+  if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end
+  return docs, opts
+end
+
 --- A runner for recipes that build their own learners: run(name, model,
 -- scenario, strategies) trains a learner with the recipe's common options
 -- (epochs, batch, lr, seed, quiet and the --log writer) on a model (a module,

@@ -11,6 +11,7 @@
 --
 -- Options: layer [the last Linear] (a path), init ["fresh"].
 -- s:state(): name -> tensor ("heads.task2.5.2.weight", ...).
+local engram_core = require("engram.core")
 local nn = require("engram.nn")
 local strategies = require("engram.strategies")
 local iso = require("engram.strategies.isolation")
@@ -71,6 +72,10 @@ function Heads:before_task(ctx)
       if k == t then model:unfreeze(g) else model:freeze(g) end
     end
   end
+  -- task k (0-based k-1) -> its head's key, head 1 for a task without one
+  local map = self._keymap
+  if not map or map:numel() < ctx.T then map = engram_core.zeros(ctx.T); self._keymap = map end
+  for k = 1, map:numel() do map:set(k, self.sets[k] ~= nil and k or 1) end
   local h1 = self.head1
   if t == 1 then model:unfreeze_layers(function(m) return m == h1 end)
   else model:freeze_layers(function(m) return m == h1 end) end
@@ -89,11 +94,9 @@ function Heads:_route_keys()
     keys = st:clone()
     self._keys = keys
   end
-  for i, t0 in ipairs(st:view(-1):totable()) do
-    local t = math.tointeger(t0) + 1 -- 0-based task -> task number
-    keys:set(i, self.sets[t] ~= nil and t or 1)
-  end
-  return keys
+  -- 0-based task -> its head's key, in one C call (the map changes only when
+  -- a head is added: before_task)
+  return keys:copy_(st):relabel_(self._keymap)
 end
 
 function Heads:select(key)
