@@ -166,6 +166,7 @@ function ICaRL:after_task(ctx)
     means[i] = f:div_(f:norm(2):clamp_(1e-12, math.huge))
   end
   self.means, self.mean_classes, self._C = core.cat(means, 1), sorted, C
+  self._mean_ids = core.tensor(sorted)
   ctx.extra.icarl = { exemplars = EX:size(1), per_class = m, classes = classes }
   if was_training ~= false then model:train() end
 end
@@ -201,10 +202,8 @@ function ICaRL:predict(_, logits, _, active)
   for i, ok in ipairs(allowed) do
     if not ok then sim:narrow(2, i, 1):fill_(-math.huge) end
   end
-  local best = sim:argmax(2):view(-1):totable()
-  local pred = core.zeros(#best)
-  for r, i in ipairs(best) do pred:set(r, self.mean_classes[math.tointeger(i)]) end
-  return pred
+  -- the nearest mean's position (1-based) -> its class id, in one C call
+  return sim:argmax(2):view(-1):sub_(1):relabel_(self._mean_ids)
 end
 
 -- The model the prediction hook reads features from (the run's).
