@@ -80,8 +80,8 @@ local Learner = {}
 Learner.__index = Learner
 
 learner.HOOKS = {
-  "before_run", "before_task", "before_epoch", "before_batch", "loss", "after_backward", "after_step",
-  "after_epoch", "after_task", "before_eval", "after_eval", "after_run",
+  "before_run", "before_task", "before_phase", "before_epoch", "before_batch", "loss", "after_backward",
+  "after_step", "after_epoch", "after_phase", "after_task", "before_eval", "after_eval", "after_run",
 }
 local HOOK_SET = {}
 for _, h in ipairs(learner.HOOKS) do HOOK_SET[h] = true end
@@ -197,6 +197,12 @@ function Learner:use(s, opts)
       if not ok then error(w, 2) end
       s = w
     end
+  end
+  if s.is_plan then
+    for _, x in ipairs(self.strategies) do
+      if x.is_plan then error("use: the learner has a plan already (one plan per learner; put phases in it)", 2) end
+    end
+    self._plan = s
   end
   self.strategies[#self.strategies + 1] = s
   return self
@@ -441,6 +447,23 @@ local function nonfinite(self, ctx, bad)
   error(msg, 0)
 end
 
+-- A step whose batch is empty after before_batch (a phase with data =
+-- "none" whose strategies add their samples after the backward pass, as
+-- generative replay does): no forward pass; the loss hooks (penalties) and
+-- after_backward run, then the optimiser steps.
+local function empty_step(self, ctx)
+  ctx.logits, ctx.grad_logits, ctx.loss, ctx.task_loss = nil, nil, 0, 0
+  dispatch(self, "loss", ctx)
+  local l = ctx.loss
+  if l ~= l or l == math.huge or l == -math.huge then return nonfinite(self, ctx, 0) end
+  if ctx._task_grads then keep_penalty_grads(ctx) end
+  dispatch(self, "after_backward", ctx)
+  ctx.optimizer:step()
+  ctx.step, ctx.global_step = ctx.step + 1, ctx.global_step + 1
+  dispatch(self, "after_step", ctx)
+  return ctx.loss
+end
+
 local function train_step(self, ctx, x, y, btask)
   local model, crit = self.model, ctx.criterion
   local bad = x:count_nonfinite()
@@ -455,6 +478,7 @@ local function train_step(self, ctx, x, y, btask)
   ctx.penalty = 0
   dispatch(self, "before_batch", ctx)
   model:zero_grad()
+  if ctx.x:size(1) == 0 then return empty_step(self, ctx) end
   local logits = model:forward(ctx.x)
   ctx.logits = logits
   if ctx.sample_tasks and self.opts.heads then
@@ -480,27 +504,56 @@ local function train_step(self, ctx, x, y, btask)
 end
 
 -- The batch iterators of this task's training: one per part.
-local function make_parts(self, ctx)
+local function make_parts(self, ctx, ph, batch)
   local o = self.opts
-  local parts = ctx.train_parts or { { ds = ctx.train_set, task = ctx.task } }
+  local parts
+  local data = ph.data
+  if data == nil or data == "task" then
+    parts = ctx.train_parts or { { ds = ctx.train_set, task = ctx.task } }
+  else
+    local ds = data
+    if type(data) == "function" then ds = data(ctx) end
+    if not require("engram.data").is_dataset(ds) then
+      error(string.format("learner: phase '%s' of task %d: its data function returned %s, not a dataset", ph.name,
+        ctx.t, type(ds)), 0)
+    end
+    parts = { { ds = ds, task = ctx.task } }
+  end
+  -- the first phase of a task keeps the seeds runs without phases had
+  local salt = (ctx.phase_index or 1) > 1 and ctx.phase_index * 7919 or 0
   for p, part in ipairs(parts) do
     if #part.ds == 0 then error(string.format("learner: task %d has an empty training set", ctx.t), 0) end
-    part.it = part.ds:batches { batch = o.batch, shuffle = part.task.shuffle ~= false, flat = true,
-      seed = o.seed * 100003 + ctx.t * 101 + p }
+    part.it = part.ds:batches { batch = batch, shuffle = part.task.shuffle ~= false, flat = true,
+      seed = o.seed * 100003 + ctx.t * 101 + p + salt }
   end
   return parts
 end
 
-local function train_task(self, ctx, prog)
+-- The batches of a phase with data = "none": empty (0 samples of the task's
+-- input size) for the strategies to fill.
+local function empty_parts(ctx)
+  local x = ctx.task.train:chunks { batch = 1, flat = true }:next()
+  local e = { x = core.zeros(0, x:size(2)), y = core.zeros(0) }
+  local it = { n = 0 }
+  function it.next() return e.x, e.y end
+  setmetatable(it, { __len = function() return math.huge end })
+  return { { it = it, task = ctx.task, empty = true } }
+end
+
+local function train_task(self, ctx, prog, ph)
   local o, model = self.opts, self.model
-  local parts = make_parts(self, ctx)
+  local batch = ph.batch or o.batch
+  ctx.batch_size = batch
+  local none = ph.data == "none"
+  local parts = none and empty_parts(ctx) or make_parts(self, ctx, ph, batch)
   local per_epoch = 0 -- samples
-  for _, p in ipairs(parts) do per_epoch = per_epoch + #p.ds end
-  local budget = o.iterations
-  local epochs = budget and math.huge or o.epochs
+  if not none then for _, p in ipairs(parts) do per_epoch = per_epoch + #p.ds end end
+  local budget = ph.iterations or (not ph.epochs and o.iterations)
+  local n_epochs = ph.epochs or o.epochs
+  local epochs = budget and math.huge or n_epochs
   -- the progress line's state, one table for the whole task; done/total in samples
-  local st = { task = ctx.t, tasks = ctx.T, epochs = budget and "-" or o.epochs,
-    total = budget and budget * o.batch or per_epoch * o.epochs, done = 0 }
+  local st = { task = ctx.t, tasks = ctx.T, epochs = budget and "-" or n_epochs,
+    total = budget and budget * batch or per_epoch * n_epochs, done = 0 }
   local best, best_params, bad = -1, nil, 0
   local patience = o.patience and ctx.task.val and o.patience
   ctx.step, ctx.stop, ctx.batch_task = 0, false, nil
@@ -513,8 +566,12 @@ local function train_task(self, ctx, prog)
     local t0 = core.clock()
     local lsum, nb, ns = 0, 0, 0
     local order = {}
-    for p, part in ipairs(parts) do
-      for _ = 1, #part.it do order[#order + 1] = p end
+    if none then
+      for _ = 1, budget do order[#order + 1] = 1 end
+    else
+      for p, part in ipairs(parts) do
+        for _ = 1, #part.it do order[#order + 1] = p end
+      end
     end
     if #parts > 1 then shuffle_in_place(order, ctx.rng) end
     for _, p in ipairs(order) do
@@ -524,8 +581,9 @@ local function train_task(self, ctx, prog)
       if x ~= nil then
         local l = train_step(self, ctx, x, y, part.task)
         if l then lsum, nb = lsum + l, nb + 1 end
-        ns = ns + x:size(1)
-        st.epoch, st.done, st.loss = epoch, st.done + x:size(1), nb > 0 and lsum / nb or nil
+        local b = none and ctx.x:size(1) or x:size(1)
+        ns = ns + b
+        st.epoch, st.done, st.loss = epoch, st.done + (none and batch or b), nb > 0 and lsum / nb or nil
         prog:update(st)
       end
       if ctx.stop or (budget and ctx.step >= budget) then break end
@@ -552,15 +610,75 @@ local function train_task(self, ctx, prog)
     ctx.val_acc = val
     dispatch(self, "after_epoch", ctx)
     ctx.log("epoch", { task = ctx.t, epoch = epoch, loss = ctx.epoch_loss, val_acc = val, seconds = dt,
-      samples = ns, steps = nb })
-    prog:finish(string.format("%s  task %d/%d  epoch %s  loss %.4f%s  %.0f samples/s", self.opts.name, ctx.t, ctx.T,
-      budget and tostring(epoch) or (epoch .. "/" .. o.epochs), ctx.epoch_loss or 0 / 0,
+      samples = ns, steps = nb, phase = ph.plan and ph.name or nil })
+    prog:finish(string.format("%s  task %d/%d%s  epoch %s  loss %.4f%s  %.0f samples/s", self.opts.name, ctx.t, ctx.T,
+      ph.plan and ("  " .. ph.name) or "", budget and tostring(epoch) or (epoch .. "/" .. n_epochs),
+      ctx.epoch_loss or 0 / 0,
       val and string.format("  val %.1f%%", 100 * val) or "", dt > 0 and ns / dt or 0))
   end
   if best_params then
     restore_params(model, best_params)
     ctx.log("early_stop", { task = ctx.t, epochs = epoch, best_val_acc = best })
   end
+end
+
+-- The phase of a run without a plan: the task's data, the learner's budget.
+local DEFAULT_PHASE = { name = "learn", data = "task" }
+
+-- Runs one phase of the current task: its optimiser settings and strategy
+-- settings in force, before_phase, the training, after_phase, then the
+-- settings put back.
+local function run_phase(self, ctx, prog, ph, index)
+  local model, o = self.model, self.opts
+  ctx.phase, ctx.phase_index = ph, index
+  local opt0, lr0 = ctx.optimizer, nil
+  if ph.optimizer then
+    self._phase_opts = self._phase_opts or {}
+    local opt = self._phase_opts[ph]
+    if not opt then
+      opt = make_optimizer(model, { optimizer = ph.optimizer, lr = ph.lr or o.lr, momentum = o.momentum })
+      self._phase_opts[ph] = opt
+    end
+    ctx.optimizer = opt
+  end
+  if ph.lr then
+    if type(ctx.optimizer.set_lr) ~= "function" then
+      error(string.format("learner: phase '%s' sets lr but the optimiser has no set_lr", ph.name), 0)
+    end
+    lr0 = ctx.optimizer._base_lr
+    ctx.optimizer:set_lr(ph.lr)
+  end
+  if ph.reset_optimizer and ctx.optimizer.reset then ctx.optimizer:reset() end
+  local undo = {}
+  for i, e in ipairs(ph.set or {}) do
+    local ok, prev = pcall(e.strategy.configure, e.strategy, e.opts)
+    if not ok then error(string.format("learner: phase '%s': set %s: %s", ph.name, e.name, tostring(prev)), 0) end
+    undo[i] = prev
+  end
+  dispatch(self, "before_phase", ctx)
+  train_task(self, ctx, prog, ph)
+  dispatch(self, "after_phase", ctx)
+  for i = #undo, 1, -1 do ph.set[i].strategy:configure(undo[i]) end
+  if lr0 then ctx.optimizer:set_lr(lr0) end
+  ctx.optimizer = opt0
+end
+
+-- Trains the current task: the default phase, or the plan's phases for the
+-- task with the ones its rules add after each.
+local function train_phases(self, ctx, prog)
+  local plan = self._plan
+  if not plan then return run_phase(self, ctx, prog, DEFAULT_PHASE, 1) end
+  local n = 0
+  for _, ph in ipairs(plan:phases_for(ctx.t, ctx.T)) do
+    n = n + 1
+    run_phase(self, ctx, prog, ph, n)
+    for _, q in ipairs(plan:triggered(ctx, ph) or {}) do
+      n = n + 1
+      run_phase(self, ctx, prog, q, n)
+    end
+  end
+  ctx.phase = nil
+  plan:task_trained(ctx)
 end
 
 -- Trains a fresh copy of the initial model on task j alone with the same
@@ -577,7 +695,8 @@ local function reference_accuracy(self, init_model, scenario, j)
   local ctx = ref:_context(sub)
   ctx.t, ctx.task, ctx.train_set = 1, scenario.tasks[j], scenario.tasks[j].train
   ctx.optimizer = make_optimizer(model, o)
-  train_task(ref, ctx, require("engram.progress").new { quiet = true })
+  ctx.phase, ctx.phase_index = DEFAULT_PHASE, 1
+  train_task(ref, ctx, require("engram.progress").new { quiet = true }, DEFAULT_PHASE)
   return ref:evaluate(scenario.tasks[j])
 end
 
@@ -639,122 +758,172 @@ local function describe_strategy(s)
   return d
 end
 
---- Runs the scenario: evaluates the untrained model, then for each task
--- trains it (with the strategies' hooks) and evaluates every task. Returns
--- the run's results document (engram.results.new).
-function Learner:run(scenario)
+-- The accuracies of every task after training task t: acc[t][j], before_eval
+-- and after_eval around each; then representation drift on the probe set.
+local function evaluate_all(self, ctx, r, t)
+  local model, acc = self.model, ctx.acc
+  local te = core.clock()
+  acc[t] = {}
+  for j, tj in ipairs(r.scenario.tasks) do
+    ctx.eval_task = j
+    dispatch(self, "before_eval", ctx)
+    acc[t][j] = self:evaluate(tj, r.eval_set(tj))
+    dispatch(self, "after_eval", ctx)
+  end
+  ctx.eval_task = nil
+  if r.probe then
+    model:evaluate()
+    local h = hidden(model, r.probe, r.layer)
+    if h then
+      if not r.h1 then
+        r.h1 = h:clone()
+        r.drift[t] = 0
+      else
+        local metrics = require("engram.metrics")
+        local d = (h - r.h1):norm(2)
+        local nrm = r.h1:norm(2)
+        r.drift[t] = metrics.drift { distances = d:totable(), norms = nrm:totable() }
+      end
+    end
+    model:train()
+  end
+  ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
+end
+
+--- Starts a run on the scenario without training: checks it, runs before_run
+-- and evaluates the untrained model. Then learner:step() trains one task at a
+-- time and learner:finish() gives the results document; learner:run(scenario)
+-- does all three. Returns self.
+function Learner:start(scenario)
   local scen = require("engram.scenarios")
   if not scen.is_scenario(scenario) and not (type(scenario) == "table" and type(scenario.tasks) == "table") then
-    error("run: expected a scenario (engram.scenarios.split/permuted/rotated)", 2)
+    error("start: expected a scenario (engram.scenarios.split/permuted/rotated)", 2)
   end
   local T = #scenario.tasks
-  if T == 0 then error("run: the scenario has no tasks", 2) end
+  if T == 0 then error("start: the scenario has no tasks", 2) end
   for t, task in ipairs(scenario.tasks) do
-    if #task.train == 0 then error(string.format("run: task %d has no training samples", t), 2) end
-    if #task.test == 0 then error(string.format("run: task %d has no test samples", t), 2) end
+    if #task.train == 0 then error(string.format("start: task %d has no training samples", t), 2) end
+    if #task.test == 0 then error(string.format("start: task %d has no test samples", t), 2) end
     if self.opts.eval_on == "val" and (not task.val or #task.val == 0) then
-      error(string.format("run: eval_on = 'val' but task %d has no validation part " ..
+      error(string.format("start: eval_on = 'val' but task %d has no validation part " ..
         "(give the scenario a validation share, e.g. validation = 0.1)", t), 2)
     end
   end
   check_model(self, scenario)
   local o, model = self.opts, self.model
-  local function eval_set(task) return o.eval_on == "val" and task.val or task.test end
+  local r = { scenario = scenario, T = T, next = 1, drift = {}, per_task = {} }
+  function r.eval_set(task) return o.eval_on == "val" and task.val or task.test end
   self:_prepare_hooks()
   local ctx = self:_context(scenario)
-  self.ctx = ctx
-  local prog = require("engram.progress").new { quiet = o.quiet }
-  require("engram.strategies.defaults").class_il_note(ctx, prog)
-  local t_start = core.clock()
-  local init_model = o.reference and model:clone() or nil
+  self.ctx, self._r = ctx, r
+  r.prog = require("engram.progress").new { quiet = o.quiet }
+  require("engram.strategies.defaults").class_il_note(ctx, r.prog)
+  r.t_start = core.clock()
+  r.init_model = o.reference and model:clone() or nil
   dispatch(self, "before_run", ctx)
   ctx.optimizer = make_optimizer(model, o)
   -- the untrained model's accuracies (FWT's b)
   local te = core.clock()
   local untrained = {}
-  for j, task in ipairs(scenario.tasks) do untrained[j] = self:evaluate(task, eval_set(task)) end
+  for j, task in ipairs(scenario.tasks) do untrained[j] = self:evaluate(task, r.eval_set(task)) end
   ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
   ctx.untrained = untrained
   -- representation drift on a probe set of task 1
   local layer = o.drift_layer
   if layer == "auto" then layer = default_drift_layer(model) end
-  local probe, h1, drift = nil, nil, {}
   if layer then
-    local set = eval_set(scenario.tasks[1])
-    probe = set:range(1, math.min(o.probe, #set), nil, nil, true)
+    local set = r.eval_set(scenario.tasks[1])
+    r.layer, r.probe = layer, set:range(1, math.min(o.probe, #set), nil, nil, true)
   end
-  local acc = ctx.acc
-  local per_task = {}
-  local need_old = false
   for _, s in ipairs(self.strategies) do
-    if s.needs_old_model then need_old = true end
+    if s.needs_old_model then r.need_old = true end
     if s.needs_task_grads then ctx._task_grads, ctx._penalty_bufs = true, {} end
   end
-  for t, task in ipairs(scenario.tasks) do
-    ctx.t, ctx.task, ctx.train_set, ctx.train_parts, ctx.skip_training = t, task, task.train, nil, false
-    if ctx._task_grads then ctx._task_groups, ctx.penalty_grads = model:groups(), nil end
-    ctx.epoch, ctx.step = 0, 0
-    ctx.criterion:set_active(self:active(task))
-    if o.heads then model:set_head(t) end
-    if o.reset_optimizer and t > 1 and ctx.optimizer.reset then ctx.optimizer:reset() end
-    ctx.log("task_start", { task = t, name = task.name })
-    local t0 = ctx.train_seconds
-    dispatch(self, "before_task", ctx)
-    if not ctx.skip_training then train_task(self, ctx, prog) end
-    local ta = core.clock()
-    dispatch(self, "after_task", ctx)
-    ctx.train_seconds = ctx.train_seconds + (core.clock() - ta)
-    if need_old then
-      ctx.old_model = model:clone()
-      if ctx.old_model.evaluate then ctx.old_model:evaluate() end
-    end
-    -- evaluate every task, seen and unseen
-    te = core.clock()
-    acc[t] = {}
-    for j, tj in ipairs(scenario.tasks) do
-      ctx.eval_task = j
-      dispatch(self, "before_eval", ctx)
-      acc[t][j] = self:evaluate(tj, eval_set(tj))
-      dispatch(self, "after_eval", ctx)
-    end
-    ctx.eval_task = nil
-    if probe then
-      model:evaluate()
-      local h = hidden(model, probe, layer)
-      if h then
-        if t == 1 then
-          h1 = h:clone()
-          drift[t] = 0
-        else
-          local metrics = require("engram.metrics")
-          local d = (h - h1):norm(2)
-          local nrm = h1:norm(2)
-          drift[t] = metrics.drift { distances = d:totable(), norms = nrm:totable() }
-        end
-      end
-      model:train()
-    end
-    ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
-    local avg = 0
-    for j = 1, t do avg = avg + acc[t][j] end
-    avg = avg / t
-    per_task[t] = { train_seconds = ctx.train_seconds - t0, avg_acc = avg }
-    ctx.log("task_end", { task = t, acc = acc[t], avg_acc = avg, seconds = ctx.train_seconds - t0,
-      drift = drift[t] })
-    if not o.quiet then
-      local row = {}
-      for j = 1, T do row[j] = string.format("%.1f", 100 * acc[t][j]) end
-      prog:message(string.format("%s  after task %d/%d: avg %.1f%%  [%s]", o.name, t, T, 100 * avg,
-        table.concat(row, " ")))
-    end
+  return self
+end
+
+--- The representation drift of the probe set now, against the end of task 1
+-- (nil before task 1 ended or without a probe): what a plan's rule reads.
+function Learner:_drift_now()
+  local r = self._r
+  if not r or not r.probe or not r.h1 then return nil end
+  local model = self.model
+  local was = model.training
+  model:evaluate()
+  local h = hidden(model, r.probe, r.layer)
+  if was ~= false then model:train() end
+  if not h then return nil end
+  return require("engram.metrics").drift { distances = (h - r.h1):norm(2):totable(), norms = r.h1:norm(2):totable() }
+end
+
+local function running(self, who)
+  local r = self._r
+  if not r then error(who .. ": no run in progress (call learner:start(scenario) first)", 3) end
+  return r
+end
+
+--- Trains the next task of the run begun by learner:start (before_task,
+-- training, after_task), then evaluates every task. Returns the task's index
+-- and its row of the accuracy matrix, or nil when every task is done.
+function Learner:step()
+  local r = running(self, "step")
+  local t = r.next
+  if t > r.T then return nil end
+  local ctx, o, model = self.ctx, self.opts, self.model
+  local task = r.scenario.tasks[t]
+  ctx.t, ctx.task, ctx.train_set, ctx.train_parts, ctx.skip_training = t, task, task.train, nil, false
+  if ctx._task_grads then ctx._task_groups, ctx.penalty_grads = model:groups(), nil end
+  ctx.epoch, ctx.step = 0, 0
+  ctx.criterion:set_active(self:active(task))
+  if o.heads then model:set_head(t) end
+  if o.reset_optimizer and t > 1 and ctx.optimizer.reset then ctx.optimizer:reset() end
+  ctx.log("task_start", { task = t, name = task.name })
+  local t0 = ctx.train_seconds
+  dispatch(self, "before_task", ctx)
+  if not ctx.skip_training then train_phases(self, ctx, r.prog) end
+  local ta = core.clock()
+  dispatch(self, "after_task", ctx)
+  ctx.train_seconds = ctx.train_seconds + (core.clock() - ta)
+  if r.need_old then
+    ctx.old_model = model:clone()
+    if ctx.old_model.evaluate then ctx.old_model:evaluate() end
   end
+  evaluate_all(self, ctx, r, t)
+  local acc, T = ctx.acc, r.T
+  local avg = 0
+  for j = 1, t do avg = avg + acc[t][j] end
+  avg = avg / t
+  r.per_task[t] = { train_seconds = ctx.train_seconds - t0, avg_acc = avg }
+  ctx.log("task_end", { task = t, acc = acc[t], avg_acc = avg, seconds = ctx.train_seconds - t0,
+    drift = r.drift[t] })
+  if not o.quiet then
+    local row = {}
+    for j = 1, T do row[j] = string.format("%.1f", 100 * acc[t][j]) end
+    r.prog:message(string.format("%s  after task %d/%d: avg %.1f%%  [%s]", o.name, t, T, 100 * avg,
+      table.concat(row, " ")))
+  end
+  r.next = t + 1
+  return t, acc[t]
+end
+
+--- Ends the run begun by learner:start once every task is trained: runs
+-- after_run (and the per-task references with reference = true) and returns
+-- the results document (engram.results.new).
+function Learner:finish()
+  local r = running(self, "finish")
+  if r.next <= r.T then
+    error(string.format("finish: task %d of %d is not trained yet (call learner:step() until it returns nil)",
+      r.next, r.T), 2)
+  end
+  local ctx, o, model, T, scenario = self.ctx, self.opts, self.model, r.T, r.scenario
+  self._r = nil
   dispatch(self, "after_run", ctx)
   -- per-task references for NAR
   local reference_acc, reference
-  if init_model then
+  if r.init_model then
     reference_acc = {}
     local tr = core.clock()
-    for j = 1, T do reference_acc[j] = reference_accuracy(self, init_model, scenario, j) end
+    for j = 1, T do reference_acc[j] = reference_accuracy(self, r.init_model, scenario, j) end
     reference = string.format("scratch: a fresh copy of the initial model trained on each task alone " ..
       "(%s, same budget: %s, batch %d, lr %g, %s), %.1fs", o.name,
       o.iterations and (o.iterations .. " steps") or (o.epochs .. " epochs"), o.batch, o.lr,
@@ -765,10 +934,10 @@ function Learner:run(scenario)
   for i, s in ipairs(self.strategies) do strategies[i] = describe_strategy(s) end
   local sd = scenario.describe and scenario:describe() or { name = scenario.name, kind = scenario.kind }
   local extra = ctx.extra
-  extra.drift = drift[2] and drift or nil
-  extra.drift_layer = probe and layer or nil
-  extra.per_task = per_task
-  extra.total_seconds = core.clock() - t_start
+  extra.drift = r.drift[2] and r.drift or nil
+  extra.drift_layer = r.probe and r.layer or nil
+  extra.per_task = r.per_task
+  extra.total_seconds = core.clock() - r.t_start
   extra.options = { epochs = o.epochs, iterations = o.iterations or nil, batch = o.batch, lr = o.lr,
     optimizer = type(o.optimizer) == "string" and o.optimizer or "custom", heads = o.heads or nil,
     patience = o.patience or nil, eval_on = o.eval_on == "val" and "val" or nil }
@@ -776,7 +945,7 @@ function Learner:run(scenario)
   extra.skipped_batches = ctx.skipped
   local results = require("engram.results")
   local doc = results.new {
-    name = o.name, seed = o.seed, acc = acc, baseline_acc = untrained,
+    name = o.name, seed = o.seed, acc = ctx.acc, baseline_acc = ctx.untrained,
     scenario = { name = sd.name, kind = sd.kind .. "-IL", tasks = T,
       details = { num_classes = sd.num_classes, tasks = sd.tasks, options = sd.options } },
     strategies = strategies, reference_acc = reference_acc, reference = reference,
@@ -784,6 +953,15 @@ function Learner:run(scenario)
     trainable_params = model:numel { trainable = true }, extra = extra,
   }
   return doc
+end
+
+--- Runs the scenario: learner:start(scenario), learner:step() for every
+-- task, learner:finish(). Returns the run's results document.
+function Learner:run(scenario)
+  local ok, e = pcall(self.start, self, scenario)
+  if not ok then error((tostring(e):gsub("^start: ", "run: ")), 2) end
+  while self:step() do end
+  return self:finish()
 end
 
 -- Several runs at once (with_naive, compare, select): engram.runs.

@@ -14,8 +14,8 @@
 -- end), or a function(t, T) -> boolean.
 --
 -- ACT AND OBSERVE. A scheduled strategy ACTS only in its task set: the
--- training hooks (before_task, before_epoch, before_batch, loss,
--- after_backward, after_step, after_epoch) run for those tasks alone. It
+-- training hooks (before_task, before_phase, before_epoch, before_batch, loss,
+-- after_backward, after_step, after_epoch, after_phase) run for those tasks alone. It
 -- OBSERVES every task: after_task and the evaluation hooks (before_eval,
 -- after_eval) run after each task, so that EWC scheduled from task 2 has
 -- task 1's Fisher when it starts penalising, and replay scheduled from task 3

@@ -77,11 +77,12 @@ function TestLearner.test_hooks_run_in_documented_order_across_strategies()
     end
   end
   expect("A:before_run:0", "B:before_run:0", "A:before_task:1", "B:before_task:1",
-    "A:before_epoch:1", "B:before_epoch:1",
+    "A:before_phase:1", "B:before_phase:1", "A:before_epoch:1", "B:before_epoch:1",
     "A:before_batch:1", "B:before_batch:1", "A:loss:1", "B:loss:1",
     "A:after_backward:1", "B:after_backward:1", "A:after_step:1", "B:after_step:1")
   -- 320 training samples per task in batches of 400: one batch, then the epoch ends
-  expect("A:after_epoch:1", "B:after_epoch:1", "A:after_task:1", "B:after_task:1")
+  expect("A:after_epoch:1", "B:after_epoch:1", "A:after_phase:1", "B:after_phase:1", "A:after_task:1",
+    "B:after_task:1")
   for _ = 1, 3 do expect("A:before_eval:1", "B:before_eval:1", "A:after_eval:1", "B:after_eval:1") end
   expect("A:before_task:2", "B:before_task:2")
   lu.assertEquals(calls[#calls], "B:after_run:3")

@@ -6,8 +6,8 @@
 --   learner:use(S.new("my-strategy", {after_task = function(self, ctx) ... end}))
 --
 -- A strategy is any table with some of the learner's hook methods
--- (before_run, before_task, before_epoch, before_batch, loss, after_backward,
--- after_step, after_epoch, after_task, before_eval, after_eval, after_run),
+-- (before_run, before_task, before_phase, before_epoch, before_batch, loss, after_backward,
+-- after_step, after_epoch, after_phase, after_task, before_eval, after_eval, after_run),
 -- each called as s:hook(ctx); optional fields: name, options (for results),
 -- needs_old_model (the learner keeps ctx.old_model), describe(). See
 -- docs/strategies.md for the protocol and the composition order.

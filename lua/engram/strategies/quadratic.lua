@@ -254,6 +254,28 @@ function Quadratic:state(model)
   return out
 end
 
+--- Changes the strength during a run (a plan's phase `set`, or between
+-- learner:step() calls): {lambda = v} (SI: {c = v}). Returns the previous
+-- values, in the same form. check_only: only check opts (a plan does, when
+-- it is built).
+function Quadratic:configure(opts, check_only)
+  local key = self.name == "si" and "c" or "lambda"
+  if type(opts) ~= "table" then error(self.name .. ": configure expects a table {" .. key .. " = v}", 2) end
+  for k in pairs(opts) do
+    if k ~= key then
+      error(string.format("%s: configure: unknown option '%s' (known: %s)", self.name, tostring(k), key), 2)
+    end
+  end
+  local prev = { [key] = self._strength }
+  if opts[key] ~= nil then
+    quadratic.check_strength(self.name, key, opts[key], 2)
+    if check_only then return prev end
+    self._strength = opts[key]
+    if self.options then self.options[key] = opts[key] end
+  end
+  return prev
+end
+
 --- Bytes of float32 state kept for the penalty (importances and anchors).
 -- (with the folded sums A and B separate-task EWC keeps to make its penalty
 -- one pass: two more copies, whatever the number of tasks)

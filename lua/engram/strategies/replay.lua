@@ -85,6 +85,7 @@ function Replay:before_batch(ctx)
   local mem = self.mem
   if not mem or #mem == 0 then return end
   local B = ctx.x:size(1)
+  if B == 0 then B = ctx.batch_size or 1 end -- a phase with data = "none": the batch is the memory's
   local k = math.min(self.options.batch or B, #mem)
   Replay.append(self, ctx, mem:sample(k, self.gen)) -- [k, D], [k], [k]: the memory holds flat rows
 end
