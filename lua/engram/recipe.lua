@@ -143,6 +143,47 @@ end
 -- or a function returning one), using strategies = {strategy, or {strategy,
 -- use_opts}, ...}; a run --only leaves out returns nil. Also returns the log
 -- writer (close it at the end).
+--- The class-IL runs the demo and recipes/combined.lua compare, by name:
+-- naive, ewc, replay (experience replay), gr (generative replay: a
+-- class-conditional VAE, distillation), lora (per-task LoRA folded into the
+-- base after each task) and combined (the plan: generative replay + per-task
+-- LoRA + EWC, then a consolidation phase of generative replay alone).
+-- o: seed, memory [1000], lambda [nil: EWC's class-IL default], rank [16],
+-- sleep [100] (consolidation steps), sleep_lr [1e-4]. Each entry:
+-- {name =, strategies = function() -> list} for engram.learner.compare.
+function recipe.class_il_runs(o)
+  local engram = require("engram")
+  local S = engram.strategies
+  local function gr()
+    return S.generative_replay { distill = true, conditional = true, hidden = { 256, 256 }, gen_batch = 32,
+      batch = 64, seed = o.seed }
+  end
+  local function lora() return S.lora { rank = o.rank or 16, layers = { "1", "3" }, fold = true } end
+  local function ewc() return S.ewc { lambda = o.lambda } end
+  local runs = {
+    naive = function() return { S.naive() } end,
+    ewc = function() return { ewc() } end,
+    replay = function() return { S.replay { memory = o.memory or 1000 } } end,
+    gr = function() return { gr() } end,
+    lora = function() return { engram.schedule.only(lora(), "2-") } end,
+    combined = function()
+      return { engram.plan {
+        name = "combined",
+        strategies = { gr = gr(), lora = lora(), ewc = ewc() },
+        phases = {
+          first = { use = { "gr", "ewc" } }, -- task 1: the whole model learns
+          learn = { use = { "lora", "gr", "ewc" } }, -- then rank-r changes of the hidden layers
+          consolidate = { use = { "gr" }, data = "none", iterations = o.sleep or 100, lr = o.sleep_lr or 1e-4 },
+        },
+        tasks = { { tasks = "1", run = { "first" } }, { tasks = "2-", run = { "learn", "consolidate" } } },
+      } }
+    end,
+  }
+  local out = {}
+  for name, f in pairs(runs) do out[name] = { name = name, strategies = f } end
+  return out
+end
+
 function recipe.runner(opts)
   local engram = require("engram")
   local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false

@@ -294,3 +294,38 @@ function TestIsolationModules.test_warm_steps_with_adapters_and_progressive_colu
     lu.assertEquals(engram.core.alloc_count(), before)
   end
 end
+
+function TestLoRA.test_fold_puts_a_set_into_the_base_for_good()
+  engram.seed(305)
+  local m, ws = lora_mlp({ 10, 8, 4 }, { rank = 3 }, { 1 }, 6)
+  activate(ws, 1)
+  for _, w in ipairs(ws) do w.sets[1].B:copy_(engram.randn(table.unpack(w.sets[1].B:size()))) end
+  local x = engram.randn(6, 10)
+  local y = m:forward(x):clone()
+  for _, w in ipairs(ws) do w:fold(1) end
+  activate(ws, nil) -- the base alone now computes what the set did
+  lu.assertTrue(m:forward(x):allclose(y, 1e-4, 1e-5))
+  activate(ws, 1) -- the folded set adds nothing (its B is zero)
+  lu.assertTrue(m:forward(x):allclose(y, 1e-4, 1e-5))
+  lu.assertStrContains(fails(ws[1].fold, ws[1], 9), "has no set 9")
+end
+
+function TestLoRA.test_the_strategy_with_fold_evaluates_without_task_identity()
+  -- class-IL: with fold, every task is evaluated with the same (base) model,
+  -- whatever the task; without it, evaluating task j activates set j
+  local all = engram.data.blobs { n = 900, classes = 6, dim = 8, std = 1.0, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.split(train, test, { tasks = 3 })
+  local active = {}
+  local probe = { name = "probe", after_eval = function(_, ctx)
+    active[#active + 1] = tostring(ctx.model.modules[1].active)
+  end }
+  local L = engram.learner(nn.mlp { 8, 32, 6 }:build { seed = 1 }, { epochs = 3, batch = 32, lr = 0.01, quiet = true })
+  local s = engram.strategies.lora { rank = 2, layers = "1", fold = true }
+  L:use(s, { tasks = "2-" }):use(probe)
+  local doc = L:run(scen)
+  for _, a in ipairs(active) do lu.assertEquals(a, "nil") end
+  lu.assertEquals(#active, 9)
+  lu.assertTrue(doc.acc[3][3] > 0.8, "task 3 learnt through its set: " .. doc.acc[3][3])
+  lu.assertStrContains(fails(engram.strategies.lora, { fold = 1 }), "fold must be true or false")
+end

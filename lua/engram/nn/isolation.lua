@@ -188,6 +188,24 @@ function LoRA:merge(key)
   return self
 end
 
+--- lora:fold(key): adds key's set into the base weights for good
+-- (W += scale B A) and zeroes its B: the layer then computes with the base
+-- alone what it computed with the set active. Unlike merge, nothing to undo.
+function LoRA:fold(key)
+  local f = self.sets[key]
+  if not f then
+    error(string.format("LoRA:fold: %s has no set %s (sets: %s)", label(self.modules[1]), key_str(key),
+      self:_keys()), 2)
+  end
+  if self.merged ~= nil then
+    error(string.format("LoRA:fold: set %s is merged; unmerge() first", key_str(self.merged)), 2)
+  end
+  check_fits(self, f, "LoRA:fold", 2)
+  core.mm(f.B, f.A, { out = self.modules[1].weight, alpha = f.scale, beta = 1 })
+  f.B:zero_()
+  return self
+end
+
 --- lora:unmerge(): the weights as they were before merge (bit-identical).
 function LoRA:unmerge()
   if self.merged == nil then error("LoRA:unmerge: no set is merged", 2) end

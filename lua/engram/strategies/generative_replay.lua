@@ -148,7 +148,7 @@ function GR:before_task(ctx)
 end
 
 function GR.loss(_, ctx)
-  if ctx.t == 1 then return end
+  if ctx.t == 1 or not ctx.grad_logits then return end -- (no task batch in a phase with data = "none")
   local w = 1 / ctx.t
   ctx.grad_logits:mul_(w)
   ctx.loss = ctx.loss * w
@@ -169,10 +169,13 @@ end
 function GR:after_backward(ctx)
   local t, x, y = ctx.t, ctx.task_x, ctx.task_y
   local xr, yr
-  local w = 1 / t
+  -- a phase with data = "none" (a sleep): the replayed samples alone, at full
+  -- weight, and the generator does not train on its own samples
+  local sleeping = x:size(1) == 0
+  local w = sleeping and 0 or 1 / t
   if t > 1 then
     local model, old = ctx.model, ctx.old_model
-    local n = self.options.batch or x:size(1)
+    local n = self.options.batch or (sleeping and ctx.batch_size) or x:size(1)
     if self.options.conditional then
       xr, yr = self.old_gen:sample(n, self:_labels(n))
     else
@@ -190,6 +193,7 @@ function GR:after_backward(ctx)
     local add = (1 - w) * l
     ctx.loss, ctx.penalty = ctx.loss + add, ctx.penalty + add
   end
+  if sleeping then return end
   local k = self.options.gen_batch
   if k and k < x:size(1) then x, y = x:narrow(1, 1, k), y:narrow(1, 1, k) end
   if k and xr and k < xr:size(1) then xr, yr = xr:narrow(1, 1, k), yr and yr:narrow(1, 1, k) end

@@ -11,7 +11,12 @@
 --   L:use(S.lora{rank = 8, layers = {"1", "3"}}, {tasks = "2-"})
 --
 -- Options: rank [8], alpha [rank] (scale alpha/rank), layers ["Linear"]
--- (a selector, as in model:wrap), freeze ["wrapped"].
+-- (a selector, as in model:wrap), freeze ["wrapped"], fold [false]: after
+-- each task its set is added into the base weights for good (each task still
+-- changes the wrapped layers by rank-r factors only), and evaluation uses the
+-- base alone — no task identity needed, for class- and domain-IL; without
+-- fold, evaluating task j activates task j's set, which needs task identity
+-- at test time (task-IL, or domain-IL with the task known).
 -- Methods: s:activate(t), s:merge(t) / s:unmerge(), s:combine(name, tasks,
 -- weights) (a new set "lora.<name>", the exact weighted sum of the tasks'
 -- sets), s:state() (name -> tensor: "lora.task2.1.2.A"), s:state_bytes().
@@ -24,7 +29,9 @@ local Lora = iso.class("lora")
 local FREEZE = { wrapped = true, base = true }
 
 local function new(opts)
-  local o = strategies.options("lora", opts, { rank = 8, alpha = false, layers = "Linear", freeze = "wrapped" }, 3)
+  local o = strategies.options("lora", opts, { rank = 8, alpha = false, layers = "Linear", freeze = "wrapped",
+    fold = false }, 3)
+  if type(o.fold) ~= "boolean" then error("lora: fold must be true or false, got " .. tostring(o.fold), 3) end
   if math.type(o.rank) ~= "integer" or o.rank < 1 then
     error("lora: rank must be a positive integer, got " .. tostring(o.rank), 3)
   end
@@ -35,12 +42,13 @@ local function new(opts)
     error("lora: freeze must be 'wrapped', 'base' or false, got " .. tostring(o.freeze), 3)
   end
   local s = setmetatable({ options = { rank = o.rank, alpha = o.alpha or o.rank, freeze = o.freeze or "none",
-    layers = type(o.layers) == "string" and o.layers or nil }, o = o, sets = {}, order = {} }, Lora)
+    layers = type(o.layers) == "string" and o.layers or nil, fold = o.fold or nil }, o = o, sets = {}, order = {} },
+    Lora)
   return s
 end
 
 function Lora:before_run(ctx)
-  self.model, self.ws, self.sets, self.order = ctx.model, nil, {}, {}
+  self.model, self.ws, self.sets, self.order, self._folded = ctx.model, nil, {}, {}, {}
 end
 
 function Lora:_wrap(model)
@@ -100,8 +108,21 @@ end
 
 function Lora:before_eval(ctx)
   if not self.ws then return end
+  if self.o.fold then return self:activate(nil) end -- the base holds every folded set
   local j = ctx.eval_task
   self:activate(self.sets[j] and j or nil)
+end
+
+-- fold = true: the set of the task just learnt goes into the base weights
+-- (nn.LoRA:fold), so the model needs no task identity at test time.
+function Lora:after_task(ctx)
+  iso.measure(ctx)
+  local t = ctx.t
+  if self.o.fold and self.ws and self.sets[t] and not self._folded[t] then
+    for _, w in ipairs(self.ws) do w:fold(t) end
+    self._folded[t] = true
+    self:activate(nil)
+  end
 end
 
 --- Merges key's set into the base weights of every wrapped layer / undoes it (bit-identical).
