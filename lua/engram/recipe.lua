@@ -149,33 +149,60 @@ end
 -- base after each task) and combined (the plan: generative replay + per-task
 -- LoRA + EWC, then a consolidation phase of generative replay alone).
 -- o: seed, memory [1000], lambda [nil: EWC's class-IL default], rank [16],
--- sleep [100] (consolidation steps), sleep_lr [1e-4]. Each entry:
--- {name =, strategies = function() -> list} for engram.learner.compare.
+-- sleep [100] (consolidation steps), sleep_lr [1e-4], learn_lr [the learner's]
+-- (the learning rate of the LoRA phases), grid [nil]: after each
+-- task, a grid of this many replayed samples (stored, or generated for the
+-- classes seen) in the results (extra.grids, shown by engram report). Each
+-- entry: {name =, strategies = function() -> list} for engram.learner.compare.
 function recipe.class_il_runs(o)
   local engram = require("engram")
   local S = engram.strategies
-  local function gr()
-    return S.generative_replay { distill = true, conditional = true, hidden = { 256, 256 }, gen_batch = 32,
+  -- generated samples after each task, two per class seen so far, in class order
+  local function gr_grid(g)
+    return { name = "gr-grid", after_task = function(_, ctx)
+      if not g.gen or g.gen.trained == 0 then return end
+      local seen = {}
+      for s = 1, ctx.t do
+        for _, c in ipairs(ctx.tasks[s].classes) do seen[#seen + 1] = c end
+      end
+      table.sort(seen)
+      local n = o.grid
+      local lab = engram.zeros(n)
+      for i = 1, n do lab:set(i, seen[(i - 1) % #seen + 1]) end
+      engram.image.record(ctx, "generated", g.gen:sample(n, lab), { cols = #seen })
+    end }
+  end
+  local function gr_list(plan_extra)
+    local g = S.generative_replay { distill = true, conditional = true, hidden = { 256, 256 }, gen_batch = 32,
       batch = 64, seed = o.seed }
+    local list = { g }
+    if o.grid then list[2] = gr_grid(g) end
+    if plan_extra then return g, list[2] end
+    return list
   end
   local function lora() return S.lora { rank = o.rank or 16, layers = { "1", "3" }, fold = true } end
   local function ewc() return S.ewc { lambda = o.lambda } end
   local runs = {
     naive = function() return { S.naive() } end,
     ewc = function() return { ewc() } end,
-    replay = function() return { S.replay { memory = o.memory or 1000 } } end,
-    gr = function() return { gr() } end,
+    replay = function() return { S.replay { memory = o.memory or 1000, grid = o.grid } } end,
+    gr = function() return gr_list() end,
     lora = function() return { engram.schedule.only(lora(), "2-") } end,
     combined = function()
+      local g, grid = gr_list(true)
+      local sleep = o.sleep or 100
       return { engram.plan {
         name = "combined",
-        strategies = { gr = gr(), lora = lora(), ewc = ewc() },
+        strategies = { gr = g, lora = lora(), ewc = ewc() },
+        hooks = grid and { after_task = function(ctx) grid:after_task(ctx) end } or nil,
         phases = {
           first = { use = { "gr", "ewc" } }, -- task 1: the whole model learns
-          learn = { use = { "lora", "gr", "ewc" } }, -- then rank-r changes of the hidden layers
-          consolidate = { use = { "gr" }, data = "none", iterations = o.sleep or 100, lr = o.sleep_lr or 1e-4 },
+          learn = { use = { "lora", "gr", "ewc" }, lr = o.learn_lr }, -- then rank-r changes of the hidden layers
+          consolidate = { use = { "gr" }, data = "none", iterations = sleep > 0 and sleep or 1,
+            lr = o.sleep_lr or 1e-4 },
         },
-        tasks = { { tasks = "1", run = { "first" } }, { tasks = "2-", run = { "learn", "consolidate" } } },
+        tasks = { { tasks = "1", run = { "first" } },
+          { tasks = "2-", run = sleep > 0 and { "learn", "consolidate" } or { "learn" } } },
       } }
     end,
   }
