@@ -9,6 +9,9 @@
 --                penalty gradients, SI's task gradient and its path integral
 --                (no penalty: what SI adds beyond any quadratic penalty)
 --   si           SI with its penalty (a past task consolidated)
+-- The penalties and SI's path integral are fused into the optimiser's step
+-- (optim's penalise, track_path); "-sep" rows run the same with an optimiser
+-- that does not fuse them (separate passes over the arena, as before).
 -- Targets (issue 11): the EWC penalty with 5 past tasks adds at most 5% to a
 -- step; SI's per-step bookkeeping at most 5%.
 --
@@ -63,6 +66,12 @@ end
 local function make(kind)
   local model = engram.nn.mlp { 784, 400, 400, 10 }:build { seed = 1 }
   local opt = engram.optim.Adam(model, { lr = 1e-3 })
+  local sep = kind:match("%-sep$")
+  kind = kind:gsub("%-sep$", "")
+  if sep then -- hides penalise and track_path
+    local o = opt
+    opt = { step = function() o:step() end }
+  end
   local crit = engram.loss.CrossEntropy()
   local strategies = {}
   if kind == "ewc5" then
@@ -114,7 +123,7 @@ local function make(kind)
   end
 end
 
-local kinds = { "plain", "ewc5", "online-ewc", "si-book", "si" }
+local kinds = { "plain", "ewc5", "ewc5-sep", "online-ewc", "online-ewc-sep", "si-book", "si-book-sep", "si", "si-sep" }
 local steps, best = {}, {}
 for _, k in ipairs(kinds) do
   steps[k], best[k] = make(k), math.huge
@@ -136,11 +145,11 @@ for _ = 1, rounds do
 end
 print(string.format("regularisation step cost: mlp{784,400,400,10}, batch %d, Adam, %d BLAS thread(s), core %s",
   B, T, tostring(core.blas_core)))
-print(string.format("%-11s %10s %9s  %s", "setting", "us/step", "vs plain", "target"))
+print(string.format("%-14s %10s %9s  %s", "setting", "us/step", "vs plain", "target"))
 local target = { ewc5 = "<= +5% (EWC, 5 past tasks)", ["si-book"] = "<= +5% (SI bookkeeping)" }
 for _, k in ipairs(kinds) do
   local r = best[k] / best.plain - 1
   local t = target[k]
   local verdict = t and ((r <= 0.05) and "  met" or "  MISSED") or ""
-  print(string.format("%-11s %10.1f %+8.1f%%  %s%s", k, best[k] * 1e6, 100 * r, t or "", verdict))
+  print(string.format("%-14s %10.1f %+8.1f%%  %s%s", k, best[k] * 1e6, 100 * r, t or "", verdict))
 end

@@ -337,6 +337,104 @@ static void terms_path(const terms_k *x, const float *restrict g, const float *r
     }                                                                                \
   } while (0)
 
+/* The optimisers with terms in one loop, for the common cases (no mask, no
+** clipping; SGD past its first step, without Nesterov): every array of the
+** group read from memory once. pen and path are constants where the
+** functions are inlined (*_fused_any), so each case gets a loop of its own
+** that the compiler vectorises. path: 0 none, 1 omega, 2 omega with pg.
+** They return the penalty's sum in quad_sum's order. */
+#if defined(__GNUC__)
+#define EG_INLINE static inline __attribute__((always_inline))
+#else
+#define EG_INLINE static inline
+#endif
+/* The loop around UPDATE(e, gi, pi), which stores the new parameter in pn:
+** the penalty's term of element e into acc[lane] and its gradient into gi,
+** then SI's path (a macro: as a function GCC would not vectorise the lanes). */
+#define FUSED_AT(e, lane, UPDATE)                      \
+  do {                                                 \
+    float pi = p[e], gi = g[e], pn;                    \
+    if (pen == EG_PENALTY_ANCHOR) {                    \
+      float d = pi - w[e], fd = u[e] * d;              \
+      acc[lane] += fd * d;                             \
+      gi = gi + lam * fd;                              \
+    } else if (pen == EG_PENALTY_FOLDED) {             \
+      float at = u[e] * pi;                            \
+      acc[lane] += (at - 2 * w[e]) * pi;               \
+      gi = gi + lam * (at - w[e]);                     \
+    }                                                  \
+    UPDATE(e, gi, pi);                                 \
+    p[e] = pn;                                         \
+    if (path == 1) om[e] -= g[e] * (pn - pi);          \
+    if (path == 2) om[e] -= (g[e] - q[e]) * (pn - pi); \
+  } while (0)
+#define FUSED_LOOP(UPDATE)                                     \
+  double s = 0;                                                \
+  for (int64_t i0 = 0; i0 < n; i0 += QBLOCK) {                 \
+    int64_t i1 = n - i0 < QBLOCK ? n : i0 + QBLOCK, i = i0;    \
+    float acc[QLANES] = {0};                                   \
+    for (; i + QLANES <= i1; i += QLANES)                      \
+      for (int l = 0; l < QLANES; l++) {                       \
+        int64_t e = i + l;                                     \
+        FUSED_AT(e, l, UPDATE);                                \
+      }                                                        \
+    for (; i < i1; i++) FUSED_AT(i, 0, UPDATE);                \
+    for (int l = 0; l < QLANES; l++) s += acc[l];              \
+  }                                                            \
+  return s
+#define FUSED_ARGS                                                                                          \
+  float *restrict p, const float *restrict g, float *restrict om, const float *restrict u,                  \
+      const float *restrict w, const float *restrict q, float lam, int64_t n, int pen, int path
+
+/* adam_at's arithmetic */
+#define ADAM_UPDATE(e, gi, pi)                                              \
+  gi = gi + k.l2 * pi;                                                      \
+  float mi = k.b1 * m[e] + (1.0f - k.b1) * gi;                              \
+  float vi = k.b2 * v[e] + (1.0f - k.b2) * gi * gi;                         \
+  m[e] = mi;                                                                \
+  v[e] = vi;                                                                \
+  pn = pi * k.shrink - k.step_size * mi / (sqrtf(vi) * k.rbc2 + k.eps)
+EG_INLINE double adam_fused(FUSED_ARGS, float *restrict m, float *restrict v, adam_k k) { FUSED_LOOP(ADAM_UPDATE); }
+
+/* sgd_plain's and sgd_momentum's arithmetic (b NULL: no momentum) */
+#define SGD_UPDATE(e, gi, pi)                    \
+  if (mom) {                                     \
+    float bi = k.mu * b[e] + k.damp * (gi + k.wd * pi); \
+    b[e] = bi;                                   \
+    pn = pi - k.lr * bi;                         \
+  } else {                                       \
+    pn = pi - k.lr * (gi + k.wd * pi);           \
+  }
+EG_INLINE double sgd_fused(FUSED_ARGS, float *restrict b, sgd_k k, int mom) { FUSED_LOOP(SGD_UPDATE); }
+
+/* The case of x as constants: CALL(pen, path) for the 8 cases with terms. */
+#define FUSED_CASES(x, CALL)                                     \
+  switch ((x)->pen * 3 + ((x)->om ? ((x)->pg ? 2 : 1) : 0)) {    \
+    case 1: return CALL(EG_PENALTY_NONE, 1);                     \
+    case 2: return CALL(EG_PENALTY_NONE, 2);                     \
+    case 3: return CALL(EG_PENALTY_ANCHOR, 0);                   \
+    case 4: return CALL(EG_PENALTY_ANCHOR, 1);                   \
+    case 5: return CALL(EG_PENALTY_ANCHOR, 2);                   \
+    case 6: return CALL(EG_PENALTY_FOLDED, 0);                   \
+    case 7: return CALL(EG_PENALTY_FOLDED, 1);                   \
+    default: return CALL(EG_PENALTY_FOLDED, 2);                  \
+  }
+
+static double adam_fused_any(float *p, const float *g, float *m, float *v, int64_t n, const adam_k *k,
+                             const terms_k *x) {
+#define ADAM_CALL(pen, path) adam_fused(p, g, x->om, x->u, x->w, x->pg, x->lam, n, pen, path, m, v, *k)
+  FUSED_CASES(x, ADAM_CALL)
+#undef ADAM_CALL
+}
+
+static double sgd_fused_any(float *p, const float *g, float *b, int64_t n, const sgd_k *k, const terms_k *x) {
+#define SGD_CALL(pen, path) \
+  b ? sgd_fused(p, g, x->om, x->u, x->w, x->pg, x->lam, n, pen, path, b, *k, 1) \
+    : sgd_fused(p, g, x->om, x->u, x->w, x->pg, x->lam, n, pen, path, NULL, *k, 0)
+  FUSED_CASES(x, SGD_CALL)
+#undef SGD_CALL
+}
+
 int eg_sgd_step_terms(eg_tensor *p, const eg_tensor *g, eg_tensor *buf, const eg_sgd_config *c, int64_t step,
                       const eg_tensor *mask, eg_step_terms *t) {
   int st = sgd_checks(p, g, buf, c, step, mask);
@@ -351,85 +449,15 @@ int eg_sgd_step_terms(eg_tensor *p, const eg_tensor *g, eg_tensor *buf, const eg
     sgd_range(pp, gg, bb, mm, n, &k);
     return EG_OK;
   }
+  if (!mm && !x.scaled && !k.nesterov && !(bb && k.first) && (x.pen || x.om)) {
+    x.sum = sgd_fused_any(pp, gg, bb, n, &k, &x);
+  } else {
 #define SGD_RUN(gb, off, len) sgd_range(pp + (off), (gb), bb ? bb + (off) : NULL, mm ? mm + (off) : NULL, (len), &k)
-  TERMS_LOOP(n, pp, gg, &x, SGD_RUN);
+    TERMS_LOOP(n, pp, gg, &x, SGD_RUN);
 #undef SGD_RUN
+  }
   terms_value(&x, t);
   return EG_OK;
-}
-
-/* Adam with terms in one loop, for the common case (no mask, no clipping):
-** every array of the group read from memory once. pen and path are
-** constants where adam_fused is inlined (adam_fused_any), so each case gets
-** a loop of its own that the compiler vectorises. path: 0 none, 1 omega,
-** 2 omega with pg. Returns the penalty's sum in quad_sum's order. */
-#if defined(__GNUC__)
-#define EG_INLINE static inline __attribute__((always_inline))
-#else
-#define EG_INLINE static inline
-#endif
-EG_INLINE double adam_fused(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                            float *restrict om, const float *restrict u, const float *restrict w,
-                            const float *restrict q, float lam, int64_t n, adam_k k, int pen, int path) {
-/* Element e, the penalty's term of the value into acc[lane] (a macro: as a
-** function GCC would not vectorise the lanes). */
-#define ADAM_FUSED_AT(e, lane)                                                  \
-  do {                                                                          \
-    float pi = p[e], gi = g[e];                                                 \
-    if (pen == EG_PENALTY_ANCHOR) {                                             \
-      float d = pi - w[e], fd = u[e] * d;                                       \
-      acc[lane] += fd * d;                                                      \
-      gi = gi + lam * fd;                                                       \
-    } else if (pen == EG_PENALTY_FOLDED) {                                      \
-      float at = u[e] * pi;                                                     \
-      acc[lane] += (at - 2 * w[e]) * pi;                                        \
-      gi = gi + lam * (at - w[e]);                                              \
-    }                                                                           \
-    gi = gi + k.l2 * pi;                                                        \
-    float mi = k.b1 * m[e] + (1.0f - k.b1) * gi;                                \
-    float vi = k.b2 * v[e] + (1.0f - k.b2) * gi * gi;                           \
-    m[e] = mi;                                                                  \
-    v[e] = vi;                                                                  \
-    float pn = pi * k.shrink - k.step_size * mi / (sqrtf(vi) * k.rbc2 + k.eps); \
-    p[e] = pn;                                                                  \
-    if (path == 1) om[e] -= g[e] * (pn - pi);                                   \
-    if (path == 2) om[e] -= (g[e] - q[e]) * (pn - pi);                          \
-  } while (0)
-  double s = 0;
-  for (int64_t i0 = 0; i0 < n; i0 += QBLOCK) {
-    int64_t i1 = n - i0 < QBLOCK ? n : i0 + QBLOCK, i = i0;
-    float acc[QLANES] = {0};
-    for (; i + QLANES <= i1; i += QLANES)
-      for (int l = 0; l < QLANES; l++) {
-        int64_t e = i + l;
-        ADAM_FUSED_AT(e, l);
-      }
-    for (; i < i1; i++) ADAM_FUSED_AT(i, 0);
-    for (int l = 0; l < QLANES; l++) s += acc[l];
-  }
-#undef ADAM_FUSED_AT
-  return s;
-}
-
-static double adam_fused_any(float *p, const float *g, float *m, float *v, int64_t n, const adam_k *k,
-                             const terms_k *x) {
-  int path = x->om ? (x->pg ? 2 : 1) : 0;
-  float *om = x->om;
-  const float *u = x->u, *w = x->w, *q = x->pg;
-  const float lam = x->lam;
-#define ADAM_FUSED(pen, path) adam_fused(p, g, m, v, om, u, w, q, lam, n, *k, pen, path)
-  switch (x->pen * 3 + path) {
-    case 1: return ADAM_FUSED(EG_PENALTY_NONE, 1);
-    case 2: return ADAM_FUSED(EG_PENALTY_NONE, 2);
-    case 3: return ADAM_FUSED(EG_PENALTY_ANCHOR, 0);
-    case 4: return ADAM_FUSED(EG_PENALTY_ANCHOR, 1);
-    case 5: return ADAM_FUSED(EG_PENALTY_ANCHOR, 2);
-    case 6: return ADAM_FUSED(EG_PENALTY_FOLDED, 0);
-    case 7: return ADAM_FUSED(EG_PENALTY_FOLDED, 1);
-    case 8: return ADAM_FUSED(EG_PENALTY_FOLDED, 2);
-    default: adam_plain(p, g, m, v, n, *k); return 0;
-  }
-#undef ADAM_FUSED
 }
 
 int eg_adam_step_terms(eg_tensor *p, const eg_tensor *g, eg_tensor *m, eg_tensor *v, const eg_adam_config *c,
@@ -446,7 +474,7 @@ int eg_adam_step_terms(eg_tensor *p, const eg_tensor *g, eg_tensor *m, eg_tensor
     adam_range(pp, gg, mp, vp, mk, n, &k);
     return EG_OK;
   }
-  if (!mk && !x.scaled) {
+  if (!mk && !x.scaled && (x.pen || x.om)) {
     x.sum = adam_fused_any(pp, gg, mp, vp, n, &k, &x);
   } else {
 #define ADAM_RUN(gb, off, len) \
