@@ -17,9 +17,9 @@
 --
 --   build/engram bench/reg_bench.lua [--batch 128] [--threads 2] [--seconds 1] [--rounds 3]
 --
--- Each setting runs for `seconds` per round as the best of windows of
--- ~2048 samples, in `rounds` rounds that alternate the settings (the machine
--- is shared); the best window of each is kept.
+-- The settings take turns window by window (~2048 samples each; the machine
+-- is shared), for about `seconds` per setting and round, in `rounds` rounds;
+-- the best window of each is kept.
 local engram = require("engram")
 local core, clock = engram.core, engram.clock
 local S = engram.strategies
@@ -130,18 +130,20 @@ for _, k in ipairs(kinds) do
   for j = 1, 10 do steps[k](j % 16 + 1) end
 end
 local chunk = math.max(2, 2048 // B)
+local count = {}
+for _, k in ipairs(kinds) do count[k] = 0 end
 for _ = 1, rounds do
-  for _, k in ipairs(kinds) do
-    local n, start = 0, clock()
-    repeat
+  local start = clock()
+  repeat -- one window of each setting in turn: a burst of other work hits them alike
+    for _, k in ipairs(kinds) do
       local t0 = clock()
       for _ = 1, chunk do
-        steps[k](n % 16 + 1)
-        n = n + 1
+        steps[k](count[k] % 16 + 1)
+        count[k] = count[k] + 1
       end
       best[k] = math.min(best[k], (clock() - t0) / chunk)
-    until clock() - start >= seconds
-  end
+    end
+  until clock() - start >= seconds * #kinds
 end
 print(string.format("regularisation step cost: mlp{784,400,400,10}, batch %d, Adam, %d BLAS thread(s), core %s",
   B, T, tostring(core.blas_core)))

@@ -248,7 +248,7 @@ function Optimizer:_entry(who, params)
   end
   local f = self._fused[params]
   if not f then
-    f = { serial = -1, terms = {} }
+    f = { serial = -1, terms = {}, checked = setmetatable({}, weak) }
     self._fused[params] = f
   end
   if f.serial ~= self._serial then
@@ -259,12 +259,16 @@ function Optimizer:_entry(who, params)
   return f
 end
 
-local function check_pen_tensor(self, who, pen, key, params)
+-- (a tensor checked once for a group is not checked here again; the step checks
+-- every size, so a tensor resized since is still an error naming it)
+local function check_pen_tensor(self, who, pen, key, params, f)
   local v = pen[key]
+  if f.checked[v] then return v end
   if not core.istensor(v) or v:numel() ~= params:numel() then
     error(string.format("%s:%s: pen.%s must be a tensor of %d values, got %s", self.kind, who, key, params:numel(),
       core.istensor(v) and (v:numel() .. " values") or type(v)), 3)
   end
+  f.checked[v] = true
   return v
 end
 
@@ -279,11 +283,11 @@ function Optimizer:penalise(params, pen)
   if f.pen then return false end
   local t = f.terms
   if pen.A ~= nil then
-    t.penalty, t.u, t.w, t.C = "folded", check_pen_tensor(self, "penalise", pen, "A", params),
-      check_pen_tensor(self, "penalise", pen, "B", params), pen.C or 0
+    t.penalty, t.u, t.w, t.C = "folded", check_pen_tensor(self, "penalise", pen, "A", params, f),
+      check_pen_tensor(self, "penalise", pen, "B", params, f), pen.C or 0
   else
-    t.penalty, t.u, t.w, t.C = "anchor", check_pen_tensor(self, "penalise", pen, "F", params),
-      check_pen_tensor(self, "penalise", pen, "anchor", params), 0
+    t.penalty, t.u, t.w, t.C = "anchor", check_pen_tensor(self, "penalise", pen, "F", params, f),
+      check_pen_tensor(self, "penalise", pen, "anchor", params, f), 0
   end
   t.lambda, f.pen, pen.value, self._armed = lam, pen, 0, self._serial
   return true

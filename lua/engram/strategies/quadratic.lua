@@ -12,7 +12,21 @@
 -- penalties of several past tasks are folded into one: Σₛ Ωₛ (θ − θ*ₛ)² =
 -- Σ (A θ² − 2 B θ) + C with A = Σ Ωₛ, B = Σ Ωₛ θ*ₛ, C = Σ Ωₛ θ*ₛ², so the
 -- cost of a step does not grow with the number of tasks (cl.quad_fold,
--- cl.quad_penalty_folded). EWC's
+-- cl.quad_penalty_folded).
+--
+-- FUSED. With one of engram's optimisers, and no strategy other than the
+-- quadratic ones having an after_backward hook (one that reads the
+-- gradients expects the penalty's share in them), the loss hook hands the
+-- penalty to the optimiser instead (optim's penalise): its gradient joins
+-- the update inside the step's own pass over the arena, never written into
+-- the gradients (so ctx.penalty_grads do not hold it), and its value, taken
+-- at the parameters before the step, joins ctx.loss and ctx.penalty in this
+-- strategy's after_step (hooks of strategies added after it see it). The
+-- step is the same arithmetic as adding the gradient before backward, except
+-- that the bias gradients are summed row by row onto what the gradient
+-- holds, so there the rounding differs (tests: the same losses to 1e-5).
+-- Any other optimiser (a function of the user's) gets the gradient added
+-- before backward, as always. EWC's
 -- (λ/2) Σ F (θ − θ*)² has scale 1; SI's c Σ Ω (θ − θ*)² and MAS's
 -- λ Σ Ω (θ − θ*)² have scale 2. The strategies differ only in Ω.
 --

@@ -5,7 +5,9 @@
 -- While a task trains, every optimiser step adds to each parameter's path
 -- integral ω −= g ⊙ Δθ, g the gradient of the task loss alone (the learner's
 -- ctx.penalty_grads take every penalty's share out, this one's too) and Δθ
--- the step taken: one C loop per parameter group (cl.si_accumulate). At the
+-- the step taken: inside the optimiser's own pass (optim's track_path; with
+-- engram's optimisers and no other after_backward hook than the quadratic
+-- strategies'), else one C loop per parameter group (cl.si_accumulate). At the
 -- task's end Ω += ω / ((θ* − θ₀)² + ξ), θ₀ where the task started, and ω
 -- restarts at zero (cl.si_consolidate). Later tasks pay c Σ Ω (θ − θ*)²,
 -- θ* the last task's parameters, through the penalty every quadratic
