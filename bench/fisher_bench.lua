@@ -19,21 +19,13 @@ local engram = require("engram")
 local core, clock = engram.core, engram.clock
 local ewc = engram.strategies.ewc
 
-local opts = { threads = "2", rounds = "3" }
-local i = 1
-while arg and arg[i] do
-  local a = arg[i]
-  if a == "--help" or a == "-h" then
-    print("usage: engram bench/fisher_bench.lua [--threads 2] [--rounds 3]")
-    os.exit(0)
-  elseif a:match("^%-%-%a+$") and arg[i + 1] and opts[a:sub(3)] then
-    opts[a:sub(3)] = arg[i + 1]; i = i + 1
-  else
-    io.stderr:write("fisher_bench: unknown argument " .. a .. "\n"); os.exit(2)
-  end
-  i = i + 1
-end
-local T, rounds = math.tointeger(tonumber(opts.threads)), math.tointeger(tonumber(opts.rounds))
+local opts = engram.options.parse(arg or {}, {
+  name = "fisher_bench",
+  description = "What EWC's Fisher after a task costs against training (issue 11).",
+  options = { { "rounds", 3, "alternating rounds, the best of which is kept" } },
+  defaults = { threads = 2 },
+})
+local T, rounds = math.tointeger(opts.threads), math.tointeger(opts.rounds)
 core.set_threads(T)
 
 local train, test = engram.data.fashion_mnist { normalize = true }

@@ -24,22 +24,15 @@ local engram = require("engram")
 local core, clock = engram.core, engram.clock
 local S = engram.strategies
 
-local opts = { batch = "128", threads = "2", seconds = "1", rounds = "3" }
-local i = 1
-while arg and arg[i] do
-  local a = arg[i]
-  if a == "--help" or a == "-h" then
-    print("usage: engram bench/reg_bench.lua [--batch 128] [--threads 2] [--seconds 1] [--rounds 3]")
-    os.exit(0)
-  elseif a:match("^%-%-%a+$") and arg[i + 1] and opts[a:sub(3)] then
-    opts[a:sub(3)] = arg[i + 1]; i = i + 1
-  else
-    io.stderr:write("reg_bench: unknown argument " .. a .. "\n"); os.exit(2)
-  end
-  i = i + 1
-end
-local B, T = math.tointeger(tonumber(opts.batch)), math.tointeger(tonumber(opts.threads))
-local seconds, rounds = tonumber(opts.seconds), math.tointeger(tonumber(opts.rounds))
+local opts = engram.options.parse(arg or {}, {
+  name = "reg_bench",
+  description = "What the regularisation strategies add to a training step (issue 11).",
+  options = { { "seconds", 1.0, "time per setting and round" },
+              { "rounds", 3, "rounds of alternating windows, the best window is kept" } },
+  defaults = { batch = 128, threads = 2 },
+})
+local B, T = math.tointeger(opts.batch), math.tointeger(opts.threads)
+local seconds, rounds = opts.seconds, math.tointeger(opts.rounds)
 core.set_threads(T)
 
 local xs, ys = {}, {}
