@@ -81,6 +81,9 @@ echo "== Continual-learning loop (issue: the continual-learning engine) =="
 echo
 echo "== Regularisation: the cost of a penalty in a training step (issue 11) =="
 "$RUN" bench/reg_bench.lua
+echo
+echo "== Regularisation: the cost of a Fisher after a task (issue 11) =="
+"$RUN" bench/fisher_bench.lua
 
 # ---- Parameter isolation (issue 13) ------------------------------------------
 # A rank-8 LoRA training step beside a full one, merged/unmerged forwards, switching sets.

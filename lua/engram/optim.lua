@@ -26,6 +26,25 @@
 -- `mask` field, freezes single elements: they and their state do not change.
 -- Each step is one C loop per group; a warm step allocates no tensors.
 --
+-- Fused terms: what a regulariser does at every step, done inside the next
+-- step's own pass over a group instead of in passes of its own over the
+-- arena (core/optim.h, eg_step_terms). Both are for the next step only (a
+-- strategy asks again at every step it acts in), and both return false when
+-- the group already has one for that step (the caller then does the work
+-- itself, as it would for an optimiser without these methods):
+--   opt:penalise(params, pen)   a quadratic penalty on the group whose
+--       parameters are `params`: pen = {F =, anchor =, lambda =}
+--       ((lambda/2) Σ F (θ − anchor)²) or {A =, B =, C =, lambda =} (the
+--       folded (lambda/2) (Σ (A θ² − 2 B θ) + C)). Its gradient joins the
+--       step's gradient (before clipping) without being written into the
+--       group's grads; after the step pen.value is the penalty at the
+--       parameters before it (0 if the group was frozen).
+--   opt:track_path(params, omega [, pg])   SI's path integral:
+--       omega −= (g − pg) ⊙ Δθ, g the group's grads as backward left them
+--       (no fused penalty, no clipping), Δθ the step taken.
+-- With clipping and fused terms the gradients are scaled inside the step:
+-- the groups' grads keep what backward left in them.
+--
 -- Schedules (engram.optim.schedule), objects with :lr_at(step, base_lr) where
 -- step counts the steps already taken (0 for the first):
 --   step{every = n, gamma = 0.1}       base * gamma^floor(step / every)
@@ -144,7 +163,8 @@ local function new_optimizer(kind, model, opts, defaults, level)
     error(kind .. ": 'schedule' must be a schedule (an object with lr_at)", level)
   end
   local self = setmetatable({ kind = kind, model = model, opts = o, _base_lr = o.lr, _step = 0,
-                              _state = setmetatable({}, weak), _masks = {}, _clip = {} }, Optimizer)
+                              _state = setmetatable({}, weak), _masks = {}, _clip = {},
+                              _fused = setmetatable({}, weak), _serial = 0, _armed = -1, _scaled = {} }, Optimizer)
   return self
 end
 
@@ -221,7 +241,92 @@ function Optimizer:_state_for(g)
   return st
 end
 
---- One update of every trainable group from its gradients.
+-- The fused terms of group params for the coming step (a new step clears them).
+function Optimizer:_entry(who, params)
+  if not core.istensor(params) then
+    error(string.format("%s:%s: the group's parameters must be a tensor, got %s", self.kind, who, type(params)), 3)
+  end
+  local f = self._fused[params]
+  if not f then
+    f = { serial = -1, terms = {}, checked = setmetatable({}, weak) }
+    self._fused[params] = f
+  end
+  if f.serial ~= self._serial then
+    local t = f.terms
+    f.serial, f.pen = self._serial, nil
+    t.penalty, t.u, t.w, t.lambda, t.C, t.omega, t.pg, t.value = nil, nil, nil, nil, nil, nil, nil, nil
+  end
+  return f
+end
+
+-- (a tensor checked once for a group is not checked here again; the step checks
+-- every size, so a tensor resized since is still an error naming it)
+local function check_pen_tensor(self, who, pen, key, params, f)
+  local v = pen[key]
+  if f.checked[v] then return v end
+  if not core.istensor(v) or v:numel() ~= params:numel() then
+    error(string.format("%s:%s: pen.%s must be a tensor of %d values, got %s", self.kind, who, key, params:numel(),
+      core.istensor(v) and (v:numel() .. " values") or type(v)), 3)
+  end
+  f.checked[v] = true
+  return v
+end
+
+--- Fuses a quadratic penalty into the next step of one group (see the header).
+function Optimizer:penalise(params, pen)
+  local f = self:_entry("penalise", params)
+  if type(pen) ~= "table" then error(self.kind .. ":penalise: pen must be a table, got " .. type(pen), 2) end
+  local lam = pen.lambda
+  if type(lam) ~= "number" or lam ~= lam or math.abs(lam) == math.huge then
+    error(self.kind .. ":penalise: pen.lambda must be a finite number, got " .. tostring(lam), 2)
+  end
+  if f.pen then return false end
+  local t = f.terms
+  if pen.A ~= nil then
+    t.penalty, t.u, t.w, t.C = "folded", check_pen_tensor(self, "penalise", pen, "A", params, f),
+      check_pen_tensor(self, "penalise", pen, "B", params, f), pen.C or 0
+  else
+    t.penalty, t.u, t.w, t.C = "anchor", check_pen_tensor(self, "penalise", pen, "F", params, f),
+      check_pen_tensor(self, "penalise", pen, "anchor", params, f), 0
+  end
+  t.lambda, f.pen, pen.value, self._armed = lam, pen, 0, self._serial
+  return true
+end
+
+--- Fuses SI's path integral into the next step of one group (see the header).
+function Optimizer:track_path(params, omega, pg)
+  local f = self:_entry("track_path", params)
+  local n = params:numel()
+  if not core.istensor(omega) or omega:numel() ~= n or (pg ~= nil and (not core.istensor(pg) or pg:numel() ~= n)) then
+    error(string.format("%s:track_path: omega (and pg, if given) must be tensors of %d values", self.kind, n), 2)
+  end
+  if f.terms.omega then return false end
+  f.terms.omega, f.terms.pg, self._armed = omega, pg, self._serial
+  return true
+end
+
+-- Clipping with fused terms: the joint norm of g + the fused penalties'
+-- gradients, and the scale the steps then apply (the grads stay unscaled).
+function Optimizer:_fused_clip(groups)
+  local s = 0
+  for _, g in ipairs(groups) do
+    if not g.frozen then
+      local f = self._fused[g.params]
+      local t = f and f.serial == self._serial and f.terms or nil
+      if t then t.have_value, t.scale = false, 1 end
+      s = call(self.kind, core.grad_sumsq_terms, s, g.params, g.grads, t)
+    end
+  end
+  local norm = math.sqrt(s)
+  self.last_grad_norm = norm
+  if norm ~= norm or norm == math.huge then
+    error(self.kind .. ": clip_grad_norm: the gradient norm is not finite", 3)
+  end
+  local scale = self.opts.clip / (norm + 1e-6)
+  return scale < 1 and scale or 1
+end
+
+--- One update of every trainable group from its gradients (and the terms fused into this step).
 function Optimizer:step()
   local groups = self:_groups()
   if not self._has_params then -- groups only grow: once found, parameters stay
@@ -234,22 +339,41 @@ function Optimizer:step()
   if type(lr) ~= "number" or lr ~= lr or lr < 0 then
     error(string.format("%s: the schedule gave learning rate %s", self.kind, tostring(lr)), 2)
   end
+  local serial = self._serial
+  local fused = self._armed == serial
+  local scale = 1
   if self.opts.clip then
-    local list = self._clip
-    for i = #list, 1, -1 do list[i] = nil end
-    for _, g in ipairs(groups) do
-      if not g.frozen then list[#list + 1] = g.grads end
+    if fused then
+      scale = self:_fused_clip(groups)
+    else
+      local list = self._clip
+      for i = #list, 1, -1 do list[i] = nil end
+      for _, g in ipairs(groups) do
+        if not g.frozen then list[#list + 1] = g.grads end
+      end
+      self.last_grad_norm = call(self.kind, core.clip_grad_norm, list, self.opts.clip)
     end
-    self.last_grad_norm = call(self.kind, core.clip_grad_norm, list, self.opts.clip)
   end
+  local scaled = self._scaled
+  scaled.scale = scale
   for _, g in ipairs(groups) do
     if not g.frozen then
       local st = self:_state_for(g)
       st.t = st.t + 1
-      self:_update(g, st, lr, g.mask or (g.name ~= nil and self._masks[g.name]) or nil)
+      local t
+      if fused then
+        local f = self._fused[g.params]
+        t = f and f.serial == serial and f.terms or (scale < 1 and scaled) or nil
+        if t and t ~= scaled then
+          t.scale = scale
+          if not self.opts.clip then t.have_value = false end
+        end
+      end
+      self:_update(g, st, lr, g.mask or (g.name ~= nil and self._masks[g.name]) or nil, t)
+      if t and t.penalty then self._fused[g.params].pen.value = t.value end
     end
   end
-  self._step = self._step + 1
+  self._step, self._serial = self._step + 1, serial + 1
   return self
 end
 
@@ -331,10 +455,10 @@ function SGD:_init_state(st, n)
   if self.opts.momentum > 0 then st.buf = core.zeros(n) end
 end
 
-function SGD:_update(g, st, lr, mask)
+function SGD:_update(g, st, lr, mask, terms)
   local o = self.opts
   call("sgd", core.sgd_step, g.params, g.grads, st.buf, lr, o.momentum, o.dampening, o.nesterov, o.weight_decay,
-    st.t, mask)
+    st.t, mask, terms)
 end
 
 --- Stochastic gradient descent (momentum, Nesterov, weight decay).
@@ -359,10 +483,10 @@ function Adam._init_state(_, st, n)
   st.v = core.zeros(n)
 end
 
-function Adam:_update(g, st, lr, mask)
+function Adam:_update(g, st, lr, mask, terms)
   local o = self.opts
   call(self.kind, core.adam_step, g.params, g.grads, st.m, st.v, lr, o.betas[1], o.betas[2], o.eps,
-    o.weight_decay, self._decoupled, st.t, mask)
+    o.weight_decay, self._decoupled, st.t, mask, terms)
 end
 
 local function new_adam(kind, model, opts, wd, decoupled)

@@ -1,10 +1,13 @@
 /*
 ** test_optim.c — optimiser steps against numbers worked out by hand (each
 ** expected value is written as the arithmetic of the update rule), masks,
-** gradient-norm clipping, configuration errors, no allocation per step.
+** gradient-norm clipping, configuration errors, no allocation per step;
+** terms fused into a step give the bits of the separate passes.
 */
 #include "check.h"
+#include "cl.h"
 #include "optim.h"
+#include "rng.h"
 
 static void vec(eg_tensor *t, int64_t n, const float *v) {
   int64_t sh[1] = {n};
@@ -235,8 +238,142 @@ static void test_steps_do_not_allocate(void) {
   CHECK_OK(eg_sgd_step(&p, &g, &b, &c, 1, NULL));
   CHECK_OK(eg_adam_step(&p, &g, &m, &v, &a, 1, NULL));
   CHECK_OK(eg_clip_grad_norm(gs, 1, 1, &norm));
+  eg_step_terms t = {.penalty = EG_PENALTY_ANCHOR, .u = &b, .w = &m, .lambda = 1, .omega = &v, .scale = 0.5};
+  CHECK_OK(eg_adam_step_terms(&p, &g, &m, &v, &a, 2, NULL, &t));
+  t.scale = 1;
+  CHECK_OK(eg_sgd_step_terms(&p, &g, &b, &c, 2, NULL, &t));
   CHECK(eg_alloc_count() == before);
   eg_tensor ts[] = {p, g, b, m, v};
+  rel(5, ts);
+}
+
+
+/* Fused terms against the separate passes (cl.h's eg_quad_penalty*, the
+** step, eg_si_accumulate) over 5,133 elements (several blocks and a
+** ragged tail): the same bits, steps 1 to 4 (SGD's first step and later
+** ones take different loops), for each penalty form and SI with and
+** without pg, with a mask and with clipping. */
+#define NT 5133
+typedef struct {
+  eg_tensor p, g, s1, s2, om, prev;
+} side;
+
+static void side_new(side *s, const eg_tensor *p0) {
+  vec(&s->p, NT, eg_data(p0));
+  vec(&s->g, NT, NULL);
+  vec(&s->s1, NT, NULL);
+  vec(&s->s2, NT, NULL);
+  vec(&s->om, NT, NULL);
+  vec(&s->prev, NT, NULL);
+}
+static void side_free(side *s) {
+  eg_tensor ts[] = {s->p, s->g, s->s1, s->s2, s->om, s->prev};
+  rel(6, ts);
+}
+static int same(const eg_tensor *a, const eg_tensor *b) {
+  return !memcmp(eg_data(a), eg_data(b), sizeof(float) * (size_t)eg_numel(a));
+}
+
+/* kind 0: SGD with momentum and weight decay; 1: Adam; 2: AdamW. */
+static void fused_case(int kind, int form, int with_pg, int masked, double clip) {
+  eg_rng rr, *r = &rr;
+  eg_tensor p0, u, w, task, pg, mask, pen;
+  vec(&p0, NT, NULL);
+  vec(&u, NT, NULL);
+  vec(&w, NT, NULL);
+  vec(&task, NT, NULL);
+  vec(&pg, NT, NULL);
+  vec(&mask, NT, NULL);
+  vec(&pen, NT, NULL);
+  eg_rng_seed(r, 7);
+  eg_fill_normal(&p0, r, 0, 1);
+  eg_fill_uniform(&u, r, 0, 1);
+  eg_fill_normal(&w, r, 0, 1);
+  for (int64_t i = 0; i < NT; i++) P(mask, i) = i % 7 != 3;
+  side a, b; /* a: separate passes; b: fused */
+  side_new(&a, &p0);
+  side_new(&b, &p0);
+  eg_sgd_config sc = {.lr = 0.05, .momentum = 0.9, .weight_decay = 0.01};
+  eg_adam_config ac = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05,
+                       .decoupled = kind == 2};
+  const double lambda = 0.7, C = 3.5;
+  const eg_tensor *mk = masked ? &mask : NULL;
+  for (int step = 1; step <= 4; step++) {
+    eg_fill_normal(&task, r, 0, 1);
+    eg_fill_normal(&pg, r, 0, 1);
+    for (int64_t i = 0; i < NT; i++) P(a.g, i) = P(b.g, i) = P(task, i) + 0.1f * P(pg, i);
+    memcpy(eg_data(&pen), eg_data(&a.g), sizeof(float) * NT); /* the task gradient, as backward left it */
+    memcpy(eg_data(&a.prev), eg_data(&a.p), sizeof(float) * NT);
+    double va = 0;
+    if (form == EG_PENALTY_ANCHOR) CHECK_OK(eg_quad_penalty(&va, &a.g, &a.p, &w, &u, lambda));
+    if (form == EG_PENALTY_FOLDED) CHECK_OK(eg_quad_penalty_folded(&va, &a.g, &a.p, &u, &w, C, lambda));
+    eg_step_terms t = {.penalty = form, .u = &u, .w = &w, .lambda = lambda, .C = form == EG_PENALTY_FOLDED ? C : 0,
+                       .omega = &b.om, .pg = with_pg ? &pg : NULL, .scale = 1};
+    if (clip > 0) {
+      eg_tensor *gs[] = {&a.g};
+      double na = 0, sb = 0;
+      CHECK_OK(eg_clip_grad_norm(gs, 1, clip, &na));
+      CHECK_OK(eg_grad_sumsq_terms(&sb, &b.p, &b.g, &t));
+      CHECK(sqrt(sb) == na);
+      double scale = clip / (sqrt(sb) + 1e-6);
+      t.scale = scale < 1 ? scale : 1;
+      CHECK(t.scale < 1);
+    }
+    if (kind == 0) {
+      CHECK_OK(eg_sgd_step(&a.p, &a.g, &a.s1, &sc, step, mk));
+      CHECK_OK(eg_sgd_step_terms(&b.p, &b.g, &b.s1, &sc, step, mk, &t));
+    } else {
+      CHECK_OK(eg_adam_step(&a.p, &a.g, &a.s1, &a.s2, &ac, step, mk));
+      CHECK_OK(eg_adam_step_terms(&b.p, &b.g, &b.s1, &b.s2, &ac, step, mk, &t));
+    }
+    CHECK_OK(eg_si_accumulate(&a.om, &a.prev, &pen, with_pg ? &pg : NULL, &a.p));
+    CHECK(same(&a.p, &b.p));
+    CHECK(same(&a.s1, &b.s1));
+    CHECK(same(&a.om, &b.om));
+    if (form) CHECK(t.have_value && t.value == va && va > 0);
+  }
+  side_free(&a);
+  side_free(&b);
+  eg_tensor ts[] = {p0, u, w, task, pg, mask, pen};
+  rel(7, ts);
+}
+
+static void test_fused_terms_give_the_bits_of_separate_passes(void) {
+  for (int kind = 0; kind < 3; kind++)
+    for (int form = 0; form <= EG_PENALTY_FOLDED; form++) {
+      fused_case(kind, form, form != 1, 0, 0);
+      fused_case(kind, form, form == 1, 1, 0);
+    }
+  fused_case(0, EG_PENALTY_FOLDED, 1, 0, 1.0);
+  fused_case(1, EG_PENALTY_ANCHOR, 0, 1, 1.0);
+}
+
+static void test_fused_terms_reject_bad_input(void) {
+  eg_tensor p, g, m, v, small;
+  vec(&p, 4, NULL);
+  vec(&g, 4, NULL);
+  vec(&m, 4, NULL);
+  vec(&v, 4, NULL);
+  vec(&small, 3, NULL);
+  eg_adam_config a = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+  eg_sgd_config c = {.lr = 0.1};
+  eg_step_terms t = {.penalty = 3, .scale = 1};
+  CHECK_ERR(eg_adam_step_terms(&p, &g, &m, &v, &a, 1, NULL, &t), EG_EINVAL);
+  t = (eg_step_terms){.penalty = EG_PENALTY_FOLDED, .u = &p, .w = &small, .lambda = 1, .scale = 1};
+  CHECK_ERR(eg_sgd_step_terms(&p, &g, NULL, &c, 1, NULL, &t), EG_ESHAPE);
+  CHECK(strstr(eg_errmsg(), "weighted anchors") != NULL);
+  t = (eg_step_terms){.penalty = EG_PENALTY_ANCHOR, .u = &p, .w = &g, .lambda = NAN, .scale = 1};
+  CHECK_ERR(eg_sgd_step_terms(&p, &g, NULL, &c, 1, NULL, &t), EG_EINVAL);
+  t = (eg_step_terms){.omega = &small, .scale = 1};
+  CHECK_ERR(eg_adam_step_terms(&p, &g, &m, &v, &a, 1, NULL, &t), EG_ESHAPE);
+  t = (eg_step_terms){.scale = 0};
+  CHECK_ERR(eg_sgd_step_terms(&p, &g, NULL, &c, 1, NULL, &t), EG_EINVAL);
+  double s = 0;
+  t = (eg_step_terms){.penalty = EG_PENALTY_ANCHOR, .u = &small, .w = &g, .lambda = 1, .scale = 1};
+  CHECK_ERR(eg_grad_sumsq_terms(&s, &p, &g, &t), EG_ESHAPE);
+  /* nothing moved */
+  for (int i = 0; i < 4; i++) CHECK(P(p, i) == 0);
+  eg_tensor ts[] = {p, g, m, v, small};
   rel(5, ts);
 }
 
@@ -253,5 +390,7 @@ int main(void) {
   RUN(test_clip_grad_norm_scales_all_groups_jointly);
   RUN(test_optimisers_reject_bad_configuration_and_sizes);
   RUN(test_steps_do_not_allocate);
+  RUN(test_fused_terms_give_the_bits_of_separate_passes);
+  RUN(test_fused_terms_reject_bad_input);
   return CHECK_DONE("optim");
 }

@@ -228,3 +228,130 @@ function TestOptim.test_a_warm_step_allocates_nothing()
   for _ = 1, 5 do opt:step() end
   lu.assertEquals(engram.core.alloc_count(), before)
 end
+
+-- ------------------------------------------------------------ fused terms
+
+-- Three groups (one over several of the fused loop's blocks with a ragged
+-- tail, one small, one frozen) trained twice from the same values and
+-- gradients: "unfused" adds the penalties to the gradients (cl.quad_penalty*),
+-- steps (clipping in place) and then integrates SI's path (cl.si_accumulate);
+-- "fused" hands the same terms to the optimiser (penalise, track_path).
+-- g holds a task gradient plus pg, the share of an unfused penalty.
+local function fused_and_unfused(make, opts)
+  opts = opts or {}
+  local cl = engram.cl
+  local sizes = { 5133, 7, 5 }
+  local function groups()
+    engram.seed(11)
+    local gs = {}
+    for i, n in ipairs(sizes) do
+      gs[i] = { name = "g" .. i, params = engram.randn(n), grads = engram.zeros(n), frozen = i == 3 }
+    end
+    return gs
+  end
+  local U, Fz = groups(), groups()
+  local ou, of = make(U), make(Fz)
+  if opts.mask then
+    local mask = engram.tensor { 1, 0, 1, 1, 0, 1, 1 }
+    ou:set_mask("g2", mask); of:set_mask("g2", mask)
+  end
+  engram.seed(12)
+  local F, anchor, A, B = engram.rand(7), engram.randn(7), engram.rand(5133) * 3, engram.randn(5133)
+  local C = 2.5
+  local omu, omf = { engram.zeros(5133), engram.zeros(7) }, { engram.zeros(5133), engram.zeros(7) }
+  local folded = { A = A, B = B, C = C, lambda = 0.7 }
+  local anch = { F = F, anchor = anchor, lambda = 0.7 }
+  local frozen = { F = engram.ones(5), anchor = engram.zeros(5), lambda = 1 }
+  local frozen_before = Fz[3].params:clone()
+  for _ = 1, opts.steps or 4 do
+    local pg, raw, prev = {}, {}, {}
+    for i, n in ipairs(sizes) do
+      pg[i] = engram.randn(n) * 0.1
+      local g = engram.randn(n) + pg[i]
+      U[i].grads:copy_(g); Fz[i].grads:copy_(g)
+      raw[i], prev[i] = g:clone(), U[i].params:clone()
+    end
+    -- unfused
+    local vu1 = cl.quad_penalty_folded(U[1].params, A, B, C, 0.7, U[1].grads)
+    local vu2 = cl.quad_penalty(U[2].params, anchor, F, 0.7, U[2].grads)
+    ou:step()
+    -- group 2's path without pg: SI's task gradient is then the whole of g
+    for i = 1, 2 do cl.si_accumulate(omu[i], prev[i], raw[i], i == 1 and pg[i] or nil, U[i].params) end
+    -- fused
+    lu.assertTrue(of:penalise(Fz[1].params, folded))
+    lu.assertTrue(of:penalise(Fz[2].params, anch))
+    lu.assertTrue(of:penalise(Fz[3].params, frozen))
+    for i = 1, 2 do lu.assertTrue(of:track_path(Fz[i].params, omf[i], i == 1 and pg[i] or nil)) end
+    of:step()
+    lu.assertEquals(folded.value, vu1)
+    lu.assertEquals(anch.value, vu2)
+    lu.assertEquals(frozen.value, 0) -- a frozen group is neither stepped nor penalised
+    if opts.clip then lu.assertEquals(of.last_grad_norm, ou.last_grad_norm) end
+    for i = 1, 2 do
+      lu.assertTrue(Fz[i].params:equal(U[i].params), "parameters of group " .. i)
+      lu.assertTrue(omf[i]:equal(omu[i]), "path integral of group " .. i)
+      lu.assertTrue(Fz[i].grads:equal(raw[i]), "the fused step leaves the gradients as they were")
+    end
+  end
+  lu.assertTrue(Fz[3].params:equal(frozen_before))
+  lu.assertTrue(Fz[1].params:equal(U[1].params))
+end
+
+function TestOptim.test_fused_terms_give_the_same_bits_as_separate_passes_with_sgd()
+  fused_and_unfused(function(gs) return optim.SGD(gs, { lr = 0.05 }) end)
+  fused_and_unfused(function(gs) return optim.SGD(gs, { lr = 0.05, momentum = 0.9, weight_decay = 0.01 }) end)
+  fused_and_unfused(function(gs) return optim.SGD(gs, { lr = 0.05, momentum = 0.9, nesterov = true }) end)
+  fused_and_unfused(function(gs) return optim.SGD(gs, { lr = 0.05, momentum = 0.8, dampening = 0.5 }) end,
+    { mask = true })
+end
+
+function TestOptim.test_fused_terms_give_the_same_bits_as_separate_passes_with_adam_and_adamw()
+  fused_and_unfused(function(gs) return optim.Adam(gs, { lr = 0.01 }) end)
+  fused_and_unfused(function(gs) return optim.Adam(gs, { lr = 0.01, weight_decay = 0.05 }) end, { mask = true })
+  fused_and_unfused(function(gs) return optim.AdamW(gs, { lr = 0.01, weight_decay = 0.1 }) end)
+end
+
+function TestOptim.test_fused_terms_give_the_same_bits_as_separate_passes_with_clipping()
+  -- the penalties' gradients count in the norm, as when they are in the gradients
+  fused_and_unfused(function(gs) return optim.SGD(gs, { lr = 0.05, momentum = 0.9, clip = 1 }) end)
+  fused_and_unfused(function(gs) return optim.Adam(gs, { lr = 0.01, clip = 1 }) end, { mask = true })
+  fused_and_unfused(function(gs) return optim.AdamW(gs, { lr = 0.01, clip = 1e6 }) end) -- under the norm: no scaling
+end
+
+function TestOptim.test_fused_terms_last_one_step_and_one_penalty_per_group()
+  local gs = { group("a", { 1, 2 }, { 0, 0 }) }
+  local opt = optim.SGD(gs, { lr = 0.1 })
+  local pen = { F = engram.tensor { 1, 1 }, anchor = engram.tensor { 0, 0 }, lambda = 1 }
+  lu.assertTrue(opt:penalise(gs[1].params, pen))
+  lu.assertFalse(opt:penalise(gs[1].params, { F = pen.F, anchor = pen.anchor, lambda = 2 }), "the slot is taken")
+  opt:step() -- g = p: p = 0.9 (1, 2)
+  lu.assertAlmostEquals(pen.value, 0.5 * (1 + 4), 1e-12)
+  lu.assertAlmostEquals(gs[1].params:get(2), 1.8, 1e-6)
+  lu.assertEquals(gs[1].grads:get(2), 0) -- the gradient was not written
+  opt:step() -- no penalty any more: g = 0
+  lu.assertAlmostEquals(gs[1].params:get(2), 1.8, 1e-6)
+  local om = engram.zeros(2)
+  lu.assertTrue(opt:track_path(gs[1].params, om))
+  lu.assertFalse(opt:track_path(gs[1].params, engram.zeros(2)))
+end
+
+function TestOptim.test_fused_terms_reject_bad_input_naming_it()
+  local gs = { group("a", { 1, 2 }, { 0, 0 }) }
+  local opt = optim.Adam(gs)
+  lu.assertErrorMsgContains("Adam:penalise: the group's parameters must be a tensor", opt.penalise, opt, {}, {})
+  lu.assertErrorMsgContains("Adam:penalise: pen.lambda must be a finite number", opt.penalise, opt,
+    gs[1].params, { F = engram.ones(2), anchor = engram.ones(2), lambda = 0 / 0 })
+  lu.assertErrorMsgContains("Adam:penalise: pen.anchor must be a tensor of 2 values, got 3 values", opt.penalise,
+    opt, gs[1].params, { F = engram.ones(2), anchor = engram.ones(3), lambda = 1 })
+  lu.assertErrorMsgContains("Adam:penalise: pen.B must be a tensor of 2 values, got nil", opt.penalise,
+    opt, gs[1].params, { A = engram.ones(2), lambda = 1 })
+  lu.assertErrorMsgContains("Adam:track_path: omega (and pg, if given) must be tensors of 2 values",
+    opt.track_path, opt, gs[1].params, engram.zeros(3))
+  lu.assertErrorMsgContains("adam: penalty form must be 'anchor' or 'folded'", engram.core.adam_step,
+    gs[1].params, gs[1].grads, engram.zeros(2), engram.zeros(2), 0.1, 0.9, 0.999, 1e-8, 0, false, 1, nil,
+    { penalty = "cubic" })
+  lu.assertErrorMsgContains("sgd: clipping scale 2 must be in (0, 1]", engram.core.sgd_step,
+    gs[1].params, gs[1].grads, nil, 0.1, 0, 0, false, 0, 1, nil, { scale = 2 })
+  lu.assertErrorMsgContains("sgd: path integral has 3 elements, the parameters have 2", engram.core.sgd_step,
+    gs[1].params, gs[1].grads, nil, 0.1, 0, 0, false, 0, 1, nil, { omega = engram.zeros(3) })
+end

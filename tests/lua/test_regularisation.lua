@@ -159,27 +159,101 @@ function TestRegularisation.test_si_path_integral_uses_the_task_gradient_without
   lu.assertTrue(pen_seen, "task 2 trained under SI's penalty")
 end
 
--- SI reads the gradients in after_step when nothing can change them after
--- backward, and keeps a copy otherwise (another after_backward hook, or
--- clipping): the same path integral either way.
+-- An engram optimiser without its fused terms (penalise, track_path): the
+-- strategies then do their per-step work in passes of their own.
+local function unfused(make)
+  return function(model)
+    local o = make(model)
+    return { step = function() o:step() end, reset = function() o:reset() end, opts = o.opts }
+  end
+end
+
+-- SI's path integral whichever way it gets the task gradient: fused into
+-- the optimiser's step (an engram optimiser, no other after_backward hook),
+-- read in after_step (an optimiser without fused terms: nothing can change
+-- the gradients after backward), or copied after backward (another
+-- after_backward hook). The last two are the same bits; the fused way adds
+-- the penalty's gradient after backward instead of before it, which changes
+-- the rounding of the bias gradients (summed row by row onto what the
+-- gradient holds) and nothing else.
 function TestRegularisation.test_si_reads_the_step_gradients_directly_only_when_safe()
   local all = engram.data.blobs { n = 400, classes = 4, dim = 8, std = 2.0, seed = 5 }
   local train, test = all:split(0.8, 1)
   local scen = engram.scenarios.permuted(train, test, { tasks = 3 })
-  local function go(extra)
+  local function go(extra, optimizer)
     local model = engram.nn.mlp { 8, 6, 4 }:build { seed = 1 }
     local s = S.si { c = 2 }
-    local L = engram.learner(model, { epochs = 1, batch = 16, lr = 0.05, quiet = true })
+    local L = engram.learner(model, { epochs = 1, batch = 16, lr = 0.05, quiet = true, optimizer = optimizer })
     L:use(s)
     if extra then L:use(extra) end
     L:run(scen)
     return s
   end
-  local direct = go()
+  local direct = go(nil, unfused(function(m) return engram.optim.Adam(m, { lr = 0.05 }) end))
   lu.assertTrue(direct._direct)
+  lu.assertFalse(direct._fused)
   local copied = go(S.new("watch", { after_backward = function() end }))
   lu.assertFalse(copied._direct)
+  lu.assertFalse(copied._fused)
   lu.assertTrue(direct.Omega[1]:equal(copied.Omega[1]), "the same importance")
+  local fused = go()
+  lu.assertTrue(fused._fused)
+  local d = (fused.Omega[1] - direct.Omega[1]):abs():max()
+  lu.assertTrue(d <= 1e-5 * direct.Omega[1]:abs():max(), "fused importance off by " .. d)
+end
+
+-- The quadratic strategies' penalties fused into the optimiser's step train
+-- the same as the penalties added to the gradients before backward (an
+-- optimiser without fused terms): the same losses and penalties step by step
+-- (ctx.loss includes the penalty from the strategy's after_step on), the
+-- same parameters to rounding (the bias gradients: see above); scheduled,
+-- a strategy penalises only in the tasks it acts in.
+function TestRegularisation.test_fused_penalties_train_as_the_unfused_ones()
+  local all = engram.data.blobs { n = 300, classes = 4, dim = 8, std = 2.0, seed = 5 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.permuted(train, test, { tasks = 3 })
+  local function go(make_s, optimizer, lopts, use_opts)
+    local model = engram.nn.mlp { 8, 6, 4 }:build { seed = 1 }
+    local o = { epochs = 1, batch = 16, lr = 0.05, quiet = true, optimizer = optimizer }
+    for k, v in pairs(lopts or {}) do o[k] = v end
+    local L = engram.learner(model, o)
+    local s = make_s()
+    local seen = { loss = {}, penalty = {}, task = {} }
+    L:use(s, use_opts):use(S.new("probe", { after_step = function(_, ctx)
+      local n = #seen.loss + 1
+      seen.loss[n], seen.penalty[n], seen.task[n] = ctx.loss, ctx.penalty, ctx.t
+    end }))
+    L:run(scen)
+    return model:flat():clone(), seen, s
+  end
+  local adam = function(m) return engram.optim.Adam(m, { lr = 0.05 }) end
+  local sgd = function(m) return engram.optim.SGD(m, { lr = 0.05, momentum = 0.9, clip = 0.5 }) end
+  local cases = {
+    { "ewc", function() return S.ewc { lambda = 50 } end, adam },
+    { "online ewc", function() return S.ewc { lambda = 50, online = true, gamma = 0.9 } end, adam },
+    { "si", function() return S.si { c = 2 } end, adam },
+    { "mas, sgd with clipping", function() return S.mas { lambda = 5 } end, sgd },
+    { "ewc from task 3", function() return S.ewc { lambda = 50 } end, adam, { tasks = 3 } },
+  }
+  for _, c in ipairs(cases) do
+    local name, make_s, make_o, use_opts = c[1], c[2], c[3], c[4]
+    local pf, sf, strat = go(make_s, make_o, nil, use_opts)
+    local pu, su = go(make_s, unfused(make_o), nil, use_opts)
+    lu.assertTrue(strat._fuse or (strat.members and strat.members[1]._fuse), name .. ": fused")
+    lu.assertEquals(#sf.loss, #su.loss)
+    local penalised = { 0, 0, 0 }
+    for i = 1, #sf.loss do
+      local msg = string.format("%s, step %d", name, i)
+      lu.assertAlmostEquals(sf.loss[i], su.loss[i], 1e-5 * (1 + math.abs(su.loss[i])), msg)
+      lu.assertAlmostEquals(sf.penalty[i], su.penalty[i], 1e-5 * (1 + math.abs(su.penalty[i])), msg)
+      if sf.penalty[i] > 0 then penalised[sf.task[i]] = penalised[sf.task[i]] + 1 end
+    end
+    lu.assertEquals(penalised[1], 0, name)
+    lu.assertEquals(penalised[2] > 0, use_opts == nil, name .. ": task 2 penalised unless not acting")
+    lu.assertTrue(penalised[3] > 0, name)
+    local d = (pf - pu):abs():max()
+    lu.assertTrue(d <= 1e-4 * (1 + pu:abs():max()), name .. ": parameters off by " .. d)
+  end
 end
 
 function TestRegularisation.test_si_from_task_2_still_watches_task_1()

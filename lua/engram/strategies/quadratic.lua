@@ -12,7 +12,21 @@
 -- penalties of several past tasks are folded into one: Σₛ Ωₛ (θ − θ*ₛ)² =
 -- Σ (A θ² − 2 B θ) + C with A = Σ Ωₛ, B = Σ Ωₛ θ*ₛ, C = Σ Ωₛ θ*ₛ², so the
 -- cost of a step does not grow with the number of tasks (cl.quad_fold,
--- cl.quad_penalty_folded). EWC's
+-- cl.quad_penalty_folded).
+--
+-- FUSED. With one of engram's optimisers, and no strategy other than the
+-- quadratic ones having an after_backward hook (one that reads the
+-- gradients expects the penalty's share in them), the loss hook hands the
+-- penalty to the optimiser instead (optim's penalise): its gradient joins
+-- the update inside the step's own pass over the arena, never written into
+-- the gradients (so ctx.penalty_grads do not hold it), and its value, taken
+-- at the parameters before the step, joins ctx.loss and ctx.penalty in this
+-- strategy's after_step (hooks of strategies added after it see it). The
+-- step is the same arithmetic as adding the gradient before backward, except
+-- that the bias gradients are summed row by row onto what the gradient
+-- holds, so there the rounding differs (tests: the same losses to 1e-5).
+-- Any other optimiser (a function of the user's) gets the gradient added
+-- before backward, as always. EWC's
 -- (λ/2) Σ F (θ − θ*)² has scale 1; SI's c Σ Ω (θ − θ*)² and MAS's
 -- λ Σ Ω (θ − θ*)² have scale 2. The strategies differ only in Ω.
 --
@@ -79,6 +93,7 @@ end
 function Quadratic:_init(strength, scale, online, gamma)
   self._strength, self._scale, self._online, self._gamma = strength, scale, online and true or false, gamma or 1
   self.past, self.Omega, self.anchor, self._fold = {}, nil, nil, nil
+  self._pens, self._pending = {}, {}
   return self
 end
 
@@ -92,7 +107,7 @@ end
 
 function Quadratic:before_run(ctx)
   self.past, self.Omega, self.anchor, self._groups, self._fold = {}, nil, nil, nil, nil
-  self._names = nil
+  self._names, self._pens, self._pending = nil, {}, {}
   if self._default_key then
     local kind = ctx and ctx.scenario and ctx.scenario.kind
     self._strength, self._default_for = defaults.strength(self.name, kind, self._default_key, self._fallback)
@@ -172,38 +187,86 @@ function Quadratic:after_task(ctx)
   self:consolidate(ctx, self:importance(ctx))
 end
 
--- Adds (λ'/2) Σ F (θ − θ*)² to the loss and λ' F (θ − θ*) to the gradients.
-local function penalise(groups, F, anchor, lambda)
-  local pen = 0
-  for i, g in ipairs(groups) do
-    if not g.frozen and F[i] and anchor[i] and F[i]:numel() == g.numel then
-      pen = pen + cl.quad_penalty(g.params, anchor[i], F[i], lambda, g.grads)
+-- Whether the penalty can go into the optimiser's step (optim's penalise):
+-- an engram optimiser, and no strategy but the quadratic ones has an
+-- after_backward hook (one that reads the gradients, A-GEM's projection
+-- say, expects the penalty's share in them).
+function quadratic.can_fuse(self, ctx, method)
+  local opt = ctx.optimizer
+  if type(opt) ~= "table" or type(opt[method]) ~= "function" then return false end
+  local list = ctx.learner and ctx.learner._hooks and ctx.learner._hooks.after_backward
+  if not list then return false end
+  for _, s in ipairs(list) do
+    if s ~= self then
+      for _, m in ipairs(s.members or { s }) do
+        if m ~= self and m.after_backward and not m._quadratic then return false end
+      end
     end
   end
-  return pen
+  return true
+end
+Quadratic._quadratic = true
+
+-- The penalty of group i (a table optim's penalise takes, reused), or nil.
+function Quadratic:_pen(i, g, lambda)
+  local pens = self._pens
+  local p = pens[i]
+  if not p then
+    p = {}
+    pens[i] = p
+  end
+  if self._online then
+    local F, a = self.Omega and self.Omega[i], self.anchor and self.anchor[i]
+    if not (F and a and F:numel() == g.numel) then return nil end
+    p.F, p.anchor, p.A, p.B, p.C = F, a, nil, nil, nil
+  else
+    local f = self._fold and self._fold[i]
+    if not (f and f.A:numel() == g.numel) then return nil end
+    p.A, p.B, p.C, p.F, p.anchor = f.A, f.B, f.C, nil, nil
+  end
+  p.lambda, p.value = lambda, 0
+  return p
 end
 
+-- Adds (λ'/2) Σ F (θ − θ*)² to the loss and λ' F (θ − θ*) to the gradients:
+-- one C call per group, or, when it can, inside the optimiser's step, whose
+-- value then joins ctx.loss and ctx.penalty in after_step.
 function Quadratic:loss(ctx)
+  local pending = self._pending
+  for i = #pending, 1, -1 do pending[i] = nil end
   local lambda = self._scale * self._strength
   if lambda == 0 then return end
   local groups = self._groups
   if not groups or ctx.step == 0 then -- groups may grow between tasks
     groups = ctx.model:groups()
-    self._groups = groups
+    self._groups, self._fuse = groups, quadratic.can_fuse(self, ctx, "penalise")
   end
-  local pen = 0
-  if self._online then
-    if self.Omega then pen = penalise(groups, self.Omega, self.anchor, lambda) end
-  elseif self._fold then
-    for i, g in ipairs(groups) do
-      local f = self._fold[i]
-      if not g.frozen and f and f.A:numel() == g.numel then
-        pen = pen + cl.quad_penalty_folded(g.params, f.A, f.B, f.C, lambda, g.grads)
+  local opt, fuse, pen = ctx.optimizer, self._fuse, 0
+  for i, g in ipairs(groups) do
+    local p = not g.frozen and self:_pen(i, g, lambda)
+    if p then
+      if fuse and opt:penalise(g.params, p) then
+        pending[#pending + 1] = p
+      elseif p.A then
+        pen = pen + cl.quad_penalty_folded(g.params, p.A, p.B, p.C, lambda, g.grads)
+      else
+        pen = pen + cl.quad_penalty(g.params, p.anchor, p.F, lambda, g.grads)
       end
     end
   end
   ctx.loss = ctx.loss + pen
   ctx.penalty = ctx.penalty + pen
+end
+
+-- The values of the penalties the optimiser's step took.
+function Quadratic:after_step(ctx)
+  local pending = self._pending
+  if #pending == 0 then return end
+  local v = 0
+  for i = 1, #pending do v = v + pending[i].value end
+  for i = #pending, 1, -1 do pending[i] = nil end
+  ctx.loss = ctx.loss + v
+  ctx.penalty = ctx.penalty + v
 end
 
 -- Views of the flat tensors `flats` (one per group) shaped like the

@@ -5,7 +5,9 @@
 -- While a task trains, every optimiser step adds to each parameter's path
 -- integral ω −= g ⊙ Δθ, g the gradient of the task loss alone (the learner's
 -- ctx.penalty_grads take every penalty's share out, this one's too) and Δθ
--- the step taken: one C loop per parameter group (cl.si_accumulate). At the
+-- the step taken: inside the optimiser's own pass (optim's track_path; with
+-- engram's optimisers and no other after_backward hook than the quadratic
+-- strategies'), else one C loop per parameter group (cl.si_accumulate). At the
 -- task's end Ω += ω / ((θ* − θ₀)² + ξ), θ₀ where the task started, and ω
 -- restarts at zero (cl.si_consolidate). Later tasks pay c Σ Ω (θ − θ*)²,
 -- θ* the last task's parameters, through the penalty every quadratic
@@ -72,25 +74,43 @@ end
 
 -- Per group: ω, θ₀ (the start of the task's path), θ before the step, and
 -- (unless the step's gradients can be read in after_step) the task gradient
--- of the step; new groups join with zeros at their values.
+-- of the step; new groups join with zeros at their values. Three ways, the
+-- fastest that is safe: "fused", the optimiser's step updates ω in its own
+-- pass (optim's track_path: an engram optimiser and no other after_backward
+-- hook than the quadratic strategies'); "direct", after_step reads the
+-- step's gradients; else after_backward copies the task gradient.
 function SI:before_task(ctx)
   local groups = ctx.model:groups()
   self._sgroups, self._direct = groups, untouched(self, ctx)
+  self._fused = quadratic.can_fuse(self, ctx, "track_path")
   self.omega, self.start, self.prev, self.g = self.omega or {}, self.start or {}, self.prev or {}, self.g or {}
+  self._late = {}
   for i, grp in ipairs(groups) do
     if not self.omega[i] or self.omega[i]:numel() ~= grp.numel then
       self.omega[i], self.start[i], self.prev[i] = core.zeros(grp.numel), grp.params:clone(), core.zeros(grp.numel)
     end
-    if not self._direct and (not self.g[i] or self.g[i]:numel() ~= grp.numel) then self.g[i] = core.zeros(grp.numel) end
+    if not self._direct and not self._fused and (not self.g[i] or self.g[i]:numel() ~= grp.numel) then
+      self.g[i] = core.zeros(grp.numel)
+    end
     self.prev[i]:copy_(grp.params)
   end
 end
 
--- The task gradient of the step, g − (the penalties' share): kept as it was
--- after backward, unless nothing can change it before after_step.
+-- The task gradient of the step, g − (the penalties' share): handed to the
+-- optimiser's step (fused), or kept as it was after backward, unless nothing
+-- can change it before after_step.
 function SI:after_backward(ctx)
-  if self._direct then return end
   local pg = ctx.penalty_grads
+  if self._fused then
+    -- a group another tracker already claimed: θ before the step kept here, ω updated in after_step
+    local opt, late = ctx.optimizer, self._late
+    for i, grp in ipairs(self._sgroups) do
+      late[i] = not grp.frozen and not opt:track_path(grp.params, self.omega[i], pg and pg[i])
+      if late[i] then self.prev[i]:copy_(grp.params) end
+    end
+    return
+  end
+  if self._direct then return end
   for i, grp in ipairs(self._sgroups) do
     local g = self.g[i]
     g:copy_(grp.grads)
@@ -99,10 +119,14 @@ function SI:after_backward(ctx)
 end
 
 function SI:after_step(ctx)
-  local pg = self._direct and ctx.penalty_grads or nil
+  quadratic.Quadratic.after_step(self, ctx)
+  local pg = ctx.penalty_grads
   for i, grp in ipairs(self._sgroups) do
     if not grp.frozen then
-      if self._direct then
+      if self._fused then
+        -- with fused terms the optimiser leaves the gradients as backward made them
+        if self._late[i] then cl.si_accumulate(self.omega[i], self.prev[i], grp.grads, pg and pg[i], grp.params) end
+      elseif self._direct then
         cl.si_accumulate(self.omega[i], self.prev[i], grp.grads, pg and pg[i], grp.params)
       else
         cl.si_accumulate(self.omega[i], self.prev[i], self.g[i], nil, grp.params)
