@@ -169,8 +169,9 @@ EG_API void eg_memory_free(eg_memory *m); /* accepts NULL */
 /* Offers a batch: x [B,D] (or B*D contiguous floats with B rows), y [B],
 ** logits [B,K] (NULL, or required when K > 0), weights [B] (NULL: 1 each;
 ** finite, >= 0), scores [B] (required by, and only for, score insertion),
-** all with task id `task`. In uint8 storage every value of x must be a level
-** (EG_EINVAL naming the first that is not; nothing is stored then). */
+** all with task id `task`. In uint8 storage every value of a sample that
+** gets stored must be a level (EG_EINVAL naming the first that is not; the
+** samples before it in the batch were offered, the rest were not). */
 EG_API int eg_memory_add(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
                          const eg_tensor *weights, const eg_tensor *scores, int64_t task, eg_rng *rng);
 /* eg_memory_add without weights or scores. */

@@ -25,9 +25,9 @@
 struct eg_memory {
   int64_t cap, dim, kdim, size, seen, per_class;
   int policy, u8, counting;       /* counting: per-class counters kept (held, cseen) */
-  float levels[256], lo, step;    /* uint8 mode: x = levels[q]; lo = levels[0], step their mean spacing */
+  float levels[256], lo, inv;     /* uint8 mode: x = levels[q]; lo = levels[0], inv 1 / their mean spacing */
   eg_storage *xs;                 /* float mode: [cap,D] */
-  uint8_t *xq;                    /* uint8 mode: [cap,D] codes */
+  uint8_t *xq, *scratch;          /* uint8 mode: [cap,D] codes; one row being quantised */
   eg_storage *ys, *ls, *ts, *ws;  /* [cap], [cap,K] or NULL, [cap], [cap] weights */
   float *sc;                      /* score mode: [cap] scores */
   uint64_t *key;                  /* score mode: [cap] random tie-breaks */
@@ -124,9 +124,11 @@ int eg_memory_create(eg_memory **out, const eg_memory_config *c) {
     m->u8 = 1;
     memcpy(m->levels, c->levels, sizeof m->levels);
     m->lo = c->levels[0];
-    m->step = (c->levels[255] - c->levels[0]) / 255.0f;
+    m->inv = 255.0f / (c->levels[255] - c->levels[0]);
   }
   int st = resize(m, c->per_class > 0 ? c->per_class : c->capacity, op);
+  if (!st && m->u8 && !(m->scratch = eg_malloc((size_t)m->dim)))
+    st = eg_seterr(EG_ENOMEM, "%s: out of memory", op);
   if (st) {
     eg_memory_free(m);
     return st;
@@ -144,6 +146,7 @@ void eg_memory_free(eg_memory *m) {
   if (!m) return;
   eg_storage_release(m->xs);
   eg_free(m->xq);
+  eg_free(m->scratch);
   eg_storage_release(m->ys);
   eg_storage_release(m->ls);
   eg_storage_release(m->ts);
@@ -208,9 +211,9 @@ static int grow_classes(eg_memory *m, int64_t n) {
 /* The uint8 code of v (levels[q] == v exactly), or -1 when v is no level. */
 static int code_of(const eg_memory *m, float v) {
   const float *L = m->levels;
-  float g = (v - m->lo) / m->step;
+  float g = (v - m->lo) * m->inv;
   if (g > -1.0f && g < 256.0f) { /* the guess, then its neighbours (rounding in the spacing) */
-    int q = (int)lrintf(g);
+    int q = (int)(g + 0.5f);
     for (int d = 0; d <= 1; d++) {
       if (q - d >= 0 && q - d <= 255 && L[q - d] == v) return q - d;
       if (q + d >= 0 && q + d <= 255 && L[q + d] == v) return q + d;
@@ -226,14 +229,33 @@ static int code_of(const eg_memory *m, float v) {
   return -1;
 }
 
-/* EG_EINVAL naming the first value of rows [n, D] that is no level. */
+/* EG_EINVAL naming a value that is no level, its sample and element. */
+static int bad_code(float v, int64_t sample, int64_t element, const char *op, const char *tail) {
+  return eg_seterr(EG_EINVAL,
+                   "%s: value %.9g (sample %lld, element %lld) is not one of this uint8 memory's 256 levels "
+                   "(store such data as float)%s",
+                   op, (double)v, (long long)sample, (long long)element, tail);
+}
+
+/* EG_EINVAL naming the first value of rows [n, D] that is no level. A
+** branch-free first pass over blocks (the guess hits for evenly spaced
+** levels); code_of only for the blocks where some guess missed. */
 static int check_codes(const eg_memory *m, const float *x, int64_t n, const char *op) {
-  for (int64_t i = 0; i < n * m->dim; i++)
-    if (code_of(m, x[i]) < 0)
-      return eg_seterr(EG_EINVAL,
-                       "%s: value %.9g (sample %lld, element %lld) is not one of this uint8 memory's 256 levels "
-                       "(store such data as float)",
-                       op, (double)x[i], (long long)(i / m->dim), (long long)(i % m->dim));
+  const float *L = m->levels, lo = m->lo, inv = m->inv;
+  int64_t total = n * m->dim;
+  for (int64_t i0 = 0; i0 < total; i0 += 256) {
+    int64_t i1 = total - i0 < 256 ? total : i0 + 256;
+    int miss = 0;
+    for (int64_t i = i0; i < i1; i++) {
+      float g = (x[i] - lo) * inv + 0.5f;
+      g = g > 0.0f ? g : 0.0f; /* NaN goes to 0, then misses */
+      g = g < 255.0f ? g : 255.0f;
+      miss |= L[(int)g] != x[i];
+    }
+    if (!miss) continue;
+    for (int64_t i = i0; i < i1; i++)
+      if (code_of(m, x[i]) < 0) return bad_code(x[i], i / m->dim, i % m->dim, op, "");
+  }
   return EG_OK;
 }
 
@@ -241,13 +263,21 @@ typedef struct {
   const float *x, *lg;
   float y, task, w, score;
   uint64_t key;
+  int64_t index; /* in its batch, for messages */
 } offer;
 
-/* memmove: eg_memory_load may be handed views of this memory's own storage. */
-static void put(eg_memory *m, int64_t slot, const offer *o) {
+/* Stores o in slot. In uint8 storage only the samples stored are
+** quantised (EG_EINVAL, the slot untouched, when a value is no level).
+** memmove: eg_memory_load may be handed views of this memory's own storage. */
+static int put(eg_memory *m, int64_t slot, const offer *o) {
   if (m->u8) {
-    uint8_t *q = m->xq + slot * m->dim;
-    for (int64_t j = 0; j < m->dim; j++) q[j] = (uint8_t)code_of(m, o->x[j]);
+    uint8_t *q = m->scratch;
+    for (int64_t j = 0; j < m->dim; j++) {
+      int c = code_of(m, o->x[j]);
+      if (c < 0) return bad_code(o->x[j], o->index, j, "memory_add", "; the samples before it were offered");
+      q[j] = (uint8_t)c;
+    }
+    memcpy(m->xq + slot * m->dim, q, (size_t)m->dim);
   } else {
     memmove(m->xs->data + slot * m->dim, o->x, sizeof(float) * (size_t)m->dim);
   }
@@ -265,12 +295,15 @@ static void put(eg_memory *m, int64_t slot, const offer *o) {
   if (m->policy == EG_MEMORY_SCORE) m->sc[slot] = o->score, m->key[slot] = o->key;
   m->cum_ok = 0;
   m->min_slot = -1;
+  return EG_OK;
 }
 
-static void append(eg_memory *m, const offer *o) {
-  put(m, m->size, o);
+static int append(eg_memory *m, const offer *o) {
+  int st = put(m, m->size, o);
+  if (st) return st;
   m->perm[m->size] = m->size;
   m->size++;
+  return EG_OK;
 }
 
 /* A uniformly random slot holding class c (rejection: c is a largest class,
@@ -282,12 +315,9 @@ static int64_t random_slot_of(eg_memory *m, int64_t c, eg_rng *rng) {
   }
 }
 
-static void offer_balanced(eg_memory *m, const offer *o, eg_rng *rng) {
+static int offer_balanced(eg_memory *m, const offer *o, eg_rng *rng) {
   int64_t c = (int64_t)o->y;
-  if (m->size < m->cap) {
-    append(m, o);
-    return;
-  }
+  if (m->size < m->cap) return append(m, o);
   int64_t mx = 0, nmax = 0;
   for (int64_t k = 0; k < m->nclass; k++) {
     if (m->held[k] > mx) mx = m->held[k], nmax = 1;
@@ -301,10 +331,10 @@ static void offer_balanced(eg_memory *m, const offer *o, eg_rng *rng) {
         victim = k;
         break;
       }
-    put(m, random_slot_of(m, victim, rng), o);
-  } else if (eg_rng_uniform(rng) * (double)m->cseen[c] < (double)m->held[c]) {
-    put(m, random_slot_of(m, c, rng), o);
+    return put(m, random_slot_of(m, victim, rng), o);
   }
+  if (eg_rng_uniform(rng) * (double)m->cseen[c] < (double)m->held[c]) return put(m, random_slot_of(m, c, rng), o);
+  return EG_OK;
 }
 
 /* Slot a ranks below slot b (a lower score, or an equal one and a lower tie-break). */
@@ -321,19 +351,17 @@ static int64_t lowest(const eg_memory *m, int64_t c) {
 }
 
 /* Keeps the highest scores: in all (total capacity) or per class. */
-static void offer_score(eg_memory *m, const offer *o) {
+static int offer_score(eg_memory *m, const offer *o) {
   int64_t c = (int64_t)o->y, victim;
-  if (m->per_class ? m->held[c] < m->per_class : m->size < m->cap) {
-    append(m, o);
-    return;
-  }
+  if (m->per_class ? m->held[c] < m->per_class : m->size < m->cap) return append(m, o);
   if (m->per_class) {
     victim = lowest(m, c);
   } else {
     if (m->min_slot < 0) m->min_slot = lowest(m, -1);
     victim = m->min_slot;
   }
-  if (o->score > m->sc[victim] || (o->score == m->sc[victim] && o->key > m->key[victim])) put(m, victim, o);
+  if (o->score > m->sc[victim] || (o->score == m->sc[victim] && o->key > m->key[victim])) return put(m, victim, o);
+  return EG_OK;
 }
 
 static int rows_of(const eg_tensor *t, int64_t width, const char *op, const char *what, int64_t *rows) {
@@ -430,26 +458,30 @@ int eg_memory_add(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg
   if (task < 0 || task >= EG_MAX_EXACT_INT)
     return eg_seterr(EG_ERANGE, "%s: task id %lld out of range [0, 2^24)", op, (long long)task);
   const float *xx = eg_data(x), *yy = eg_data(y);
-  if (m->u8 && (st = check_codes(m, xx, B, op))) return st;
   if ((st = make_room(m, yy, B, maxc, op))) return st;
   const float *lg = logits ? eg_data(logits) : NULL, *ww = weights ? eg_data(weights) : NULL;
   const float *ss = scores ? eg_data(scores) : NULL;
   for (int64_t i = 0; i < B; i++) {
     offer o = {xx + i * m->dim, lg ? lg + i * m->kdim : NULL, yy[i], (float)task, ww ? ww[i] : 1.0f,
-               ss ? ss[i] : 0.0f, 0};
+               ss ? ss[i] : 0.0f, 0, i};
     m->seen++;
     count_seen(m, (int64_t)yy[i]);
     if (m->policy == EG_MEMORY_SCORE) {
       o.key = eg_rng_u64(rng);
-      offer_score(m, &o);
+      st = offer_score(m, &o);
     } else if (m->policy == EG_MEMORY_BALANCED) {
-      offer_balanced(m, &o, rng);
+      st = offer_balanced(m, &o, rng);
     } else if (m->size < m->cap) {
-      append(m, &o);
+      st = append(m, &o);
     } else {
       /* Algorithm R: the n-th sample replaces a random slot with probability M/n. */
       int64_t j = (int64_t)eg_rng_below(rng, (uint64_t)m->seen);
-      if (j < m->cap) put(m, j, &o);
+      if (j < m->cap) st = put(m, j, &o);
+    }
+    if (st) { /* this sample was not offered after all */
+      m->seen--;
+      if (m->counting && --m->cseen[(int64_t)yy[i]] == 0) m->classes--;
+      return st;
     }
   }
   return EG_OK;
@@ -664,8 +696,8 @@ int eg_memory_restore(eg_memory *m, const eg_tensor *x, const eg_tensor *y, cons
   const float *ss = scores ? eg_data(scores) : NULL;
   for (int64_t i = 0; i < n; i++) {
     offer o = {xx + i * m->dim, lg ? lg + i * m->kdim : NULL, yy[i], tt ? tt[i] : 0.0f, ww ? ww[i] : 1.0f,
-               ss ? ss[i] : 0.0f, (uint64_t)i};
-    append(m, &o);
+               ss ? ss[i] : 0.0f, (uint64_t)i, i};
+    append(m, &o); /* cannot fail: the values were checked above */
   }
   m->seen = seen;
   if (m->counting)
@@ -695,7 +727,7 @@ int eg_on_levels(const eg_tensor *x, const float *levels, int *all) {
                        (double)levels[q]);
   memcpy(m.levels, levels, sizeof m.levels);
   m.lo = levels[0];
-  m.step = (levels[255] - levels[0]) / 255.0f;
+  m.inv = 255.0f / (levels[255] - levels[0]);
   const float *v = eg_data(x);
   for (int64_t i = 0; i < eg_numel(x); i++)
     if (code_of(&m, v[i]) < 0) return EG_OK;
