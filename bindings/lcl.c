@@ -255,13 +255,16 @@ static int m_load(lua_State *L) {
   return 1;
 }
 
-/* mem:set_weights(w [size]) -> mem */
-static int m_set_weights(lua_State *L) {
+/* mem:<setter>(t [size]) -> mem, through set(m, t) */
+static int set_from(lua_State *L, int (*set)(eg_memory *, const eg_tensor *), const char *op) {
   lmemory *lm = check_mem(L);
-  eg_lua_try(L, eg_memory_set_weights(lm->m, eg_lua_checktensor(L, 2)), "memory_set_weights");
+  eg_lua_try(L, set(lm->m, eg_lua_checktensor(L, 2)), op);
   lua_settop(L, 1);
   return 1;
 }
+
+/* mem:set_weights(w [size]) -> mem */
+static int m_set_weights(lua_State *L) { return set_from(L, eg_memory_set_weights, "memory_set_weights"); }
 
 /* mem:state_extra() -> order [size] (0-based slots), scores [size] or nil */
 static int m_state_extra(lua_State *L) {
@@ -276,12 +279,7 @@ static int m_state_extra(lua_State *L) {
 }
 
 /* mem:set_order(order [size]) -> mem */
-static int m_set_order(lua_State *L) {
-  lmemory *lm = check_mem(L);
-  eg_lua_try(L, eg_memory_set_order(lm->m, eg_lua_checktensor(L, 2)), "memory_set_order");
-  lua_settop(L, 1);
-  return 1;
-}
+static int m_set_order(lua_State *L) { return set_from(L, eg_memory_set_order, "memory_set_order"); }
 
 /* mem:weights() -> a view of the stored samples' weights [size] */
 static int m_weights(lua_State *L) {
@@ -365,26 +363,16 @@ static int m_tensors(lua_State *L) {
   return kd ? 4 : 3;
 }
 
-static int m_len(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_size(check_mem(L)->m));
+/* An integer property of the memory, through get. */
+static int push_count(lua_State *L, int64_t (*get)(const eg_memory *)) {
+  lua_pushinteger(L, (lua_Integer)get(check_mem(L)->m));
   return 1;
 }
-static int m_capacity(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_capacity(check_mem(L)->m));
-  return 1;
-}
-static int m_seen(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_seen(check_mem(L)->m));
-  return 1;
-}
-static int m_dim(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_dim(check_mem(L)->m));
-  return 1;
-}
-static int m_logits_dim(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_logits_dim(check_mem(L)->m));
-  return 1;
-}
+static int m_len(lua_State *L) { return push_count(L, eg_memory_size); }
+static int m_capacity(lua_State *L) { return push_count(L, eg_memory_capacity); }
+static int m_seen(lua_State *L) { return push_count(L, eg_memory_seen); }
+static int m_dim(lua_State *L) { return push_count(L, eg_memory_dim); }
+static int m_logits_dim(lua_State *L) { return push_count(L, eg_memory_logits_dim); }
 static int m_balanced(lua_State *L) {
   lua_pushboolean(L, eg_memory_balanced(check_mem(L)->m));
   return 1;
@@ -393,14 +381,8 @@ static int m_policy(lua_State *L) {
   lua_pushstring(L, POLICIES[eg_memory_policy(check_mem(L)->m)]);
   return 1;
 }
-static int m_per_class(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_per_class(check_mem(L)->m));
-  return 1;
-}
-static int m_classes(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)eg_memory_classes(check_mem(L)->m));
-  return 1;
-}
+static int m_per_class(lua_State *L) { return push_count(L, eg_memory_per_class); }
+static int m_classes(lua_State *L) { return push_count(L, eg_memory_classes); }
 static int m_uint8(lua_State *L) {
   lua_pushboolean(L, eg_memory_uint8(check_mem(L)->m, NULL));
   return 1;

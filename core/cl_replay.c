@@ -376,6 +376,18 @@ static int rows_of(const eg_tensor *t, int64_t width, const char *op, const char
   return EG_OK;
 }
 
+/* n weights, finite and >= 0 (the first that is not named). */
+static int check_weights(const eg_tensor *weights, int64_t n, const char *op) {
+  int st = eg_cl_check_vec(weights, n, op, "weights");
+  if (st) return st;
+  const float *w = eg_data(weights);
+  for (int64_t i = 0; i < n; i++)
+    if (!(w[i] >= 0) || !isfinite(w[i]))
+      return eg_seterr(EG_EINVAL, "%s: weight %g (sample %lld) must be finite and >= 0", op, (double)w[i],
+                       (long long)i);
+  return EG_OK;
+}
+
 /* Checks what comes with n samples: labels, logits, weights, scores and
 ** task ids (tensor, or the constant task when NULL); *maxc the largest label. */
 static int check_batch(const eg_memory *m, int64_t n, const eg_tensor *y, const eg_tensor *logits,
@@ -392,14 +404,7 @@ static int check_batch(const eg_memory *m, int64_t n, const eg_tensor *y, const 
   } else if (logits) {
     return eg_seterr(EG_EINVAL, "%s: this memory stores no logits (created with logits width 0)", op);
   }
-  if (weights) {
-    if ((st = eg_cl_check_vec(weights, n, op, "weights"))) return st;
-    const float *w = eg_data(weights);
-    for (int64_t i = 0; i < n; i++)
-      if (!(w[i] >= 0) || !isfinite(w[i]))
-        return eg_seterr(EG_EINVAL, "%s: weight %g (sample %lld) must be finite and >= 0", op, (double)w[i],
-                         (long long)i);
-  }
+  if (weights && (st = check_weights(weights, n, op))) return st;
   if (m->policy == EG_MEMORY_SCORE && !scores)
     return eg_seterr(EG_EINVAL, "%s: this memory keeps the highest scores; give each sample's score", op);
   if (scores) {
@@ -631,7 +636,7 @@ int eg_memory_set_order(eg_memory *m, const eg_tensor *order) {
   int st = eg_cl_check_vec(order, m->size, op, "order");
   if (st) return st;
   const float *o = eg_data(order);
-  /* a permutation of 0..size-1: each slot once (marked in perm's sign bit while checking) */
+  /* a permutation of 0..size-1: each slot once (perm marks the slots seen while checking) */
   for (int64_t i = 0; i < m->size; i++) m->perm[i] = 0;
   for (int64_t i = 0; i < m->size; i++) {
     float v = o[i];
@@ -647,14 +652,9 @@ int eg_memory_set_order(eg_memory *m, const eg_tensor *order) {
 }
 
 int eg_memory_set_weights(eg_memory *m, const eg_tensor *w) {
-  static const char op[] = "memory_set_weights";
-  int st = eg_cl_check_vec(w, m->size, op, "weights");
+  int st = check_weights(w, m->size, "memory_set_weights");
   if (st) return st;
   const float *v = eg_data(w);
-  for (int64_t i = 0; i < m->size; i++)
-    if (!(v[i] >= 0) || !isfinite(v[i]))
-      return eg_seterr(EG_EINVAL, "%s: weight %g (sample %lld) must be finite and >= 0", op, (double)v[i],
-                       (long long)i);
   m->nonunit = 0;
   for (int64_t i = 0; i < m->size; i++) {
     m->ws->data[i] = v[i];
