@@ -90,3 +90,10 @@ echo "== Regularisation: the cost of a Fisher after a task (issue 11) =="
 echo
 echo "== Parameter isolation: LoRA (issue 13) =="
 "$RUN" bench/lora_bench.lua
+
+# ---- Replay memories (issue 12, point 7) -------------------------------------
+# Experience replay beside naive fine-tuning, each run in its own process:
+# time (target <= 1.5x naive) and peak RSS (target <= naive + memory bytes + 10%).
+echo
+echo "== Replay: time and peak memory beside naive (issue 12) =="
+ENGRAM_BIN="$RUN" "$RUN" bench/replay_bench.lua

@@ -261,6 +261,27 @@ static int m_dtype(lua_State *L) {
   return 1;
 }
 
+/* ds:quantization() -> {scale =, offset =, levels = tensor [256]}, or nil
+** when the samples are not uint8 codes through an affine map */
+static int m_quantization(lua_State *L) {
+  eg_dataset *ds = check_ds(L, 1);
+  float lv[256];
+  double scale, offset;
+  if (!eg_dataset_levels(ds, lv, &scale, &offset)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushnumber(L, scale);
+  lua_setfield(L, -2, "scale");
+  lua_pushnumber(L, offset);
+  lua_setfield(L, -2, "offset");
+  int64_t sh[1] = {256};
+  memcpy(eg_data(eg_lua_pushnew(L, 1, sh, "quantization")), lv, sizeof lv);
+  lua_setfield(L, -2, "levels");
+  return 1;
+}
+
 static int64_t *counts_of(lua_State *L, eg_dataset *ds) {
   int64_t *c = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)eg_dataset_nclasses(ds), 0);
   eg_dataset_class_counts(ds, c);
@@ -640,7 +661,7 @@ static int b_tostring(lua_State *L) {
 
 static const luaL_Reg ds_methods[] = {
     {"size", m_size}, {"shape", m_shape}, {"numel", m_numel}, {"num_classes", m_num_classes},
-    {"dtype", m_dtype}, {"class_counts", m_class_counts}, {"classes", m_classes}, {"labels", m_labels},
+    {"dtype", m_dtype}, {"quantization", m_quantization}, {"class_counts", m_class_counts}, {"classes", m_classes}, {"labels", m_labels},
     {"label", m_label}, {"subset_indices", m_subset_indices}, {"subset_labels", m_subset_labels},
     {"subset_fractions", m_subset_fractions}, {"split", m_split}, {"concat", m_concat},
     {"permuted", m_permuted}, {"permutation", m_permutation}, {"rotated", m_rotated},

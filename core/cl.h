@@ -123,49 +123,120 @@ EG_API int eg_herding(int64_t *idx, const eg_tensor *features, int64_t m);
 EG_API int eg_agem_project(eg_tensor *const *g, const eg_tensor *const *ref, int ngroups, double *dot_out,
                            int *projected);
 
-/* ---- replay memory ----
-** Capacity M samples of D floats, each with a label (an integer class id),
-** a task id and optionally K floats of logits (for DER). Plain mode is
-** reservoir sampling (Vitter's algorithm R): after n samples were offered,
-** each of them is in the memory with probability M/n. Balanced mode is
-** class-balanced reservoir sampling (Chrysakis & Moens 2020): while the
-** memory is full, a sample of a class that is not among the largest
-** replaces a random sample of a largest class; a sample of a largest class
-** c replaces a random sample of c with probability m_c/n_c (held/seen).
-** With C classes seen, each ends up with about M/C slots. */
+/* ---- replay memory (cl_replay.c) ----
+** Samples of D floats, each with a label (an integer class id), a task id,
+** a weight (default 1) and optionally K floats of logits (for DER), in C
+** memory. Capacity: M samples in all, or per_class samples for each class
+** seen (the capacity grows as classes arrive: per_class x classes seen).
+** Insertion policies:
+**   EG_MEMORY_RESERVOIR  reservoir sampling (Vitter's algorithm R): after n
+**       samples were offered, each of them is in the memory with
+**       probability M/n.
+**   EG_MEMORY_BALANCED   class-balanced reservoir sampling (Chrysakis &
+**       Moens 2020): while the memory is full, a sample of a class that is
+**       not among the largest replaces a random sample of a largest class;
+**       a sample of a largest class c replaces a random sample of c with
+**       probability m_c/n_c (held/seen). With C classes seen, each ends up
+**       with about M/C slots.
+**   EG_MEMORY_SCORE      keeps the samples with the highest scores (given
+**       with each sample): in all, or per class with a per-class capacity.
+**       Equal scores are ordered by a random key drawn at the offer (the
+**       generator decides ties).
+** Storage: floats, or uint8 codes q through 256 increasing levels (x ==
+** levels[q] exactly, e.g. an image dataset's (q/255 - mean)/std): a quarter
+** of the bytes, and samples come back bit-identical to what was added.
+** Sampling: uniform (without replacement when k <= size) while every weight
+** is 1; otherwise in proportion to the weights, with replacement (a
+** cumulative table rebuilt after a change, binary search per draw). */
 typedef struct eg_memory eg_memory;
 
-/* A new empty memory in *out; free with eg_memory_free. logits_dim may be 0. */
+enum { EG_MEMORY_RESERVOIR = 0, EG_MEMORY_BALANCED = 1, EG_MEMORY_SCORE = 2 };
+
+typedef struct eg_memory_config {
+  int64_t capacity;      /* samples in all (>= 1), or 0 with per_class */
+  int64_t per_class;     /* 0, or samples per class seen */
+  int64_t dim;           /* floats per sample, >= 1 */
+  int64_t logits_dim;    /* floats of logits per sample, >= 0 */
+  int policy;            /* EG_MEMORY_RESERVOIR, _BALANCED or _SCORE */
+  const float *levels;   /* NULL (float storage) or 256 finite increasing levels (uint8 storage; copied) */
+} eg_memory_config;
+
+/* A new empty memory in *out; free with eg_memory_free. */
+EG_API int eg_memory_create(eg_memory **out, const eg_memory_config *config);
+/* The same with a total capacity, float storage, reservoir or (balanced) class-balanced insertion. */
 EG_API int eg_memory_new(eg_memory **out, int64_t capacity, int64_t dim, int64_t logits_dim, int balanced);
 EG_API void eg_memory_free(eg_memory *m); /* accepts NULL */
 /* Offers a batch: x [B,D] (or B*D contiguous floats with B rows), y [B],
-** logits [B,K] (NULL, or required when K > 0), all with task id `task`. */
+** logits [B,K] (NULL, or required when K > 0), weights [B] (NULL: 1 each;
+** finite, >= 0), scores [B] (required by, and only for, score insertion),
+** all with task id `task`. In uint8 storage every value of a sample that
+** gets stored must be a level (EG_EINVAL naming the first that is not; the
+** samples before it in the batch were offered, the rest were not). */
+EG_API int eg_memory_add(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
+                         const eg_tensor *weights, const eg_tensor *scores, int64_t task, eg_rng *rng);
+/* eg_memory_add without weights or scores. */
 EG_API int eg_memory_add_batch(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
                                int64_t task, eg_rng *rng);
 /* Draws k = x_out->shape[0] samples into caller buffers x_out [k,D], y_out
-** [k] and optionally logits_out [k,K] and task_out [k] (NULL to skip):
-** without replacement when k <= size, with replacement otherwise.
-** EG_ESTATE when the memory is empty. Does not allocate. */
+** [k] and optionally logits_out [k,K] and task_out [k] (NULL to skip); see
+** the sampling rule above. EG_ESTATE when the memory is empty or every
+** weight is 0. Does not allocate (but for the weights' table, once). */
 EG_API int eg_memory_sample(eg_memory *m, eg_tensor *x_out, eg_tensor *y_out, eg_tensor *logits_out,
                             eg_tensor *task_out, eg_rng *rng);
 EG_API int64_t eg_memory_size(const eg_memory *m);
-EG_API int64_t eg_memory_capacity(const eg_memory *m);
+EG_API int64_t eg_memory_capacity(const eg_memory *m); /* now: grows with a per-class capacity */
 EG_API int64_t eg_memory_seen(const eg_memory *m);
 EG_API int64_t eg_memory_dim(const eg_memory *m);
 EG_API int64_t eg_memory_logits_dim(const eg_memory *m);
 EG_API int eg_memory_balanced(const eg_memory *m);
+EG_API int eg_memory_policy(const eg_memory *m);
+EG_API int64_t eg_memory_per_class(const eg_memory *m);
+EG_API int64_t eg_memory_classes(const eg_memory *m); /* classes seen (0 unless the memory counts them) */
+/* 1 when x is stored as uint8 codes (then levels, if not NULL, receives the 256 levels), else 0. */
+EG_API int eg_memory_uint8(const eg_memory *m, float *levels);
+EG_API int eg_memory_weighted(const eg_memory *m); /* 1 when some stored weight is not 1 */
+/* Bytes the memory holds: every buffer at its current capacity. */
+EG_API size_t eg_memory_bytes(const eg_memory *m);
 /* Views (retained; caller releases) of the first size rows: x [size,D],
 ** y [size], logits [size,K] (left alone when K == 0), task [size]. Any may be
-** NULL. They see later changes of the memory (0 rows when it is empty). */
+** NULL; x must be NULL in uint8 storage (EG_ESTATE: use eg_memory_read).
+** They see later changes of the memory (0 rows when it is empty), until a
+** per-class capacity grows (then they keep the old buffers). */
 EG_API int eg_memory_views(const eg_memory *m, eg_tensor *x, eg_tensor *y, eg_tensor *logits, eg_tensor *task);
+/* A view of the weights [size] (as eg_memory_views). */
+EG_API int eg_memory_weights(const eg_memory *m, eg_tensor *w);
+/* Copies the stored samples into x [size,D] (dequantised) and, in uint8
+** storage, their codes 0..255 as floats into codes [size,D]. Either may be NULL. */
+EG_API int eg_memory_read(const eg_memory *m, eg_tensor *x, eg_tensor *codes);
+/* Copies the scores [size] (score insertion only) and the sampling order
+** [size] (the permutation of slots that sampling without replacement walks,
+** 0-based) into caller buffers; either may be NULL. With the contents, they
+** make a restored memory draw the same samples from the same generator. */
+EG_API int eg_memory_read_state(const eg_memory *m, eg_tensor *scores, eg_tensor *order);
+/* Sets the sampling order: a permutation of 0..size-1 (EG_EINVAL otherwise; then the identity). */
+EG_API int eg_memory_set_order(eg_memory *m, const eg_tensor *order);
+/* Replaces the weights of the stored samples: w [size], finite, >= 0. */
+EG_API int eg_memory_set_weights(eg_memory *m, const eg_tensor *w);
 /* Replaces the contents with n samples (x [n,D], y [n], logits [n,K] when
-** K > 0, task [n] or NULL for 0), n <= capacity, as after `seen` offers
-** (seen >= n): restores a memory from a checkpoint. Balanced mode does not
-** store per-class seen counts there; they are estimated as held*seen/n. */
+** K > 0, task [n] or NULL for 0, weights [n] or NULL for 1, scores [n] for
+** score insertion), as after `seen` offers (seen >= n): restores a memory
+** from a checkpoint, or holds exemplars chosen elsewhere (herding). n <=
+** capacity, or a per-class capacity grows to hold per_class of each class
+** loaded. Per-class seen counts are not stored; they are estimated as
+** held*seen/n. */
+EG_API int eg_memory_restore(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
+                             const eg_tensor *task, const eg_tensor *weights, const eg_tensor *scores, int64_t seen);
+/* eg_memory_restore without weights or scores. */
 EG_API int eg_memory_load(eg_memory *m, const eg_tensor *x, const eg_tensor *y, const eg_tensor *logits,
                           const eg_tensor *task, int64_t seen);
 /* Empties the memory (keeps its buffers); the seen counters restart at 0. */
 EG_API void eg_memory_clear(eg_memory *m);
+/* *all = 1 when every value of x (contiguous) is exactly one of the 256
+** increasing levels (x could be stored as uint8 codes), else 0. */
+EG_API int eg_on_levels(const eg_tensor *x, const float *levels, int *all);
+/* out [B] = each sample's cross-entropy -log softmax(logits [B,C])[y], for
+** labels y [B] (a score for score insertion: the samples a model finds hard). */
+EG_API int eg_sample_losses(eg_tensor *out, const eg_tensor *logits, const eg_tensor *labels);
 
 #ifdef __cplusplus
 }

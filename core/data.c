@@ -176,6 +176,14 @@ int64_t eg_dataset_sample_numel(const eg_dataset *ds) { return ds->numel; }
 int eg_dataset_nclasses(const eg_dataset *ds) { return ds->nclasses; }
 int eg_dataset_is_u8(const eg_dataset *ds) { return ds->base->u8 != NULL; }
 
+int eg_dataset_levels(const eg_dataset *ds, float *levels, double *scale, double *offset) {
+  if (!ds->base->u8 || ds->noise_std > 0) return 0;
+  if (levels) memcpy(levels, ds->lut, sizeof ds->lut);
+  if (scale) *scale = ds->scale / 255.0;
+  if (offset) *offset = ds->shift;
+  return 1;
+}
+
 static inline int64_t base_pos(const eg_dataset *ds, int64_t i) { return ds->idx ? ds->idx[i] : i; }
 
 int eg_dataset_label(const eg_dataset *ds, int64_t i) { return ds->base->labels[base_pos(ds, i)]; }

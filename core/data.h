@@ -129,6 +129,12 @@ EG_API int64_t eg_dataset_sample_numel(const eg_dataset *ds);
 EG_API int eg_dataset_nclasses(const eg_dataset *ds);
 /* 1 when samples are stored as uint8 (images), 0 for float32. */
 EG_API int eg_dataset_is_u8(const eg_dataset *ds);
+/* 1 when every sample value is one of 256 levels, a uint8 code q through
+** the dataset's affine map: levels[q] (filled when levels is not NULL) is
+** the float a batch holds for q, bit for bit, and *scale, *offset (when
+** not NULL) the map, value = q * scale + offset up to rounding. 0 for
+** float32 data or noisy datasets. */
+EG_API int eg_dataset_levels(const eg_dataset *ds, float *levels, double *scale, double *offset);
 /* The label of sample i (0 <= i < size; no check). */
 EG_API int eg_dataset_label(const eg_dataset *ds, int64_t i);
 /* counts[c] = number of samples of class c, for c < nclasses (caller's array). */

@@ -18,7 +18,8 @@
 -- literature's protocol; --iterations 0 --epochs N for epochs instead).
 -- Takes about 3 minutes on 2 cores for naive, iCaRL and iCaRL-fc (training
 -- 38 s, 56 s, 56 s; replay about 60 s more). Expect (seed 1, measured
--- 2026-12-04): naive 20.0% (forgetting 99.1 points), iCaRL 80.6% (12.5),
+-- 2026-12-04): naive 20.0% (forgetting 99.1 points), iCaRL 80.6% (12.5;
+-- seeds 2 and 3: 81.4% and 80.3%, mean of seeds 1-3 80.8%),
 -- iCaRL judged by its output layer 73.6% (30.9); experience replay with the
 -- same 1,000 samples 78.8% (recipes/der.lua's measurement).
 local engram = require("engram")

@@ -7,25 +7,43 @@
 --   engram.cl.sq_accumulate(F, g, 1/n)               -- F += g^2 / n   (Fisher)
 --   local pen = engram.cl.quad_penalty(theta, anchor, F, lambda, grads)
 --
--- Memory (engram.Memory, samples in C memory):
---   memory(capacity, {dim = <required>, logits = 0, balanced = false})
+-- Memory (engram.Memory, samples in C memory; core/cl.h):
+--   memory(capacity, {dim = <required>, logits = 0, insert = "reservoir",
+--                     per_class = nil, levels = nil})
+--     capacity  samples in all; nil with per_class
+--     per_class samples per class seen: the capacity grows as classes arrive
 --     dim       floats per sample (e.g. 784 for 28x28 images)
 --     logits    floats of stored logits per sample (DER); 0 stores none
---     balanced  class-balanced reservoir: with C classes seen, about
---               capacity/C samples per class (classes may arrive over time)
---   mem:add(x, y [, task [, logits [, gen]]])  offers a batch; plain mode is
---       reservoir sampling: after n samples, each is held with probability
---       capacity/n. y holds class ids; task (an integer >= 0, default 0) is
---       stored with every sample.
---   mem:sample(k [, gen]) -> x, y, task [, logits]: k samples, without
---       replacement when k <= #mem. BORROWED: the same tensors are refilled
---       by the next sample of the same size (clone to keep).
---   #mem, mem:capacity(), mem:seen(), mem:dim(), mem:clear(), mem:close()
+--     insert    "reservoir": after n samples, each is held with probability
+--               capacity/n; "balanced" (or balanced = true): class-balanced
+--               reservoir, about capacity/C per class with C classes seen;
+--               "score": keeps the highest scores given with the samples (in
+--               all, or per class with per_class), ties decided by the generator
+--     levels    uint8 storage: a tensor of 256 increasing levels, or
+--               {scale =, offset =}, or a dataset's ds:quantization(); every
+--               value added must be a level (x = levels[q]), and comes back
+--               bit for bit; a quarter of the bytes
+--   mem:add(x, y [, task [, logits [, gen [, weights [, scores]]]]])  offers a
+--       batch. y holds class ids; task (an integer >= 0, default 0) is
+--       stored with every sample; weights [B] (>= 0, default 1) each
+--       sample's sampling weight; scores [B] for insert = "score".
+--   mem:sample(k [, gen]) -> x, y, task [, logits]: k samples, uniform and
+--       without replacement when k <= #mem while every weight is 1, else in
+--       proportion to the weights (with replacement). BORROWED: the same
+--       tensors are refilled by the next sample of the same size (clone to keep).
+--   #mem, mem:capacity(), mem:seen(), mem:dim(), mem:clear(), mem:close(),
+--   mem:policy(), mem:per_class(), mem:classes(), mem:uint8(), mem:bytes()
+--   mem:weights() a view of the weights [#mem]; mem:set_weights(w) replaces them
 --   mem:tensors() -> x, y, task [, logits]: views of everything stored (they
---       see later changes; 0 rows when empty).
---   mem:load(x, y [, task [, logits [, seen]]]): replaces the contents with
---       these samples, as after `seen` offers (default: their number) — how
---       a checkpoint's tensors() come back.
+--       see later changes until a per-class capacity grows; 0 rows when
+--       empty); in uint8 storage x is a dequantised copy.
+--   mem:codes() -> codes [#mem, D] (0..255 as floats), levels [256]; nil
+--       for float storage
+--   mem:load(x, y [, task [, logits [, seen [, weights [, scores]]]]]):
+--       replaces the contents with these samples, as after `seen` offers
+--       (default: their number) — how a checkpoint's tensors() come back.
+--   on_levels(x, levels) -> true when x could be stored as uint8 codes
+--   sample_losses(logits, labels) -> each sample's cross-entropy [B]
 -- x comes back with the sample shape of the last add ([k,1,28,28] after
 -- adding [B,1,28,28]). Randomness uses gen or the default generator.
 --
@@ -70,18 +88,49 @@ local cl = {}
 
 local call = require("engram.util").call
 
-local MEMORY_OPTS = { dim = true, logits = true, balanced = true }
+local MEMORY_OPTS = { dim = true, logits = true, balanced = true, insert = true, per_class = true, levels = true }
+local POLICIES = { reservoir = true, balanced = true, score = true }
+
+--- The 256 levels of a uint8 memory from a dataset's quantization
+-- ({levels = tensor} or {scale =, offset =}: levels[q] = q * scale + offset).
+function cl.levels(q)
+  if type(q) ~= "table" and not core.istensor(q) then
+    error("levels: expected a tensor of 256 levels or {scale =, offset =}, got " .. type(q), 2)
+  end
+  if core.istensor(q) then return q end
+  if q.levels then return q.levels end
+  local scale, offset = q.scale, q.offset
+  if type(scale) ~= "number" or type(offset) ~= "number" or scale ~= scale or scale <= 0 or scale == math.huge
+    or offset ~= offset or math.abs(offset) == math.huge then
+    error(string.format("levels: scale must be a finite number > 0 and offset a finite number, got %s and %s",
+      tostring(scale), tostring(offset)), 2)
+  end
+  local t = {}
+  for v = 0, 255 do t[v + 1] = v * scale + offset end
+  return core.tensor(t)
+end
 
 --- A replay memory of `capacity` samples (see the header).
 function cl.memory(capacity, opts)
-  if math.type(capacity) ~= "integer" or capacity < 1 then
-    error("memory: capacity must be an integer >= 1, got " .. tostring(capacity), 2)
-  end
   if type(opts) ~= "table" then error("memory: options {dim = ...} are required", 2) end
   for k in pairs(opts) do
     if not MEMORY_OPTS[k] then
-      error(string.format("memory: unknown option '%s' (known: balanced, dim, logits)", tostring(k)), 2)
+      error(string.format("memory: unknown option '%s' (known: balanced, dim, insert, levels, logits, per_class)",
+        tostring(k)), 2)
     end
+  end
+  local per_class = opts.per_class or 0
+  if math.type(per_class) ~= "integer" or per_class < 0 then
+    error("memory: per_class must be a positive integer, got " .. tostring(opts.per_class), 2)
+  end
+  if per_class > 0 then
+    if capacity ~= nil and capacity ~= 0 then
+      error("memory: give a capacity or per_class, not both (got " .. tostring(capacity) .. " and " ..
+        per_class .. ")", 2)
+    end
+    capacity = 0
+  elseif math.type(capacity) ~= "integer" or capacity < 1 then
+    error("memory: capacity must be an integer >= 1, got " .. tostring(capacity), 2)
   end
   local dim, logits = opts.dim, opts.logits or 0
   if math.type(dim) ~= "integer" or dim < 1 then
@@ -90,7 +139,25 @@ function cl.memory(capacity, opts)
   if math.type(logits) ~= "integer" or logits < 0 then
     error("memory: 'logits' must be an integer >= 0, got " .. tostring(logits), 2)
   end
-  return call("memory", core.memory, capacity, dim, logits, opts.balanced and true or false)
+  local insert = opts.insert or (opts.balanced and "balanced" or "reservoir")
+  if not POLICIES[insert] then
+    error("memory: insert must be 'reservoir', 'balanced' or 'score', got " .. tostring(insert), 2)
+  end
+  if opts.balanced and insert ~= "balanced" then
+    error("memory: balanced = true is insert = 'balanced', not '" .. insert .. "'", 2)
+  end
+  local levels = opts.levels and cl.levels(opts.levels) or nil
+  return call("memory", core.memory, capacity, dim, logits, insert, per_class, levels)
+end
+
+--- True when every value of x is one of the 256 levels (x could be stored as uint8).
+function cl.on_levels(x, levels)
+  return call("on_levels", core.on_levels, x, cl.levels(levels))
+end
+
+--- Each sample's cross-entropy: a new tensor [B] (score insertion's "loss").
+function cl.sample_losses(logits, labels)
+  return call("sample_losses", core.sample_losses, logits, labels)
 end
 
 function cl.sq_accumulate(F, g, scale)

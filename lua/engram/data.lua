@@ -160,6 +160,13 @@ end
 --   ds:classes()            {class ids present, ascending}, C
 --   ds:class_counts()       {[c] = count} for c = 0..C-1 (keys from 0: use pairs)
 --   ds:dtype()              "uint8" (images) or "float32"
+--   ds:quantization()       {scale =, offset =, levels = tensor [256]} when every
+--                           value is a uint8 code q through an affine map
+--                           (x = q * scale + offset; levels[q + 1] is the exact
+--                           float a batch holds), e.g. Fashion-MNIST normalized:
+--                           scale = 1/(255 std), offset = -mean/std; nil for
+--                           float32 or noisy data. Replay memories use it to
+--                           store uint8 (engram.strategies.replay{storage = ...})
 --   ds:label(i)             class id of sample i; ds:labels() a new tensor [n]
 --   ds:get(i)               x (new tensor of the sample shape), class id
 --   ds:gather(idx [, x, y [, flat]])    samples idx (table or tensor of

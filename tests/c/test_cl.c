@@ -12,6 +12,7 @@
 ** or with each element moved by 1% of the largest magnitude, must fail.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "gradcheck.h"
@@ -375,6 +376,183 @@ static void test_memory_load_restores_contents_and_counters(void) {
   eg_tensor_release(&y2);
 }
 
+/* Per-class capacity: grows by per_class with each new class; class-balanced
+** insertion then holds per_class of each. */
+static void test_per_class_capacity_grows_with_the_classes(void) {
+  eg_memory *m;
+  eg_rng r;
+  eg_rng_seed(&r, 3);
+  eg_memory_config c = {0, 7, 1, 0, EG_MEMORY_BALANCED, NULL};
+  CHECK_OK(eg_memory_create(&m, &c));
+  CHECK(eg_memory_capacity(m) == 7);
+  CHECK_OK(stream(m, 0, 500, 2, &r));
+  CHECK(eg_memory_capacity(m) == 14 && eg_memory_classes(m) == 2);
+  size_t b2 = eg_memory_bytes(m);
+  CHECK_OK(stream(m, 500, 500, 5, &r));
+  CHECK(eg_memory_capacity(m) == 35 && eg_memory_classes(m) == 5 && eg_memory_size(m) == 35);
+  CHECK(eg_memory_bytes(m) > b2);
+  eg_tensor y = EG_TENSOR_INIT;
+  CHECK_OK(eg_memory_views(m, NULL, &y, NULL, NULL));
+  int held[5] = {0};
+  for (int64_t i = 0; i < eg_numel(&y); i++) held[(int)P(y, i)]++;
+  for (int k = 0; k < 5; k++) CHECK(held[k] == 7);
+  eg_tensor_release(&y);
+  eg_memory_free(m);
+  eg_memory_config both = {10, 7, 1, 0, EG_MEMORY_BALANCED, NULL}, none = {0, 0, 1, 0, 0, NULL};
+  CHECK_ERR(eg_memory_create(&m, &both), EG_EINVAL);
+  CHECK_ERR(eg_memory_create(&m, &none), EG_EINVAL);
+  CHECK(strstr(eg_errmsg(), "capacity 0 must be >= 1") != NULL);
+}
+
+/* Score insertion keeps the M highest scores whatever the order. */
+static void test_score_memory_keeps_the_highest_scores(void) {
+  const int n = 300, M = 20;
+  eg_memory *m;
+  eg_rng r;
+  eg_rng_seed(&r, 5);
+  eg_memory_config c = {M, 0, 1, 0, EG_MEMORY_SCORE, NULL};
+  CHECK_OK(eg_memory_create(&m, &c));
+  eg_tensor x = EG_TENSOR_INIT, y = EG_TENSOR_INIT, s = EG_TENSOR_INIT;
+  mat(&x, n, 1);
+  vec(&y, n, NULL);
+  vec(&s, n, NULL);
+  for (int i = 0; i < n; i++) P(x, i) = (float)i, P(s, i) = (float)((i * 37) % n); /* a permutation of 0..n-1 */
+  CHECK_OK(eg_memory_add(m, &x, &y, NULL, NULL, &s, 0, &r));
+  eg_tensor sc = EG_TENSOR_INIT;
+  vec(&sc, M, NULL);
+  CHECK_OK(eg_memory_read_state(m, &sc, NULL));
+  for (int i = 0; i < M; i++) CHECK(P(sc, i) >= (float)(n - M));
+  CHECK_ERR(eg_memory_add(m, &x, &y, NULL, NULL, NULL, 0, &r), EG_EINVAL); /* scores required */
+  eg_tensor_release(&x), eg_tensor_release(&y), eg_tensor_release(&s), eg_tensor_release(&sc);
+  eg_memory_free(m);
+}
+
+/* Weighted draws: frequencies within a chi-square bound (3 dof, 0.1%: 16.27). */
+static void test_weighted_sampling_follows_the_weights(void) {
+  eg_memory *m;
+  eg_rng r;
+  eg_rng_seed(&r, 11);
+  CHECK_OK(eg_memory_new(&m, 4, 1, 0, 0));
+  eg_tensor x = EG_TENSOR_INIT, y = EG_TENSOR_INIT, w = EG_TENSOR_INIT, ox = EG_TENSOR_INIT, oy = EG_TENSOR_INIT;
+  mat(&x, 4, 1);
+  vec(&y, 4, NULL);
+  vec(&w, 4, (float[]){4, 0, 1, 3});
+  for (int i = 0; i < 4; i++) P(x, i) = (float)i;
+  CHECK_OK(eg_memory_add(m, &x, &y, NULL, &w, NULL, 0, &r));
+  CHECK(eg_memory_weighted(m));
+  mat(&ox, 1000, 1);
+  vec(&oy, 1000, NULL);
+  double cnt[4] = {0};
+  for (int rep = 0; rep < 20; rep++) {
+    CHECK_OK(eg_memory_sample(m, &ox, &oy, NULL, NULL, &r));
+    for (int i = 0; i < 1000; i++) cnt[(int)P(ox, i)]++;
+  }
+  CHECK(cnt[1] == 0);
+  double chi = 0, e[4] = {20000 * 0.5, 0, 20000 * 0.125, 20000 * 0.375};
+  for (int k = 0; k < 4; k++)
+    if (e[k] > 0) chi += (cnt[k] - e[k]) * (cnt[k] - e[k]) / e[k];
+  CHECK(chi < 16.27);
+  vec(&w, 4, (float[]){1, -2, 1, 1});
+  CHECK_ERR(eg_memory_set_weights(m, &w), EG_EINVAL);
+  CHECK(strstr(eg_errmsg(), "weight -2 (sample 1)") != NULL);
+  vec(&w, 4, (float[]){0, 0, 0, 0});
+  CHECK_OK(eg_memory_set_weights(m, &w));
+  CHECK_ERR(eg_memory_sample(m, &ox, &oy, NULL, NULL, &r), EG_ESTATE);
+  eg_tensor_release(&x), eg_tensor_release(&y), eg_tensor_release(&w), eg_tensor_release(&ox), eg_tensor_release(&oy);
+  eg_memory_free(m);
+}
+
+/* uint8 storage: samples come back bit for bit, in about a quarter of the
+** bytes; a value off the levels is refused and nothing is stored. */
+static void test_uint8_memory_round_trips_exactly(void) {
+  float lv[256];
+  for (int q = 0; q < 256; q++) lv[q] = (float)((double)q / 255.0 * 2.8328611898 - 0.8101983003);
+  eg_memory *u, *f;
+  eg_memory_config cu = {50, 0, 16, 0, EG_MEMORY_RESERVOIR, lv}, cf = {50, 0, 16, 0, EG_MEMORY_RESERVOIR, NULL};
+  CHECK_OK(eg_memory_create(&u, &cu));
+  CHECK_OK(eg_memory_create(&f, &cf));
+  eg_tensor x = EG_TENSOR_INIT, y = EG_TENSOR_INIT, a = EG_TENSOR_INIT, b = EG_TENSOR_INIT, ya = EG_TENSOR_INIT;
+  mat(&x, 40, 16);
+  vec(&y, 40, NULL);
+  eg_rng r;
+  eg_rng_seed(&r, 2);
+  for (int i = 0; i < 40 * 16; i++) P(x, i) = lv[eg_rng_below(&r, 256)];
+  eg_rng r1, r2;
+  eg_rng_seed(&r1, 9), eg_rng_seed(&r2, 9);
+  CHECK_OK(eg_memory_add(u, &x, &y, NULL, NULL, NULL, 0, &r1));
+  CHECK_OK(eg_memory_add(f, &x, &y, NULL, NULL, NULL, 0, &r2));
+  mat(&a, 30, 16), mat(&b, 30, 16), vec(&ya, 30, NULL);
+  CHECK_OK(eg_memory_sample(u, &a, &ya, NULL, NULL, &r1));
+  CHECK_OK(eg_memory_sample(f, &b, &ya, NULL, NULL, &r2));
+  CHECK(memcmp(eg_data(&a), eg_data(&b), sizeof(float) * 30 * 16) == 0);
+  CHECK(eg_memory_bytes(f) - eg_memory_bytes(u) == 50 * 16 * 3); /* 1 byte a value instead of 4 */
+  P(x, 5) += 1e-4f;
+  CHECK_ERR(eg_memory_add(u, &x, &y, NULL, NULL, NULL, 0, &r1), EG_EINVAL);
+  CHECK(strstr(eg_errmsg(), "(sample 0, element 5) is not one of this uint8 memory's 256 levels") != NULL);
+  CHECK(eg_memory_seen(u) == 40);
+  eg_tensor view = EG_TENSOR_INIT;
+  CHECK_ERR(eg_memory_views(u, &view, NULL, NULL, NULL), EG_ESTATE);
+  int all = 0;
+  CHECK_OK(eg_on_levels(&x, lv, &all));
+  CHECK(all == 0);
+  P(x, 5) -= 1e-4f;
+  P(x, 5) = lv[(int)((P(x, 5) + 0.8101983003f) / 2.8328611898f * 255.0f + 0.5f)];
+  CHECK_OK(eg_on_levels(&x, lv, &all));
+  CHECK(all == 1);
+  lv[7] = lv[6];
+  eg_memory *bad;
+  CHECK_ERR(eg_memory_create(&bad, &cu), EG_EINVAL);
+  eg_tensor_release(&x), eg_tensor_release(&y), eg_tensor_release(&a), eg_tensor_release(&b), eg_tensor_release(&ya);
+  eg_memory_free(u);
+  eg_memory_free(f);
+}
+
+/* The contents, weights and sampling order make a restored memory draw the same samples. */
+static void test_restored_memory_draws_the_same_samples(void) {
+  eg_memory *a, *b;
+  eg_rng r;
+  eg_rng_seed(&r, 4);
+  CHECK_OK(eg_memory_new(&a, 30, 1, 0, 0));
+  CHECK_OK(stream(a, 0, 200, 3, &r));
+  eg_tensor x = EG_TENSOR_INIT, y = EG_TENSOR_INIT, t = EG_TENSOR_INIT, w = EG_TENSOR_INIT, o = EG_TENSOR_INIT;
+  eg_tensor s1 = EG_TENSOR_INIT, s2 = EG_TENSOR_INIT, l = EG_TENSOR_INIT;
+  mat(&s1, 20, 1), mat(&s2, 20, 1), vec(&l, 20, NULL), vec(&o, 30, NULL);
+  CHECK_OK(eg_memory_sample(a, &s1, &l, NULL, NULL, &r)); /* moves the order */
+  CHECK_OK(eg_memory_views(a, &x, &y, NULL, &t));
+  CHECK_OK(eg_memory_weights(a, &w));
+  CHECK_OK(eg_memory_read_state(a, NULL, &o));
+  CHECK_OK(eg_memory_new(&b, 30, 1, 0, 0));
+  CHECK_OK(eg_memory_restore(b, &x, &y, NULL, &t, &w, NULL, eg_memory_seen(a)));
+  CHECK_OK(eg_memory_set_order(b, &o));
+  eg_rng r1, r2;
+  eg_rng_seed(&r1, 8), eg_rng_seed(&r2, 8);
+  CHECK_OK(eg_memory_sample(a, &s1, &l, NULL, NULL, &r1));
+  CHECK_OK(eg_memory_sample(b, &s2, &l, NULL, NULL, &r2));
+  CHECK(memcmp(eg_data(&s1), eg_data(&s2), sizeof(float) * 20) == 0);
+  P(o, 0) = P(o, 1);
+  CHECK_ERR(eg_memory_set_order(b, &o), EG_EINVAL);
+  eg_tensor_release(&x), eg_tensor_release(&y), eg_tensor_release(&t), eg_tensor_release(&w), eg_tensor_release(&o);
+  eg_tensor_release(&s1), eg_tensor_release(&s2), eg_tensor_release(&l);
+  eg_memory_free(a);
+  eg_memory_free(b);
+}
+
+/* Per-sample cross-entropy against log-sum-exp by hand. */
+static void test_sample_losses(void) {
+  eg_tensor z = EG_TENSOR_INIT, y = EG_TENSOR_INIT, out = EG_TENSOR_INIT;
+  mat(&z, 2, 3);
+  float v[6] = {1, 2, 3, 100, 0, -100};
+  for (int i = 0; i < 6; i++) P(z, i) = v[i];
+  vec(&y, 2, (float[]){0, 1});
+  vec(&out, 2, NULL);
+  CHECK_OK(eg_sample_losses(&out, &z, &y));
+  CHECK_NEAR(P(out, 0), log(exp(1.0) + exp(2.0) + exp(3.0)) - 1, 1e-5);
+  CHECK_NEAR(P(out, 1), 100, 1e-4);
+  P(y, 1) = 3;
+  CHECK_ERR(eg_sample_losses(&out, &z, &y), EG_ERANGE);
+  eg_tensor_release(&z), eg_tensor_release(&y), eg_tensor_release(&out);
+}
+
 int main(void) {
   RUN(test_sq_accumulate_and_decay);
   RUN(test_linear_sq_grad_trick_equals_sum_of_per_sample_squares);
@@ -385,5 +563,11 @@ int main(void) {
   RUN(test_sample_draws_without_replacement_and_carries_logits_and_task);
   RUN(test_memory_rejects_bad_input);
   RUN(test_memory_load_restores_contents_and_counters);
+  RUN(test_per_class_capacity_grows_with_the_classes);
+  RUN(test_score_memory_keeps_the_highest_scores);
+  RUN(test_weighted_sampling_follows_the_weights);
+  RUN(test_uint8_memory_round_trips_exactly);
+  RUN(test_restored_memory_draws_the_same_samples);
+  RUN(test_sample_losses);
   return CHECK_DONE("cl");
 }

@@ -406,7 +406,8 @@ local function message_ok(msg, op, loose)
   local names = { op, base }
   if op == "__index" or op == "__newindex" then names = { "index", "tensor", "Tensor" } end
   if op == "__call" then names = { "batch", "next" } end
-  if op == "__unm" then names = { "neg" } end
+  if op == "__unm" then names = { "neg", "unm" } end
+  if op == "batcher" then names[#names + 1] = "batches" end -- the method behind ds:batches and ds:chunks
   if op:match("^subset_") then names[#names + 1] = "subset" end
   if op == "__tostring" or op == "__len" then
     names = { "tostring", "len", "Tensor", "Dataset", "released", "closed" }

@@ -113,7 +113,8 @@ function TestMemory.test_sample_returns_borrowed_buffers_in_the_added_shape()
 end
 
 function TestMemory.test_errors_are_clear()
-  lu.assertErrorMsgContains("unknown option 'size' (known: balanced, dim, logits)", cl.memory, 10, { size = 3 })
+  lu.assertErrorMsgContains("unknown option 'size' (known: balanced, dim, insert, levels, logits, per_class)",
+    cl.memory, 10, { size = 3 })
   lu.assertErrorMsgContains("'dim' (floats per sample) must be an integer >= 1", cl.memory, 10, {})
   lu.assertErrorMsgContains("capacity must be an integer >= 1", cl.memory, 0, { dim = 2 })
   local mem = cl.memory(10, { dim = 4 })

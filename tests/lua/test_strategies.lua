@@ -242,7 +242,8 @@ end
 
 function TestStrategies.test_strategy_options_are_checked()
   lu.assertErrorMsgContains(
-    "replay: unknown option 'memroy' (known: balanced, batch, grid, grid_file, memory, seed, update)",
+    "replay: unknown option 'memroy' (known: balanced, batch, grid, grid_file, insert, levels, memory, " ..
+      "per_class, score, seed, storage, update, weight)",
     S.replay, { memroy = 10 })
   lu.assertErrorMsgContains("replay: memory must be a positive integer", S.replay, { memory = 0 })
   lu.assertErrorMsgContains("ewc: unknown option 'lamda'", S.ewc, { lamda = 1 })

@@ -27,6 +27,7 @@ local cl = require("engram.cl")
 local core = require("engram.core")
 local loss = require("engram.loss")
 local strategies = require("engram.strategies")
+local replay = require("engram.strategies.replay")
 
 local AGEM = {}
 AGEM.__index = AGEM
@@ -104,12 +105,21 @@ function AGEM:after_task(ctx)
   end
 end
 
---- The memory's contents as named tensors: memory.x, memory.y, memory.task.
+--- The memory's contents as named tensors: memory.x, memory.y,
+-- memory.task, memory.weights, memory.order, memory.seen.
 function AGEM:state()
-  if not self.mem then return {} end
-  local x, y, t = self.mem:tensors()
-  return { ["memory.x"] = x, ["memory.y"] = y, ["memory.task"] = t }
+  return replay.memory_state(self.mem)
 end
+
+--- Restores what state() gave: the memory draws the same samples from the same generator.
+function AGEM:load_state(t)
+  self.mem = replay.load_memory(self.mem, t, function(dim) return cl.memory(self.options.memory, { dim = dim }) end,
+    "memory.", "agem")
+  return self
+end
+
+--- Bytes the memory holds in C.
+function AGEM:state_bytes() return self.mem and self.mem:bytes() or 0 end
 
 return setmetatable({ AGEM = AGEM }, { __call = function(_, opts)
   local s = new(opts)

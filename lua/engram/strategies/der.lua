@@ -26,11 +26,13 @@
 -- Meant for class- and domain-IL (the cross-entropy is over all outputs).
 -- The memory batch's forward overwrites the model's output buffer:
 -- ctx.logits is not the step's output after this hook. Its state is the
--- memory: memory.x, memory.y, memory.task, memory.logits.
+-- memory (s:state(), s:load_state(t)): memory.x, memory.y, memory.task,
+-- memory.logits, memory.weights, memory.order, memory.seen.
 local cl = require("engram.cl")
 local core = require("engram.core")
 local loss = require("engram.loss")
 local strategies = require("engram.strategies")
+local replay = require("engram.strategies.replay")
 
 local DER = {}
 DER.__index = DER
@@ -114,12 +116,24 @@ function DER:after_backward(ctx)
   ctx.loss, ctx.penalty = ctx.loss + total, ctx.penalty + total
 end
 
---- The memory as named tensors: memory.x, memory.y, memory.task, memory.logits.
+--- The memory as named tensors: memory.x, memory.y, memory.task,
+-- memory.logits, memory.weights, memory.order, memory.seen.
 function DER:state()
-  if not self.mem then return {} end
-  local x, y, t, z = self.mem:tensors()
-  return { ["memory.x"] = x, ["memory.y"] = y, ["memory.task"] = t, ["memory.logits"] = z }
+  return replay.memory_state(self.mem)
 end
+
+--- Restores what state() gave: the memory draws the same samples from the same generator.
+function DER:load_state(t)
+  self.mem = replay.load_memory(self.mem, t, function(dim)
+    local z = t["memory.logits"]
+    if not z then error("der: load_state needs the tensor 'memory.logits'", 3) end
+    return cl.memory(self.options.memory, { dim = dim, logits = z:size(2) })
+  end, "memory.", "der")
+  return self
+end
+
+--- Bytes the memory holds in C.
+function DER:state_bytes() return self.mem and self.mem:bytes() or 0 end
 
 return setmetatable({ DER = DER }, { __call = function(_, opts)
   local s = new(opts)

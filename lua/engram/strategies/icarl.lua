@@ -64,21 +64,12 @@ function ICaRL:before_run(ctx)
 end
 
 local function feature_layer(self, model)
-  local k = self.options.layer
-  if k ~= "auto" then return k end
-  local mods = rawget(model, "modules")
-  if type(mods) ~= "table" or #mods < 2 then
-    error("icarl: layer = 'auto' needs a Sequential model (give layer = the feature module's index)", 0)
-  end
-  return #mods - 1
+  return replay.feature_layer(model, self.options.layer, "icarl")
 end
 
 -- Features of x, L2-normalised rows (a new tensor).
 local function features(self, model, x)
-  local f = model:forward_to(x, feature_layer(self, model))
-  f = f:contiguous():view(f:size(1), -1):clone()
-  local norm = f:norm(2, 2):clamp_(1e-12, math.huge)
-  return f:div_(norm:view(-1, 1))
+  return replay.features(model, x, self.options.layer, "icarl")
 end
 
 -- Replays exemplars with every batch (as replay does).
@@ -104,59 +95,8 @@ function ICaRL:loss(ctx)
   ctx.penalty = ctx.penalty + self.options.alpha * v
 end
 
--- The task's training samples by class: x rows and features.
-local function by_class(self, ctx)
-  local model, task = ctx.model, ctx.task
-  local xs, fs, ys = {}, {}, {}
-  for x, y in task.train:chunks { batch = 1000, flat = true } do
-    y = ctx.learner:targets(task, y)
-    xs[#xs + 1], fs[#fs + 1], ys[#ys + 1] = x:clone(), features(self, model, x), y:clone()
-  end
-  local X, Fe, Y = core.cat(xs, 1), core.cat(fs, 1), core.cat(ys, 1)
-  return X, Fe, Y
-end
-
-function ICaRL:after_task(ctx)
-  local model = ctx.model
-  local was_training = model.training
-  model:evaluate()
-  local X, Fe, Y = by_class(self, ctx)
-  -- the new classes of this task, in label order
-  local new_classes, seen = {}, {}
-  for _, c in ipairs(self.order) do seen[c] = true end
-  for _, c in ipairs(ctx.task.targets or ctx.task.classes) do
-    if not seen[c] then new_classes[#new_classes + 1] = c; seen[c] = true end
-  end
-  table.sort(new_classes)
-  local classes = #self.order + #new_classes
-  local m = self.options.memory // classes
-  if m < 1 then error(string.format("icarl: %d exemplars cannot hold %d classes", self.options.memory, classes), 0) end
-  -- old classes keep the first m of theirs; new ones get m by herding
-  for _, c in ipairs(self.order) do
-    local s = self.sets[c]
-    if s.x:size(1) > m then s.x, s.task = s.x:narrow(1, 1, m):clone(), s.task end
-  end
-  for _, c in ipairs(new_classes) do
-    local rows = Y:eq(c):totable()
-    local pick = {}
-    for i, v in ipairs(rows) do if v == 1 then pick[#pick + 1] = i end end
-    if #pick == 0 then error(string.format("icarl: task %d has no training sample of class %d", ctx.t, c), 0) end
-    local Fc, Xc = Fe:index(pick), X:index(pick)
-    local chosen = cl.herding(Fc, math.min(m, #pick))
-    self.sets[c] = { x = Xc:index(chosen), task = ctx.t - 1 }
-    self.order[#self.order + 1] = c
-  end
-  -- the memory holds every exemplar, and the class means are taken now
-  local xs, ys, ts = {}, {}, {}
-  for _, c in ipairs(self.order) do
-    local s = self.sets[c]
-    local n = s.x:size(1)
-    xs[#xs + 1], ys[#ys + 1], ts[#ts + 1] = s.x, core.zeros(n):fill_(c), core.zeros(n):fill_(s.task)
-  end
-  local EX, EY, ET = core.cat(xs, 1), core.cat(ys, 1), core.cat(ts, 1)
-  if not self.mem then self.mem = cl.memory(self.options.memory, { dim = EX:size(2) }) end
-  self.mem:load(EX, EY, ET)
-  local C = model:forward(EX:narrow(1, 1, 1)):size(2)
+-- The class means (cosine geometry) of the exemplars, with the model of now.
+local function take_means(self, model)
   local sorted = {}
   for _, c in ipairs(self.order) do sorted[#sorted + 1] = c end
   table.sort(sorted)
@@ -165,8 +105,25 @@ function ICaRL:after_task(ctx)
     local f = features(self, model, self.sets[c].x):mean(1):view(1, -1)
     means[i] = f:div_(f:norm(2):clamp_(1e-12, math.huge))
   end
-  self.means, self.mean_classes, self._C = core.cat(means, 1), sorted, C
+  self.means, self.mean_classes = core.cat(means, 1), sorted
   self._mean_ids = core.tensor(sorted)
+end
+
+function ICaRL:after_task(ctx)
+  local model = ctx.model
+  local was_training = model.training
+  -- old classes keep the first m of theirs; new ones get m by herding
+  local m, classes = replay.herd(ctx, self.sets, self.order, function(C)
+    local q = self.options.memory // C
+    if q < 1 then error(string.format("icarl: %d exemplars cannot hold %d classes", self.options.memory, C), 0) end
+    return q
+  end, self.options.layer, "icarl")
+  -- the memory holds every exemplar, and the class means are taken now
+  local EX, EY, ET = replay.exemplars(self.sets, self.order)
+  if not self.mem then self.mem = cl.memory(self.options.memory, { dim = EX:size(2) }) end
+  self.mem:load(EX, EY, ET)
+  self._C = model:forward(EX:narrow(1, 1, 1)):size(2)
+  take_means(self, model)
   ctx.extra.icarl = { exemplars = EX:size(1), per_class = m, classes = classes }
   if was_training ~= false then model:train() end
 end
@@ -212,12 +169,43 @@ function ICaRL:before_task(ctx)
 end
 ICaRL.observe_hooks = { before_task = true }
 
---- The state as named tensors: each class's exemplars and the class means.
+--- The state as named tensors: each class's exemplars (in herding order),
+-- the class means, and the memory (memory.x, .y, .task, .weights, .order,
+-- .seen) they are replayed from.
 function ICaRL:state()
-  local out = {}
+  local out = replay.memory_state(self.mem)
   for _, c in ipairs(self.order or {}) do out["exemplars.class" .. c] = self.sets[c].x end
-  if self.means then out.class_means = self.means end
+  if self.means then
+    out.class_means = self.means
+    out.class_ids = self._mean_ids
+  end
   return out
+end
+
+--- Restores what state() gave: the exemplar sets, the class means and the
+-- memory (the same draws from the same generator).
+function ICaRL:load_state(t)
+  self.mem = replay.load_memory(self.mem, t, function(dim)
+    return cl.memory(self.options.memory, { dim = dim })
+  end, "memory.", "icarl")
+  self.sets, self.order = {}, {}
+  local _, y, tk = self.mem:tensors()
+  local task_of = {}
+  for i, c in ipairs(y:totable()) do
+    c = math.tointeger(c)
+    if not task_of[c] then task_of[c] = math.tointeger(tk:get(i)); self.order[#self.order + 1] = c end
+  end
+  for _, c in ipairs(self.order) do
+    local x = t["exemplars.class" .. c]
+    if not x then error("icarl: load_state needs the tensor 'exemplars.class" .. c .. "'", 2) end
+    self.sets[c] = { x = x:clone(), task = task_of[c] }
+  end
+  if t.class_means then
+    self.means, self._mean_ids = t.class_means:clone(), t.class_ids:clone()
+    self.mean_classes = {}
+    for i, c in ipairs(self._mean_ids:totable()) do self.mean_classes[i] = math.tointeger(c) end
+  end
+  return self
 end
 
 return setmetatable({ ICaRL = ICaRL }, { __call = function(_, opts)
