@@ -58,6 +58,19 @@ function TestFederated.test_same_seed_same_run()
   lu.assertEquals(b.extra.federated, a.extra.federated)
 end
 
+function TestFederated.test_scheduled_from_task_2_it_leaves_task_1_to_the_learner()
+  local doc = run({ S.heads {}, { F { clients = 3, rounds = 2 }, { tasks = "2-" } } })
+  local tasks = doc.extra.federated.tasks
+  lu.assertEquals(#tasks, 2)
+  lu.assertEquals(tasks[1].task, 2)
+  lu.assertEquals(#tasks[1].rounds, 2)
+  local d = doc.strategies[2]
+  lu.assertEquals(d.name, "federated")
+  lu.assertEquals(d.options.clients, 3)
+  lu.assertEquals(d.options.tasks, "2-")
+  lu.assertTrue(doc.acc[3][3] > 0.9)
+end
+
 function TestFederated.test_averager_gives_the_weighted_mean_exactly()
   local p1, p2 = engram.tensor { 1, 1, 1, 2 }, engram.tensor { 0.5, -1 }
   local groups = { { params = p1 }, { params = p2 } }

@@ -354,6 +354,13 @@ local function new(_, opts)
   return setmetatable({ o = o, options = options }, Fed)
 end
 
+--- The name and options for results (also when scheduled).
+function Fed:describe()
+  local o = {}
+  for k, v in pairs(self.options) do o[k] = v end
+  return { name = "federated", options = o }
+end
+
 local TRAINING = { "before_batch", "loss", "after_backward", "after_step" }
 
 -- True when strategy s is self or a schedule holding it.
