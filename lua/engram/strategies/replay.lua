@@ -192,22 +192,26 @@ end
 
 --- Appends stored samples mx [k, D], my [k] of tasks mt [k] (0-based) to
 -- the batch: ctx.x, ctx.y become [B+k, ...], and ctx.sample_tasks says each
--- sample's task, so that in task-IL a stored sample is judged under its own
--- task's classes. Buffers reused (fields _px, _py, _bx, _by, _bt, _ct of
--- self): no allocation once warm. Shared with iCaRL.
+-- sample's task (kept for the rows an earlier append added), so that in
+-- task-IL a stored sample is judged under its own task's classes. Buffers
+-- reused (fields _px, _py, _bx, _by, _bt, _ct of self): no allocation once
+-- warm. Shared with iCaRL and federated's client memories.
 function Replay.append(self, ctx, mx, my, mt)
   local x, y = ctx.x, ctx.y
   local B = x:size(1)
   local px, py = self._px, self._py -- the lists cat joins, reused
   px[1], px[2], py[1], py[2] = x, mx, y, my
   ctx.x, ctx.y = core.cat(px, 1, self._bx), core.cat(py, 1, self._by)
-  local store = self._ct -- grows to the largest batch; a smaller one is a view of it
-  if not store or store:numel() < B then
-    store = core.zeros(B)
-    self._ct = store
+  local ct = ctx.sample_tasks -- set by an earlier append (another strategy's samples)
+  if not ct then
+    local store = self._ct -- grows to the largest batch; a smaller one is a view of it
+    if not store or store:numel() < B then
+      store = core.zeros(B)
+      self._ct = store
+    end
+    ct = store:numel() == B and store or store:narrow(1, 1, B)
+    ct:fill_((ctx.batch_task and ctx.batch_task.index or ctx.t) - 1)
   end
-  local ct = store:numel() == B and store or store:narrow(1, 1, B)
-  ct:fill_((ctx.batch_task and ctx.batch_task.index or ctx.t) - 1)
   px[1], px[2] = ct, mt
   ctx.sample_tasks = core.cat(px, 1, self._bt)
 end
