@@ -45,17 +45,6 @@ typedef struct {
 
 static process *check_process(lua_State *L) { return luaL_checkudata(L, 1, PROCESS_MT); }
 
-/* Records how the child ended (waitpid's result r, status st). */
-static void reaped(process *p, pid_t r, int st) {
-  if (r == p->pid) {
-    p->done = 1;
-    p->status = st;
-  } else if (r < 0 && errno == ECHILD) { /* reaped elsewhere: nothing left to wait for */
-    p->done = 1;
-    p->status = -1;
-  }
-}
-
 /* Pushes how a finished child ended: "exit", code | "signal", number | "lost". */
 static int push_end(lua_State *L, const process *p) {
   if (p->status == -1) {
@@ -72,16 +61,31 @@ static int push_end(lua_State *L, const process *p) {
   return 2;
 }
 
+/* Reaps a child that has ended (waitpid with flags: 0 blocks, WNOHANG does
+** not); returns whether it has. */
+static int reap(process *p, int flags) {
+  pid_t r;
+  int st = 0;
+  if (p->pid <= 0 || p->done) return 1;
+  do r = waitpid(p->pid, &st, flags);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) return 0; /* still running */
+  if (r == p->pid) {
+    p->done = 1;
+    p->status = st;
+  } else if (r < 0 && errno == ECHILD) { /* reaped elsewhere: nothing left to wait for */
+    p->done = 1;
+    p->status = -1;
+  }
+  return p->done;
+}
+
 /* Kills a running child and reaps it (the shared release of __gc and __close). */
 static int p_release(lua_State *L) {
   process *p = check_process(L);
   if (p->pid > 0 && !p->done) {
-    pid_t r;
-    int st = 0;
     kill(p->pid, SIGKILL);
-    do r = waitpid(p->pid, &st, 0);
-    while (r < 0 && errno == EINTR);
-    reaped(p, r, st);
+    reap(p, 0);
   }
   return 0;
 }
@@ -89,16 +93,9 @@ static int p_release(lua_State *L) {
 /* p:poll(): nil while the child runs; then how it ended ("exit", code or "signal", n). */
 static int p_poll(lua_State *L) {
   process *p = check_process(L);
-  if (p->pid > 0 && !p->done) {
-    pid_t r;
-    int st = 0;
-    do r = waitpid(p->pid, &st, WNOHANG);
-    while (r < 0 && errno == EINTR);
-    if (r == 0) {
-      lua_pushnil(L);
-      return 1;
-    }
-    reaped(p, r, st);
+  if (!reap(p, WNOHANG)) {
+    lua_pushnil(L);
+    return 1;
   }
   return push_end(L, p);
 }
@@ -106,13 +103,7 @@ static int p_poll(lua_State *L) {
 /* p:wait(): blocks until the child ends; returns how it ended, as poll. */
 static int p_wait(lua_State *L) {
   process *p = check_process(L);
-  if (p->pid > 0 && !p->done) {
-    pid_t r;
-    int st = 0;
-    do r = waitpid(p->pid, &st, 0);
-    while (r < 0 && errno == EINTR);
-    reaped(p, r, st);
-  }
+  reap(p, 0);
   return push_end(L, p);
 }
 
