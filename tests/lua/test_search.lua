@@ -74,6 +74,9 @@ function TestSearch.test_grid_runs_every_point_and_ranks_every_run_best_first()
   lu.assertEquals(s.best, s.ranking[1])
   lu.assertEquals(s.metric, "avg_acc")
   lu.assertEquals(s.eval_on, "val")
+  lu.assertEquals(s.env, { ENGRAM_EVAL_ON = "val", ENGRAM_VALIDATION = "0.1", OPENBLAS_NUM_THREADS = "1" })
+  lu.assertEquals(s.points[1].args, { RECIPE, "--lambda", "1", "--hidden", "8", "--threads", "1", "--out",
+    dir .. "/point-001.json" })
   -- the printed table is summary.txt, best first
   lu.assertEquals(out, read_file(dir .. "/summary.txt"))
   local first = out:match("\n%s*1%s+(%d+)%s+(%a+)")

@@ -398,10 +398,8 @@ local function run_points(process, exe, c, points, err)
     argv[#argv + 1] = "--out"
     argv[#argv + 1] = point.results_path
     point.argv = argv
-    local env = { ENGRAM_EVAL_ON = "val", ENGRAM_VALIDATION = tostring(c.validation) }
-    if c.pass_threads then env.OPENBLAS_NUM_THREADS = tostring(c.threads) end
     point.started = clock() - t0
-    running[#running + 1] = { point = point, proc = process.spawn(argv, { output = point.log_path, env = env }) }
+    running[#running + 1] = { point = point, proc = process.spawn(argv, { output = point.log_path, env = c.env }) }
   end
   local function finish(point, how, code)
     point.finished = clock() - t0
@@ -523,7 +521,8 @@ local function summary_doc(c, points, rows, wall)
     schema = "engram.search/1", recipe = c.recipe, recipe_args = json.array(c.extra), metric = c.metric,
     higher_is_better = METRICS[c.metric] > 0, eval_on = "val", validation = c.validation,
     mode = c.random and "random" or "grid", seed = c.random and c.seed or nil, jobs = c.jobs,
-    threads = c.pass_threads and c.threads or nil, seconds = wall, created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    threads = c.pass_threads and c.threads or nil, env = json.object(c.env), seconds = wall,
+    created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     grid = json.array(), points = json.array(), ranking = json.array(),
   }
   for _, g in ipairs(c.grids) do
@@ -582,6 +581,8 @@ function cmd.main(args, io_)
   for _, a in ipairs(c.extra) do given_threads = given_threads or a == "--threads" or a:match("^%-%-threads=") end
   c.pass_threads = known.threads and not given_threads
   c.jobs = math.min(c.jobs or process.cpus(), #points)
+  c.env = { ENGRAM_EVAL_ON = "val", ENGRAM_VALIDATION = tostring(c.validation) } -- what every point adds
+  if c.pass_threads then c.env.OPENBLAS_NUM_THREADS = tostring(c.threads) end
   if c.dry then
     out:write(string.format("%d point%s of %s (checked with the recipe's own option parser):\n", #points,
       #points == 1 and "" or "s", c.recipe))
