@@ -132,7 +132,7 @@ check-asan: deps
 build-asan-tests: $(CTEST_BIN)
 
 lint:
-	luacheck -q lua recipes tests/lua bench
+	luacheck -q lua recipes tests/lua tests/recipes bench
 
 # ---- fuzzing the file readers (libFuzzer, Debian's clang) ----
 # make fuzz [FUZZ_RUNS=1000000]: IDX, CSV, safetensors (checkpoints) and

@@ -36,4 +36,7 @@ int cmd_run_command(lua_State *L, char **argv, int argc, int at, int *exit_code)
 /* repl.c: reads, runs and prints until end of input. */
 void cmd_repl(lua_State *L);
 
+/* process.c: luaopen_ of "engram.process" (child processes for `engram search`). */
+int cmd_open_process(lua_State *L);
+
 #endif

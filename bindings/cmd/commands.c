@@ -112,7 +112,8 @@ void cmd_print_help(lua_State *L) {
   printf("  help         this text\n"
          "The global 'engram' is require \"engram\" in scripts, -e chunks and the REPL.\n"
          "Environment: ENGRAM_HISTORY (REPL history file, default ~/.engram_history; empty: none),\n"
-         "  LUA_PATH, LUA_CPATH, OPENBLAS_CORETYPE, ENGRAM_NO_REEXEC=1 (keep OpenBLAS's own choice).\n");
+         "  LUA_PATH, LUA_CPATH, OPENBLAS_CORETYPE, ENGRAM_NO_REEXEC=1 (keep OpenBLAS's own choice),\n"
+         "  ENGRAM_EVAL_ON=val (score on validation splits, as engram search does; ENGRAM_VALIDATION share).\n");
   fflush(stdout);
 }
 

@@ -281,6 +281,11 @@ static int pmain(lua_State *L) {
   char **argv = c->argv;
   int script = c->argc, args;
   lua_settop(L, 0);
+  /* Only the command can start processes (engram search); not the module. */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, cmd_open_process);
+  lua_setfield(L, -2, "engram.process");
+  lua_pop(L, 1);
   args = collectargs(argv, &script);
   if (args & HAS_ERROR) {
     const char *bad = argv[script];

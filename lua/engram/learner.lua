@@ -22,7 +22,8 @@
 --   eval_on ["test"]       "val": fill the accuracy matrix (and FWT's untrained
 --                          row, the drift probe) from each task's validation
 --                          part instead of its test part, to choose settings
---                          without looking at the test sets (learner.select)
+--                          without looking at the test sets (learner.select);
+--                          ENGRAM_EVAL_ON=val (set by engram search) forces it
 --   reference [false]      also train a fresh copy of the initial model on each
 --                          task alone with the same budget (for NAR)
 --   drift_layer [auto]     module index of the hidden layer whose activations
@@ -125,6 +126,11 @@ local function options(opts, level)
   end
   if o.nonfinite ~= "stop" and o.nonfinite ~= "skip" then
     error("learner: nonfinite must be 'stop' or 'skip', got " .. tostring(o.nonfinite), level + 1)
+  end
+  -- `engram search` scores on validation parts only, whatever the recipe asked for
+  local env = os.getenv("ENGRAM_EVAL_ON")
+  if env == "val" then o.eval_on = "val" elseif env and env ~= "" and env ~= "test" then
+    error("learner: ENGRAM_EVAL_ON must be 'val' or 'test', got '" .. env .. "'", level + 1)
   end
   if o.eval_on ~= "test" and o.eval_on ~= "val" then
     error("learner: eval_on must be 'test' or 'val', got " .. tostring(o.eval_on), level + 1)
@@ -341,7 +347,7 @@ local function check_model(self, scenario)
       error("learner: heads = true needs a model with a MultiHead (model:set_head)", 3)
     end
   end
-  local x = task.test:chunks { batch = 2, flat = true }:next()
+  local x = (o.eval_on == "val" and task.val or task.test):chunks { batch = 2, flat = true }:next()
   local ok, out = pcall(model.forward, model, x)
   if not ok then error("learner: the model cannot take the scenario's inputs: " .. tostring(out), 3) end
   local width = out:dim() == 2 and out:size(2) or -1
@@ -697,7 +703,7 @@ local function reference_accuracy(self, init_model, scenario, j)
   ctx.optimizer = make_optimizer(model, o)
   ctx.phase, ctx.phase_index = DEFAULT_PHASE, 1
   train_task(ref, ctx, require("engram.progress").new { quiet = true }, DEFAULT_PHASE)
-  return ref:evaluate(scenario.tasks[j])
+  return ref:evaluate(scenario.tasks[j], o.eval_on == "val" and scenario.tasks[j].val or nil)
 end
 
 function Learner:_prepare_hooks()

@@ -378,6 +378,24 @@ function results.compare_table(docs)
       seconds(d.train_seconds), thousands(d.trainable_params),
     }
   end
+  return results.columns(rows, { true })
+end
+
+--- Rows of text cells as aligned columns two spaces apart (a new string, one
+-- line per row): column c left-aligned when left[c], right-aligned otherwise;
+-- widths count UTF-8 characters.
+function results.columns(rows, left)
+  if type(rows) ~= "table" then error("results.columns: expected an array of rows, got " .. type(rows), 2) end
+  left = left == nil and {} or left
+  if type(left) ~= "table" then error("results.columns: left must be a table, got " .. type(left), 2) end
+  for i, r in ipairs(rows) do
+    if type(r) ~= "table" then error(string.format("results.columns: row %d is a %s, not an array", i, type(r)), 2) end
+    for c, v in ipairs(r) do
+      if type(v) ~= "string" then
+        error(string.format("results.columns: row %d, column %d is a %s, not a string", i, c, type(v)), 2)
+      end
+    end
+  end
   local widths = {}
   for _, r in ipairs(rows) do
     for c, v in ipairs(r) do widths[c] = math.max(widths[c] or 0, utf8.len(v) or #v) end
@@ -387,7 +405,7 @@ function results.compare_table(docs)
     local cells = {}
     for c, v in ipairs(r) do
       local pad = (" "):rep(widths[c] - (utf8.len(v) or #v))
-      cells[c] = c == 1 and (v .. pad) or (pad .. v)
+      cells[c] = left[c] and (v .. pad) or (pad .. v)
     end
     lines[#lines + 1] = table.concat(cells, "  ")
   end

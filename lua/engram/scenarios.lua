@@ -71,6 +71,14 @@ local function share(who, name, v, level)
   return v
 end
 
+-- Under `engram search` (ENGRAM_EVAL_ON=val) a scenario whose recipe holds out
+-- no validation share gets one (ENGRAM_VALIDATION, default 0.1): the learner
+-- then scores on it, never on the test parts.
+local function search_validation(v)
+  if (v ~= nil and v ~= 0) or os.getenv("ENGRAM_EVAL_ON") ~= "val" then return v end
+  return tonumber(os.getenv("ENGRAM_VALIDATION")) or 0.1
+end
+
 local function is_dataset(v) return require("engram.data").is_dataset(v) end
 
 local function list_str(t)
@@ -124,7 +132,7 @@ end
 -- checks that no task is empty. raw[t] = {train=, test=, ...}.
 local function finish(who, name, kind, raw, opts, num_classes, mixable, level)
   local seed = opts.seed or 1
-  local v = share(who, "validation", opts.validation, level + 1)
+  local v = share(who, "validation", search_validation(opts.validation), level + 1)
   local blurry = share(who, "blurry", opts.blurry, level + 1)
   if opts.order ~= nil and opts.order ~= "iid" and opts.order ~= "class" then
     error(who .. ": order must be 'iid' or 'class', got " .. tostring(opts.order), level + 1)

@@ -28,6 +28,20 @@ function helpers.read_file(path)
   return s
 end
 
+--- Runs `[env] bin args` from the shell with stdin (a string, or nothing)
+-- and returns its stdout, stderr and exit status (128 + n for signal n).
+function helpers.run(bin, args, stdin, env)
+  local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
+  helpers.write_file(inp, stdin or "")
+  local cmd = string.format("%s%s %s <%s >%s 2>%s", env and (env .. " ") or "", helpers.q(bin), args or "",
+    helpers.q(inp), helpers.q(out), helpers.q(err))
+  local _, how, code = os.execute(cmd)
+  local o, e = helpers.read_file(out), helpers.read_file(err)
+  os.remove(out); os.remove(err); os.remove(inp)
+  if how == "signal" then code = 128 + code end
+  return o, e, code
+end
+
 --- A file-like object that keeps what is written in .text.
 function helpers.sink()
   local t = { text = "" }

@@ -12,17 +12,7 @@ local read_file = helpers.read_file
 
 -- Runs `[env] BIN args` with stdin (a string, or nothing) and returns its
 -- stdout, stderr and exit status.
-local function run(args, stdin, env)
-  local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
-  write_file(inp, stdin or "")
-  local cmd = string.format("%s%s %s <%s >%s 2>%s", env and (env .. " ") or "", q(BIN), args or "",
-    q(inp), q(out), q(err))
-  local _, how, code = os.execute(cmd)
-  local o, e = read_file(out), read_file(err)
-  os.remove(out); os.remove(err); os.remove(inp)
-  if how == "signal" then code = 128 + code end
-  return o, e, code
-end
+local function run(args, stdin, env) return helpers.run(BIN, args, stdin, env) end
 
 -- The REPL with the lines on a pipe (no terminal: no prompts, no readline).
 local function repl(lines)

@@ -190,3 +190,10 @@ function TestResults.test_sample_files_are_valid()
   lu.assertEquals(#one, 1)
   lu.assertEquals(one[1].scenario.kind, "domain-IL")
 end
+
+function TestResults.test_columns_aligns_left_and_right_by_utf8_width()
+  lu.assertEquals(results.columns({ { "run", "λ", "ACC" }, { "ewc-perm", "10", "9.5%" } }, { true, true }),
+    "run       λ    ACC\newc-perm  10  9.5%\n")
+  lu.assertErrorMsgContains("results.columns: row 2, column 1 is a number, not a string", results.columns,
+    { { "a" }, { 1 } })
+end
