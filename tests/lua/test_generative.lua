@@ -1,8 +1,10 @@
 -- Generative replay's generators: the VAE's whole loss (reconstruction,
 -- reparameterisation and KL) has the gradient central differences find,
 -- with the mutation tests (tests/lua/gradcheck.lua), Bernoulli and Gaussian,
--- plain and class-conditional; it learns (the loss falls) and samples; bad
--- options and sampling from an untrained generator are errors naming them.
+-- plain and class-conditional; it learns (the loss falls) and samples; the
+-- conditional GAN follows the label and its generator's moving average
+-- replays an old task; bad options and sampling from an untrained generator
+-- are errors naming them.
 local lu = require("luaunit")
 local engram = require("engram")
 local gc = require("gradcheck")
@@ -138,6 +140,72 @@ function TestGenerative.test_vae_bad_input_names_the_option()
     engram.tensor { 0, 3 })
 end
 
+-- Split Fashion-MNIST subset (T-shirts/trousers, then pullovers/dresses;
+-- 2,000 training and 500 test images per task): a conditional GAN trained
+-- 600 steps on task 1. Its samples are judged as the asked class by a
+-- classifier trained on the real images (the projection discriminator; with
+-- the label joined to D's input, 61% at 2,000 steps, chance 50%), and a
+-- classifier trained on real task-2 images plus generated task-1 images
+-- recognises the real task-1 images when the samples come from the moving
+-- average of the generator (measured: 78% with ema 0.99, 23% without: the
+-- raw generator's speckled samples are told apart from real images, and
+-- every real image is called a new class). About 3 s.
+function TestGenerative.test_conditional_gan_follows_the_label_and_its_average_replays_task_one()
+  local core = engram.core
+  local train, test = engram.data.fashion_mnist { normalize = false }
+  local sc = engram.scenarios.split(train, test, { tasks = 2, classes = { { 0, 1 }, { 2, 3 } }, samples = 2000,
+    test_samples = 500, seed = 1 })
+  local ce = engram.loss.CrossEntropy()
+  -- a classifier trained 300 steps on batch(i) -> x, y
+  local function classifier(batch)
+    local f = engram.nn.mlp { 784, 128, 10 }:build { seed = 2 }
+    local o = engram.optim.Adam(f, { lr = 1e-3 })
+    for i = 1, 300 do
+      local x, y = batch(i)
+      f:zero_grad()
+      local _, g = ce:forward_backward(f:forward(x), y)
+      f:backward(x, g, false)
+      o:step()
+    end
+    return f
+  end
+  local function accuracy(f, x, y)
+    local _, p = f:forward(x):max(2)
+    return (p:view(-1) - 1):eq(y:view(-1)):sum() / y:numel()
+  end
+  local function batches(ds)
+    local it = ds:batches { batch = 64, shuffle = true, flat = true, seed = 1 }
+    return function()
+      local x, y = it:next()
+      if x == nil then x, y = it:next() end
+      return x, y
+    end
+  end
+  local lab = core.zeros(64)
+  for i = 1, 64 do lab:set(i, (i - 1) % 2) end
+  local x1, y1 = sc.tasks[1].test:range(1, 500, nil, nil, true)
+  local old = {}
+  for _, ema in ipairs { 0, 0.99 } do
+    local g = engram.nn.gan { input = 784, classes = 10, hidden = { 64, 64 }, latent = 32, ema = ema }
+    g:fit(sc.tasks[1].train, { iterations = 600, batch = 64 })
+    if ema > 0 then
+      local judge = classifier(batches(sc.tasks[1].train))
+      lu.assertTrue(accuracy(judge, x1, y1) > 0.9)
+      local asked = accuracy(judge, (g:sample(64, lab)), lab)
+      lu.assertTrue(asked > 0.9, string.format("%.1f%% of the samples judged as the asked class", 100 * asked))
+    end
+    local next2 = batches(sc.tasks[2].train)
+    local f = classifier(function()
+      local x, y = next2()
+      return core.cat({ x, (g:sample(64, lab)) }, 1), core.cat({ y:view(-1), lab }, 1)
+    end)
+    old[ema] = accuracy(f, x1, y1)
+  end
+  lu.assertTrue(old[0.99] > 0.6 and old[0.99] > old[0] + 0.25,
+    string.format("task 1 recognised: %.1f%% from the average, %.1f%% from the generator", 100 * old[0.99],
+      100 * old[0]))
+end
+
 -- class-IL: 6 blobs in 3 tasks of 2 classes; scaled into [0, 1] for the GAN
 local function split_blobs(unit)
   local all = engram.data.blobs { n = 1200, classes = 6, dim = 8, std = 1.0, seed = 3 }
@@ -185,6 +253,7 @@ function TestGenerative.test_generative_replay_with_a_gan_reduces_forgetting_in_
   local doc = run(s, split_blobs(true))
   less_forgetting(doc, naive(true), "GAN replay", 0.3) -- ACC 0.30 -> 0.72
   lu.assertNotNil(s:state()["generator.discriminator.1.weight"])
+  lu.assertNotNil(s:state()["generator.generator_ema.1.weight"])
   lu.assertEquals(doc.strategies[1].options.generator, "gan")
 end
 
@@ -218,6 +287,15 @@ function TestGenerative.test_generative_replay_options_are_checked()
   lu.assertErrorMsgContains("generative_replay: unknown option 'distil'", S.generative_replay, { distil = true })
   lu.assertErrorMsgContains("gan: latent (the size of the noise) must be an integer > 0, got 0", engram.nn.gan,
     { input = 4, latent = 0 })
+  lu.assertErrorMsgContains("gan: ema (the generator's moving-average decay) must be a number in [0, 1), got 1",
+    engram.nn.gan, { input = 4, ema = 1 })
   local g = engram.nn.gan { input = 4 }
   lu.assertErrorMsgContains("gan:sample: the GAN is untrained", g.sample, g, 2)
+  local c = engram.nn.gan { input = 4, latent = 2, hidden = { 4 }, classes = 3 }
+  lu.assertErrorMsgContains("gan:train_mixed: a conditional GAN (classes = 3) needs a label per sample", c.train_batch,
+    c, engram.rand(2, 4))
+  lu.assertErrorMsgContains("gan:train_mixed: labels must be class ids in [0, 3), got 0..3", c.train_batch, c,
+    engram.rand(2, 4), engram.tensor { 0, 3 })
+  lu.assertErrorMsgContains("gan:copy_from: one GAN keeps a moving average", c.copy_from, c,
+    engram.nn.gan { input = 4, latent = 2, hidden = { 4 }, classes = 3, ema = 0 })
 end

@@ -58,17 +58,23 @@ end
 -- class's constructor from options; parts: the names of net's two modules).
 function generator.install(cls, who, new, parts)
   local WHO = who:upper()
-  -- x with the one-hot labels y joined (conditional), or x.
-  function cls:_with_label(x, y, method)
+  -- Checks y as n class ids of a conditional generator (the error at level).
+  function cls:_check_labels(n, y, method, level)
     local C = self.options.classes
-    if C == 0 then return x end
-    if not core.istensor(y) or y:numel() ~= x:size(1) then
-      error(string.format("%s:%s: a conditional %s (classes = %d) needs a label per sample", who, method, WHO, C), 3)
+    if not core.istensor(y) or y:numel() ~= n then
+      error(string.format("%s:%s: a conditional %s (classes = %d) needs a label per sample", who, method, WHO, C),
+        level)
     end
     local ymin, ymax = y:min(), y:max()
     if ymin < 0 or ymax >= C then
-      error(string.format("%s:%s: labels must be class ids in [0, %d), got %g..%g", who, method, C, ymin, ymax), 3)
+      error(string.format("%s:%s: labels must be class ids in [0, %d), got %g..%g", who, method, C, ymin, ymax), level)
     end
+  end
+
+  -- x with the one-hot labels y joined (conditional), or x.
+  function cls:_with_label(x, y, method)
+    if self.options.classes == 0 then return x end
+    self:_check_labels(x:size(1), y, method, 4)
     return core.cat({ x, self._eye:index(y:view(-1) + 1) }, 2)
   end
 

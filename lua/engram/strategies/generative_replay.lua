@@ -32,7 +32,7 @@
 --                        samples are drawn for classes of the previous tasks,
 --                        uniformly
 --   likelihood ["bernoulli"]  VAE only (inputs in [0,1]; "gaussian" otherwise)
---   gen_lr [nil]         the generator's learning rate (vae 1e-3, gan 2e-4)
+--   gen_lr [nil]         the generator's learning rate (vae 1e-3, gan 1e-3)
 --   batch [nil]          replayed samples per step (default: the batch size)
 --   gen_batch [nil]      the generator trains on this many of the current and
 --                        of the replayed samples each step (default: all); a
@@ -45,7 +45,7 @@
 -- to the step's, and the generator's step). ctx.logits is the replayed
 -- batch's output after this hook. Class- and domain-IL; per-task heads are
 -- refused. State: the generator's parameters ("generator.<name>", the VAE's
--- "encoder.*"/"decoder.*" or the GAN's "generator.*"/"discriminator.*").
+-- "encoder.*"/"decoder.*" or the GAN's "generator.*"/"discriminator.*"/"generator_ema.*").
 -- ctx.extra.generative_replay: the generator's description and its last loss.
 local core = require("engram.core")
 local loss = require("engram.loss")
