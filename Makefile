@@ -236,8 +236,8 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/engram $(DESTDIR)$(LUADIR)/engram $(DESTDIR)$(PREFIX)/share/engram
 	-rmdir $(DESTDIR)$(LIBDIR)/engram 2>/dev/null
 
-# ---- the embedding API (bindings/engram.h): example host, run by tests/run.sh ----
-EMBED_EX := $(BUILD)/examples/embed
+# ---- the embedding API (bindings/engram.h): example hosts, run by tests/run.sh ----
+EMBED_EX := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 all: $(EMBED_EX)
 $(BUILD)/bindings/embed.o: BASEFLAGS += -DEG_PREFIX='"$(PREFIX)"'
 # embed.o bakes PREFIX in (where an installed host finds the Lua library):
@@ -246,6 +246,11 @@ PREFIX_STAMP := $(BUILD)/.prefix$(subst /,_,$(PREFIX))
 $(PREFIX_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.prefix* && touch $@
 $(BUILD)/bindings/embed.o: $(PREFIX_STAMP)
-$(EMBED_EX): examples/embed.c bindings/engram.h $(BIND_OBJ) $(LIB_A)
+EMBED_LINK = $(BIND_OBJ) $(LIB_A) $(LUA_LIBS) $(CORE_LIBS) -ldl
+$(BUILD)/examples/%: examples/%.c bindings/engram.h $(BIND_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(LUA_INC) -Ibindings $(CFLAGS) $(LDFLAGS) -o $@ $< $(BIND_OBJ) $(LIB_A) $(LUA_LIBS) $(CORE_LIBS) -ldl
+	$(CC) $(BASEFLAGS) $(LUA_INC) -Ibindings $(CFLAGS) $(LDFLAGS) -o $@ $< $(EMBED_LINK)
+# The embedding API's tests: a host program like the examples (not core-only).
+$(BUILD)/tests/test_embed: tests/c/test_embed.c tests/c/check.h bindings/engram.h $(BIND_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(LUA_INC) -Ibindings -Itests/c $(CFLAGS) $(LDFLAGS) -o $@ $< $(EMBED_LINK)

@@ -1,11 +1,17 @@
 /*
 ** embed.c — the embedding API (engram.h): a Lua state with engram preloaded,
 ** running chunks and files under a traceback handler, the last error kept on
-** the handle. The `engram` command is built on it.
+** the handle; the options: a memory cap (a counting Lua allocator and the
+** core's allocation budget), instruction and time limits (a count hook), and
+** the sandbox (embed_sandbox.c). Tensors in and out: embed_io.c. The
+** `engram` command is built on it.
 */
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -21,12 +27,6 @@
 
 EG_API int luaopen_engram_core(lua_State *L);
 
-struct engram_state {
-  lua_State *L;
-  char *err;  /* last failure message, eg_malloc'ed */
-  int err_lost; /* a failure whose message could not be copied */
-};
-
 int engram_version(void) { return EG_VERSION_NUM; }
 
 const char *engram_errstr(int status) {
@@ -37,26 +37,46 @@ const char *engram_errstr(int status) {
     case ENGRAM_ENOMEM: return "out of memory";
     case ENGRAM_EFILE: return "cannot open or read file";
     case ENGRAM_EMISUSE: return "bad handle or argument";
+    case ENGRAM_ELIMIT: return "instruction or time limit reached";
     default: return "unknown status";
   }
 }
 
+char *eg_embed_dup(const char *prefix, const char *s, size_t n) {
+  eg_budget *b = eg_budget_use(NULL);
+  size_t k = strlen(prefix);
+  char *copy = n < SIZE_MAX - k ? eg_malloc(k + n + 1) : NULL;
+  eg_budget_use(b);
+  if (copy) {
+    memcpy(copy, prefix, k);
+    memcpy(copy + k, s, n);
+    copy[k + n] = '\0';
+  }
+  return copy;
+}
+
+void eg_embed_free(void *p) {
+  eg_budget *b = eg_budget_use(NULL);
+  eg_free(p);
+  eg_budget_use(b);
+}
+
 /* Keeps a copy of msg on E; when even the copy cannot be allocated the
 ** message falls back to a static one rather than failing again. */
-static int set_error(engram_state *E, int status, const char *msg) {
-  size_t n = strlen(msg) + 1;
-  char *copy = eg_malloc(n);
-  eg_free(E->err);
+int eg_embed_error(engram_state *E, int status, const char *msg) {
+  char *copy = eg_embed_dup("", msg, strlen(msg));
+  eg_embed_free(E->err);
   E->err = copy;
   E->err_lost = copy == NULL;
-  if (copy) memcpy(copy, msg, n);
   return status;
 }
 
-/* Records the error object on top of L (and pops it). */
-static int take_error(engram_state *E, int status) {
-  const char *msg = lua_tostring(E->L, -1);
-  set_error(E, status, msg ? msg : "(error object is not a string)");
+static int from_lua_status(int st);
+
+int eg_embed_take_error(engram_state *E, int st) {
+  const char *msg = lua_type(E->L, -1) == LUA_TSTRING ? lua_tostring(E->L, -1) : NULL;
+  int status = from_lua_status(st);
+  eg_embed_error(E, status, msg ? msg : "(error object is not a string)");
   lua_pop(E->L, 1);
   return status;
 }
@@ -225,8 +245,10 @@ static void text_only(lua_State *L) {
   lua_pop(L, 2);
 }
 
-/* Runs in protected mode: standard libraries, the preloaded C module, the path. */
+/* Runs in protected mode (the sandbox or NULL as a light userdata):
+** standard libraries, the preloaded C module, the path, the sandbox. */
 static int open_libs(lua_State *L) {
+  eg_sandbox *sb = lua_touserdata(L, 1);
   luaL_openlibs(L);
   text_only(L);
   /* Preloading, as linit.c does for the standard libraries, makes
@@ -235,7 +257,18 @@ static int open_libs(lua_State *L) {
   lua_pushcfunction(L, luaopen_engram_core);
   lua_setfield(L, -2, "engram.core");
   lua_pop(L, 1);
-  set_path(L);
+  if (sb == NULL) {
+    set_path(L);
+    return 0;
+  }
+  /* The sandbox reads no environment: engram's own directories only. */
+  lua_getglobal(L, "package");
+  push_engram_path(L);
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, eg_sandbox_apply);
+  lua_pushlightuserdata(L, sb);
+  lua_call(L, 1, 0);
   return 0;
 }
 
@@ -247,57 +280,188 @@ static int bind_engram_global(lua_State *L) {
   return 0;
 }
 
-int engram_open(engram_state **out) {
+/* ---- the memory cap and the limits ---- */
+
+/* The Lua state's allocator: charges E's budget, so memory_limit covers Lua's
+** own memory; a refusal is Lua's "not enough memory" (after its emergency
+** collection). */
+static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  engram_state *E = ud;
+  void *p;
+  if (ptr == NULL) osize = 0; /* then osize is a type tag */
+  if (nsize == 0) {
+    free(ptr);
+    eg_budget_give(&E->budget, osize);
+    return NULL;
+  }
+  if (nsize > osize && !eg_budget_take(&E->budget, nsize - osize)) return NULL;
+  p = realloc(ptr, nsize);
+  if (p == NULL) {
+    if (nsize > osize) eg_budget_give(&E->budget, nsize - osize);
+    return NULL;
+  }
+  if (nsize < osize) eg_budget_give(&E->budget, osize - nsize);
+  return p;
+}
+
+#define HOOK_EVERY 1000 /* instructions between two looks at the limits */
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The count hook. Once a limit is passed, every instruction raises the error
+** again (count 1), so a pcall in the script cannot swallow it and go on. */
+static void limit_hook(lua_State *L, lua_Debug *ar) {
+  void *ud;
   engram_state *E;
+  (void)ar;
+  lua_getallocf(L, &ud);
+  E = ud;
+  E->instr += (uint64_t)lua_gethookcount(L);
+  if (!E->limit_hit) {
+    if (E->instr_limit && E->instr >= E->instr_limit) E->limit_hit = 1;
+    if (E->time_limit > 0 && now() >= E->deadline) E->limit_hit = 2;
+    if (!E->limit_hit) return;
+  }
+  lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+  if (E->limit_hit == 1) luaL_error(L, "instruction limit of %I reached", (lua_Integer)E->instr_limit);
+  luaL_error(L, "time limit of %f s reached", (LUAI_UACNUMBER)E->time_limit);
+}
+
+static void set_hook(engram_state *E) {
+  int every = HOOK_EVERY;
+  if (E->instr_limit == 0 && E->time_limit <= 0) return;
+  if (E->instr_limit && E->instr_limit < (uint64_t)every) every = (int)E->instr_limit;
+  lua_sethook(E->L, limit_hook, LUA_MASKCOUNT, every);
+}
+
+void eg_embed_enter(engram_state *E) {
+  if (E->depth++ > 0) return;
+  E->outer = eg_budget_use(&E->budget);
+  E->budget.refused = 0;
+  E->instr = 0;
+  E->limit_hit = 0;
+  if (E->time_limit > 0) E->deadline = now() + E->time_limit;
+  set_hook(E);
+}
+
+int eg_embed_leave(engram_state *E, int st) {
+  if (st == ENGRAM_ERUN && E->limit_hit) st = ENGRAM_ELIMIT;
+  /* An engram function that ran out of budget raised an ordinary error. */
+  if (st == ENGRAM_ERUN && E->budget.refused && E->err && strstr(E->err, "out of memory")) st = ENGRAM_ENOMEM;
+  if (st == ENGRAM_ENOMEM && E->budget.refused && E->budget.limit && E->err) {
+    char note[80], *msg;
+    snprintf(note, sizeof note, "\n(the engine's memory_limit is %.1f MiB)", (double)E->budget.limit / 1048576.0);
+    msg = eg_embed_dup(E->err, note, strlen(note));
+    if (msg) {
+      eg_embed_free(E->err);
+      E->err = msg;
+    }
+  }
+  if (--E->depth == 0) eg_budget_use(E->outer);
+  return st;
+}
+
+void engram_options_init(engram_options *opts) {
+  if (opts == NULL) return;
+  memset(opts, 0, sizeof *opts);
+  opts->size = sizeof *opts;
+}
+
+int engram_open(engram_state **out) { return engram_open_with(out, NULL); }
+
+int engram_open_with(engram_state **out, const engram_options *opts) {
+  engram_options o;
+  engram_state *E;
+  char why[512];
   int st;
   if (out == NULL) return ENGRAM_EMISUSE;
   *out = NULL;
   E = eg_calloc(1, sizeof *E);
   if (E == NULL) return ENGRAM_ENOMEM;
   *out = E;
+  engram_options_init(&o);
+  if (opts) {
+    /* A host built against an older, shorter struct leaves the new fields at their defaults. */
+    if (opts->size < offsetof(engram_options, sandbox) + sizeof opts->sandbox || opts->size > sizeof o)
+      return eg_embed_error(E, ENGRAM_EMISUSE, "engram_open_with: options not made by engram_options_init");
+    memcpy(&o, opts, opts->size);
+  }
+  if (!(o.time_limit >= 0) || o.time_limit > 1e9)
+    return eg_embed_error(E, ENGRAM_EMISUSE, "engram_open_with: time_limit must be between 0 and 1e9 seconds");
+  if (o.sandbox) {
+    st = eg_sandbox_new(&E->sb, o.dirs, o.read_dirs, why, sizeof why);
+    if (st != ENGRAM_OK) return eg_embed_error(E, st, why);
+  }
+  E->budget.limit = o.memory_limit;
+  /* luaL_newstate for its panic and warning functions, then the counting
+  ** allocator (both realloc/free underneath), charged for what exists. */
   E->L = luaL_newstate();
-  if (E->L == NULL) return set_error(E, ENGRAM_ENOMEM, "cannot create the Lua state: not enough memory");
+  if (E->L == NULL) return eg_embed_error(E, ENGRAM_ENOMEM, "cannot create the Lua state: not enough memory");
+  lua_setallocf(E->L, budget_alloc, E);
+  if (!eg_budget_take(&E->budget, (size_t)lua_gc(E->L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(E->L, LUA_GCCOUNTB, 0)))
+    return eg_embed_error(E, ENGRAM_ENOMEM, "engram_open_with: memory_limit is too small for a Lua state");
+  eg_embed_enter(E);
   lua_pushcfunction(E->L, open_libs);
-  st = lua_pcall(E->L, 0, 0, 0);
-  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  lua_pushlightuserdata(E->L, E->sb);
+  st = lua_pcall(E->L, 1, 0, 0);
+  if (st != LUA_OK) return eg_embed_leave(E, eg_embed_take_error(E, st));
   /* Not fatal: a host may use the state without the Lua library installed.
   ** The reason stays readable through engram_errmsg(). */
   lua_pushcfunction(E->L, eg_embed_msghandler);
   lua_pushcfunction(E->L, bind_engram_global);
   st = lua_pcall(E->L, 0, 0, -2);
-  if (st != LUA_OK) take_error(E, from_lua_status(st));
+  if (st != LUA_OK) eg_embed_take_error(E, st);
   lua_pop(E->L, 1);
+  eg_embed_leave(E, ENGRAM_OK);
+  /* From here on: loading engram's library is not the script's budget. */
+  E->instr_limit = o.instruction_limit;
+  E->time_limit = o.time_limit;
   return ENGRAM_OK;
 }
 
 void engram_close(engram_state *E) {
   if (E == NULL) return;
-  if (E->L) lua_close(E->L);
-  eg_free(E->err);
+  if (E->L) {
+    eg_embed_enter(E); /* the collector gives tensors back to the budget */
+    lua_close(E->L);
+    E->L = NULL;
+    eg_budget_use(E->outer);
+  }
+  eg_sandbox_free(E->sb);
+  eg_embed_free(E->text);
+  eg_embed_free(E->err);
   eg_free(E);
 }
 
-/* Calls the function below narg arguments on the top under the traceback
-** handler; leaves nothing on the stack. */
-static int run(engram_state *E, int narg) {
+size_t engram_memory_used(engram_state *E, size_t *peak) {
+  if (peak) *peak = E ? E->budget.peak : 0;
+  return E ? E->budget.used : 0;
+}
+
+int eg_embed_call(engram_state *E, int narg, int nres) {
   lua_State *L = E->L;
   int base = lua_gettop(L) - narg;
   int st;
   lua_pushcfunction(L, eg_embed_msghandler);
   lua_insert(L, base);
-  st = lua_pcall(L, narg, 0, base);
+  st = lua_pcall(L, narg, nres, base);
   lua_remove(L, base);
-  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  if (st != LUA_OK) return eg_embed_take_error(E, st);
   return ENGRAM_OK;
 }
 
 int engram_dostring(engram_state *E, const char *chunk) {
   int st;
   if (E == NULL || E->L == NULL) return ENGRAM_EMISUSE;
-  if (chunk == NULL) return set_error(E, ENGRAM_EMISUSE, "engram_dostring: chunk is NULL");
+  if (chunk == NULL) return eg_embed_error(E, ENGRAM_EMISUSE, "engram_dostring: chunk is NULL");
+  eg_embed_enter(E);
   st = luaL_loadbufferx(E->L, chunk, strlen(chunk), "=(engram_dostring)", "t");
-  if (st != LUA_OK) return take_error(E, from_lua_status(st));
-  return run(E, 0);
+  if (st != LUA_OK) return eg_embed_leave(E, eg_embed_take_error(E, st));
+  return eg_embed_leave(E, eg_embed_call(E, 0, 0));
 }
 
 struct file_args {
@@ -323,17 +487,13 @@ static int push_file_args(lua_State *L) {
   return a->argc;
 }
 
-int engram_dofile(engram_state *E, const char *path, int argc, char **argv) {
+static int dofile(engram_state *E, const char *path, int argc, char **argv) {
   struct file_args a;
-  lua_State *L;
+  lua_State *L = E->L;
   int st;
-  if (E == NULL || E->L == NULL) return ENGRAM_EMISUSE;
-  if (argc < 0 || (argc > 0 && argv == NULL))
-    return set_error(E, ENGRAM_EMISUSE, "engram_dofile: argc/argv do not agree");
-  L = E->L;
-  if (!lua_checkstack(L, argc + 4)) return set_error(E, ENGRAM_ENOMEM, "engram_dofile: too many arguments");
+  if (!lua_checkstack(L, argc + 4)) return eg_embed_error(E, ENGRAM_ENOMEM, "engram_dofile: too many arguments");
   st = luaL_loadfilex(L, path, "t");
-  if (st != LUA_OK) return take_error(E, from_lua_status(st));
+  if (st != LUA_OK) return eg_embed_take_error(E, st);
   a.path = path;
   a.argc = argc;
   a.argv = argv;
@@ -344,9 +504,19 @@ int engram_dofile(engram_state *E, const char *path, int argc, char **argv) {
   st = lua_pcall(L, 1, LUA_MULTRET, 0);
   if (st != LUA_OK) {
     lua_remove(L, -2); /* the chunk */
-    return take_error(E, from_lua_status(st));
+    return eg_embed_take_error(E, st);
   }
-  return run(E, argc);
+  return eg_embed_call(E, argc, 0);
+}
+
+/* The host names the file: in the sandbox too it need not lie in the
+** directories (the script's own file accesses are what the sandbox limits). */
+int engram_dofile(engram_state *E, const char *path, int argc, char **argv) {
+  if (E == NULL || E->L == NULL) return ENGRAM_EMISUSE;
+  if (argc < 0 || (argc > 0 && argv == NULL))
+    return eg_embed_error(E, ENGRAM_EMISUSE, "engram_dofile: argc/argv do not agree");
+  eg_embed_enter(E);
+  return eg_embed_leave(E, dofile(E, path, argc, argv));
 }
 
 const char *engram_errmsg(engram_state *E) {

@@ -139,7 +139,7 @@ static void push_xy(lua_State *L, int ax, eg_tensor **x, eg_tensor **y) {
 
 /* idx(images_path, labels_path) */
 static int l_idx(lua_State *L) {
-  const char *im = luaL_checkstring(L, 1), *lb = luaL_checkstring(L, 2);
+  const char *im = eg_lua_path(L, 1, 0, "idx"), *lb = eg_lua_path(L, 2, 0, "idx");
   ldataset *d = push_ds(L);
   eg_lua_try(L, eg_dataset_from_idx(&d->ds, im, lb), "idx");
   account_ds(L, d->ds);
@@ -148,10 +148,17 @@ static int l_idx(lua_State *L) {
 
 /* fashion_mnist([dir]) -> train, test */
 static int l_fashion_mnist(lua_State *L) {
-  const char *dir = luaL_optstring(L, 1, NULL);
+  const char *dir = luaL_optstring(L, 1, NULL), *files[4];
+  char p[4][EG_FMNIST_PATH];
+  eg_lua_try(L, eg_fashion_mnist_files(dir, p), "fashion_mnist");
+  lua_settop(L, 0);
+  for (int k = 0; k < 4; k++) {
+    lua_pushstring(L, p[k]);
+    files[k] = eg_lua_path(L, k + 1, 0, "fashion_mnist");
+  }
   ldataset *a = push_ds(L), *b = push_ds(L);
   eg_dataset *tr, *te;
-  eg_lua_try(L, eg_dataset_fashion_mnist(dir, &tr, &te), "fashion_mnist");
+  eg_lua_try(L, eg_dataset_fashion_mnist_from(files, &tr, &te), "fashion_mnist");
   a->ds = tr;
   b->ds = te;
   account_ds(L, tr);
@@ -162,7 +169,7 @@ static int l_fashion_mnist(lua_State *L) {
 /* csv(path, header, label, sep): label is a 1-based column (negative from
 ** the end), a column name, or false for no labels. */
 static int l_csv(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = eg_lua_path(L, 1, 0, "csv");
   eg_csv_opts o = {0};
   o.header = lua_toboolean(L, 2);
   if (lua_type(L, 3) == LUA_TSTRING) {

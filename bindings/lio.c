@@ -16,16 +16,21 @@
 /* write_file_atomic(path, text) */
 static int l_write_file_atomic(lua_State *L) {
   size_t n;
-  const char *path = luaL_checkstring(L, 1), *text = luaL_checklstring(L, 2, &n);
+  const char *path = eg_lua_path(L, 1, 1, "write_file_atomic"), *text = luaL_checklstring(L, 2, &n);
   eg_lua_try(L, eg_write_file_atomic(path, text, n), "write_file_atomic");
   return 0;
 }
 
 /* check_writable(path [, probe bytes = 65536]) -> true, or nil, message */
 static int l_check_writable(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
   lua_Integer probe = luaL_optinteger(L, 2, 65536);
   luaL_argcheck(L, probe >= 0, 2, "probe size must be >= 0");
+  const char *path = eg_lua_trypath(L, 1, 1, "check_writable");
+  if (path == NULL) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
   if (eg_check_writable(path, (size_t)probe) != EG_OK) {
     lua_pushnil(L);
     lua_pushstring(L, eg_errmsg());
@@ -46,7 +51,7 @@ static int stfile_gc(lua_State *L) {
 
 /* st_load(path) -> tensors {name = tensor}, names {in file order}, metadata {key = value} */
 static int l_st_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = eg_lua_path(L, 1, 0, "safetensors_load");
   eg_st_file **h = lua_newuserdatauv(L, sizeof *h, 0);
   *h = NULL;
   luaL_setmetatable(L, EG_STFILE_MT);
@@ -75,7 +80,7 @@ static int l_st_load(lua_State *L) {
 
 /* st_save(path, names {..}, tensors {..} [, metadata {key = value}]) */
 static int l_st_save(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = eg_lua_path(L, 1, 1, "safetensors_save");
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
@@ -158,7 +163,7 @@ static int l_png_encode(lua_State *L) {
 
 /* png_write(path, img [H, W]) */
 static int l_png_write(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = eg_lua_path(L, 1, 1, "png");
   eg_lua_try(L, eg_png_write(path, eg_lua_checktensor(L, 2)), "png");
   return 0;
 }

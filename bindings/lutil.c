@@ -105,9 +105,24 @@ int eg_lua_index_to_c(lua_State *L, eg_tensor *dst, const eg_tensor *src, const 
   return 0;
 }
 
+/* Out of memory may only mean that dead tensors are not collected yet (under
+** the embedding API's memory cap, soon): one full collection, then the same
+** allocation once more. */
+static int collect_if_enomem(lua_State *L, int status) {
+  if (status != EG_ENOMEM) return 0;
+  lua_gc(L, LUA_GCCOLLECT);
+  return 1;
+}
+
+static int resize(eg_tensor *t, int ndim, const int64_t *shape, int borrowed) {
+  return borrowed ? eg_tensor_resize_buffer(t, ndim, shape) : eg_tensor_resize(t, ndim, shape);
+}
+
 void eg_lua_resize(lua_State *L, eg_tensor *t, int ndim, const int64_t *shape, int borrowed, const char *op) {
   const eg_storage *before = t->storage;
-  eg_lua_try(L, borrowed ? eg_tensor_resize_buffer(t, ndim, shape) : eg_tensor_resize(t, ndim, shape), op);
+  int st = resize(t, ndim, shape, borrowed);
+  if (collect_if_enomem(L, st)) st = resize(t, ndim, shape, borrowed);
+  eg_lua_try(L, st, op);
   if (t->storage != before) eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
 }
 
@@ -186,7 +201,9 @@ int eg_lua_checkshape(lua_State *L, int first, int64_t *shape, const char *op) {
 
 eg_tensor *eg_lua_pushnew(lua_State *L, int ndim, const int64_t *shape, const char *op) {
   eg_tensor *t = eg_lua_newtensor(L);
-  eg_lua_try(L, eg_tensor_new(t, ndim, shape), op);
+  int st = eg_tensor_new(t, ndim, shape);
+  if (collect_if_enomem(L, st)) st = eg_tensor_new(t, ndim, shape);
+  eg_lua_try(L, st, op);
   eg_lua_account(L, (size_t)eg_numel(t) * sizeof(float));
   return t;
 }

@@ -71,6 +71,15 @@ EG_HIDDEN eg_tensor *eg_lua_pushnew(lua_State *L, int ndim, const int64_t *shape
 EG_HIDDEN int eg_lua_index_to_c(lua_State *L, eg_tensor *dst, const eg_tensor *src, const char *op);
 EG_HIDDEN void eg_lua_index_to_lua(lua_State *L, eg_tensor *t, const char *op);
 
+/* The file name at arg, for op to open (write: to create or replace). Outside
+** the embedding API's sandbox, luaL_checkstring; in it, the name is resolved
+** and checked against the sandbox's directories (embed_sandbox.c): arg is
+** replaced by the resolved name, which is returned, or "op: path: not allowed
+** in the sandbox (...)" is raised. */
+EG_HIDDEN const char *eg_lua_path(lua_State *L, int arg, int write, const char *op);
+/* The same, returning NULL with that message pushed instead of raising it. */
+EG_HIDDEN const char *eg_lua_trypath(lua_State *L, int arg, int write, const char *op);
+
 /* Each binding source registers its part of the module table on the top of the stack. */
 EG_HIDDEN void eg_lua_open_tensor(lua_State *L);
 EG_HIDDEN void eg_lua_open_rng(lua_State *L);

@@ -89,6 +89,13 @@ EG_API int eg_dataset_from_idx(eg_dataset **out, const char *images_path, const 
 ** with or without .gz. A missing file is EG_EIO with a message that says to
 ** install the package. Both handles are the caller's. */
 EG_API int eg_dataset_fashion_mnist(const char *dir, eg_dataset **train, eg_dataset **test);
+/* The same in two steps, for a caller that checks the file names before they
+** are opened (the embedding API's sandbox): the four files found from dir (as
+** above; train images, train labels, test images, test labels), then the
+** datasets read from them. */
+#define EG_FMNIST_PATH 4200
+EG_API int eg_fashion_mnist_files(const char *dir, char files[4][EG_FMNIST_PATH]);
+EG_API int eg_dataset_fashion_mnist_from(const char *const files[4], eg_dataset **train, eg_dataset **test);
 
 /* ---- CSV files of numbers ---- */
 typedef struct eg_csv_opts {

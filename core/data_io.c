@@ -259,9 +259,8 @@ static int find_file(char *path, size_t n, const char *dir, const char *name) {
   return 0;
 }
 
-int eg_dataset_fashion_mnist(const char *dir, eg_dataset **train, eg_dataset **test) {
-  *train = *test = NULL;
-  char root[4096], p[4][4200];
+int eg_fashion_mnist_files(const char *dir, char files[4][EG_FMNIST_PATH]) {
+  char root[4096];
   if (dir) {
     snprintf(root, sizeof root, "%s", dir);
   } else if (getenv("ENGRAM_DATA") && *getenv("ENGRAM_DATA")) {
@@ -274,19 +273,32 @@ int eg_dataset_fashion_mnist(const char *dir, eg_dataset **train, eg_dataset **t
   static const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                                  "t10k-labels-idx1-ubyte"};
   for (int k = 0; k < 4; k++)
-    if (!find_file(p[k], sizeof p[k], root, names[k]))
+    if (!find_file(files[k], EG_FMNIST_PATH, root, names[k]))
       return eg_seterr(EG_EIO,
                        "fashion_mnist: %s not found; install the Debian package with "
                        "`apt-get install dataset-fashion-mnist`, or give the directory that holds the files "
                        "(path argument or ENGRAM_DATA)",
-                       p[k]);
-  int st = eg_dataset_from_idx(train, p[0], p[1]);
-  if (!st) st = eg_dataset_from_idx(test, p[2], p[3]);
+                       files[k]);
+  return EG_OK;
+}
+
+int eg_dataset_fashion_mnist_from(const char *const files[4], eg_dataset **train, eg_dataset **test) {
+  *train = *test = NULL;
+  int st = eg_dataset_from_idx(train, files[0], files[1]);
+  if (!st) st = eg_dataset_from_idx(test, files[2], files[3]);
   if (st) {
     eg_dataset_release(*train);
     *train = NULL;
   }
   return st;
+}
+
+int eg_dataset_fashion_mnist(const char *dir, eg_dataset **train, eg_dataset **test) {
+  char p[4][EG_FMNIST_PATH];
+  const char *files[4] = {p[0], p[1], p[2], p[3]};
+  *train = *test = NULL;
+  int st = eg_fashion_mnist_files(dir, p);
+  return st ? st : eg_dataset_fashion_mnist_from(files, train, test);
 }
 
 /* ------------------------------------------------------------------- CSV */

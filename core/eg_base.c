@@ -1,8 +1,10 @@
 /*
-** eg_base.c — status strings, the thread-local error message, counted allocation.
+** eg_base.c — status strings, the thread-local error message, counted
+** allocation and the thread's allocation budget.
 */
 #include "base_impl.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,25 +43,70 @@ void eg_clearerr(void) { errbuf[0] = '\0'; }
 
 static void counted(void) { __atomic_fetch_add(&alloc_count, 1, __ATOMIC_RELAXED); }
 
-void *eg_malloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (p) counted();
+/* The calling thread's budget (see eg_base.h); NULL almost always. Blocks are
+** charged by malloc_usable_size, so eg_free needs no size and no header. */
+static _Thread_local eg_budget *budget;
+
+eg_budget *eg_budget_use(eg_budget *b) {
+  eg_budget *old = budget;
+  budget = b;
+  return old;
+}
+
+/* Would n more bytes fit in b? (sets refused when not) */
+static int admits(eg_budget *b, size_t n) {
+  if (b->limit && (b->used >= b->limit || n > b->limit - b->used)) {
+    b->refused = 1;
+    return 0;
+  }
+  return 1;
+}
+
+static void charge(eg_budget *b, size_t n) {
+  b->used += n;
+  if (b->used > b->peak) b->peak = b->used;
+}
+
+int eg_budget_take(eg_budget *b, size_t n) {
+  if (!admits(b, n)) return 0;
+  charge(b, n);
+  return 1;
+}
+
+void eg_budget_give(eg_budget *b, size_t n) { b->used -= n < b->used ? n : b->used; }
+
+/* The request is checked against the limit first; the usable size charged
+** after it may pass the limit by a few bytes. */
+static void *charged(void *p) {
+  if (p) {
+    counted();
+    if (budget) charge(budget, malloc_usable_size(p));
+  }
   return p;
+}
+
+void *eg_malloc(size_t n) {
+  if (budget && !admits(budget, n)) return NULL;
+  return charged(malloc(n ? n : 1));
 }
 
 void *eg_calloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (p) counted();
-  return p;
+  if (budget && !admits(budget, size && n > SIZE_MAX / size ? SIZE_MAX : n * size)) return NULL;
+  return charged(calloc(n ? n : 1, size ? size : 1));
 }
 
 void *eg_realloc(void *p, size_t n) {
+  size_t old = p && budget ? malloc_usable_size(p) : 0;
+  if (budget && n > old && !admits(budget, n - old)) return NULL;
   void *q = realloc(p, n ? n : 1);
-  if (q) counted();
-  return q;
+  if (q && budget) eg_budget_give(budget, old);
+  return charged(q);
 }
 
-void eg_free(void *p) { free(p); }
+void eg_free(void *p) {
+  if (p && budget) eg_budget_give(budget, malloc_usable_size(p));
+  free(p);
+}
 
 uint64_t eg_alloc_count(void) { return __atomic_load_n(&alloc_count, __ATOMIC_RELAXED); }
 

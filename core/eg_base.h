@@ -69,6 +69,28 @@ EG_API void eg_free(void *p);
 /* Number of successful eg_malloc/eg_calloc/eg_realloc calls so far (all threads). */
 EG_API uint64_t eg_alloc_count(void);
 
+/* ---- allocation budgets (the embedding API's memory cap) ----
+** While a budget is in use on a thread, every eg_malloc/eg_calloc/eg_realloc
+** on that thread is charged to it (the block's usable size), eg_free gives
+** the bytes back, and an allocation that would take `used` past `limit`
+** fails as if memory had run out (NULL, then EG_ENOMEM), setting `refused`.
+** Memory freed under a budget that it was not charged to is forgotten
+** (`used` never goes below 0). One budget may also be charged directly, by
+** another allocator (the Lua state's) through eg_budget_take/_give. */
+typedef struct eg_budget {
+  size_t limit; /* bytes; 0: no limit, only counting */
+  size_t used;  /* bytes currently charged */
+  size_t peak;  /* the largest `used` seen */
+  int refused;  /* set when an allocation was refused; the owner clears it */
+} eg_budget;
+/* Makes b (NULL: none) the calling thread's budget; returns the previous one. */
+EG_API eg_budget *eg_budget_use(eg_budget *b);
+/* Charges n bytes to b: 1, or 0 (and refused set, nothing charged) when that
+** would pass the limit. */
+EG_API int eg_budget_take(eg_budget *b, size_t n);
+/* Gives n bytes back to b. */
+EG_API void eg_budget_give(eg_budget *b, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,7 +28,7 @@ for t in "$BUILD"/tests/test_*; do
     echo "$(basename "$t"): crashed (exit $rc)"; crashed=$((crashed + 1)); fail=$((fail + 1))
   fi
 done
-for t in "$BUILD"/examples/embed; do # the embedding API's example host
+for t in "$BUILD"/examples/*; do # the embedding API's example hosts
   [ -x "$t" ] || continue
   "$t" >"$log" 2>&1; rc=$?
   cat "$log"
