@@ -75,10 +75,20 @@ local function reference_run()
   return reference[1], reference[2]
 end
 
+-- Resumes the recipe in d to its end (extra: more options) and checks that
+-- its results and final parameters are the uninterrupted run's; removes d.
+local function finishes_like_the_reference(d, extra)
+  local want_doc, want_params = reference_run()
+  lu.assertEquals(recipe(d, "--resume ck" .. (extra or "")), 0, helpers.read_file(d .. "/run.log"))
+  local doc, params = outcome(d)
+  lu.assertEquals(doc, want_doc)
+  lu.assertTrue(params == want_params, "the final parameters are bit-identical")
+  os.execute("rm -rf " .. q(d))
+end
+
 TestCheckpoint = {}
 
 function TestCheckpoint.test_a_run_killed_at_several_points_and_resumed_is_bit_identical()
-  local want_doc, want_params = reference_run()
   for _, kills in ipairs { { 1 }, { 2, 5 } } do
     local d = tmpdir()
     for i, n in ipairs(kills) do
@@ -87,30 +97,20 @@ function TestCheckpoint.test_a_run_killed_at_several_points_and_resumed_is_bit_i
       lu.assertFalse(exists(d .. "/out.json"))
       os.remove(d .. "/events.jsonl")
     end
-    lu.assertEquals(recipe(d, "--resume ck"), 0, helpers.read_file(d .. "/run.log"))
-    local doc, params = outcome(d)
-    lu.assertEquals(doc, want_doc)
-    lu.assertTrue(params == want_params, "the final parameters are bit-identical")
-    os.execute("rm -rf " .. q(d))
+    finishes_like_the_reference(d)
   end
 end
 
 function TestCheckpoint.test_ctrl_c_names_the_checkpoint_and_the_run_resumes_exactly()
-  local want_doc, want_params = reference_run()
   local d = tmpdir()
   lu.assertEquals(killed_after(d, "--checkpoint ck", 3, "INT"), 1)
   lu.assertStrContains(helpers.read_file(d .. "/run.log"), "engram: interrupted: the checkpoint in ck/")
   lu.assertStrContains(helpers.read_file(d .. "/run.log"), "(the task under way is discarded); continue with " ..
     "--resume ck")
-  lu.assertEquals(recipe(d, "--resume ck"), 0, helpers.read_file(d .. "/run.log"))
-  local doc, params = outcome(d)
-  lu.assertEquals(doc, want_doc)
-  lu.assertTrue(params == want_params)
-  os.execute("rm -rf " .. q(d))
+  finishes_like_the_reference(d)
 end
 
 function TestCheckpoint.test_a_kill_during_a_save_leaves_the_previous_checkpoint()
-  local want_doc, want_params = reference_run()
   local d = tmpdir()
   local code = recipe(d, "--checkpoint ck --stop-task 2")
   lu.assertEquals(code, 1)
@@ -122,26 +122,17 @@ function TestCheckpoint.test_a_kill_during_a_save_leaves_the_previous_checkpoint
     "the kill left the new file under its temporary name")
   local _, run = require("engram.checkpoint").read(d .. "/ck/ewc-lora")
   lu.assertEquals(run.done, 2)
-  lu.assertEquals(recipe(d, "--resume ck"), 0, helpers.read_file(d .. "/run.log"))
-  local doc, params = outcome(d)
-  lu.assertEquals(doc, want_doc)
-  lu.assertTrue(params == want_params)
-  os.execute("rm -rf " .. q(d))
+  finishes_like_the_reference(d)
 end
 
 function TestCheckpoint.test_start_and_stop_task_run_a_range()
-  local want_doc, want_params = reference_run()
   local d = tmpdir()
   lu.assertEquals(recipe(d, "--checkpoint ck --stop-task 1"), 1)
   lu.assertEquals(recipe(d, "--resume ck --start-task 3"), 1)
   lu.assertStrContains(helpers.read_file(d .. "/run.log"), "start_task is 3 but")
   lu.assertStrContains(helpers.read_file(d .. "/run.log"), "holds tasks 1-1: the run can start at task 2")
   lu.assertEquals(recipe(d, "--resume ck --start-task 2 --stop-task 3"), 1)
-  lu.assertEquals(recipe(d, "--resume ck --start-task 4"), 0, helpers.read_file(d .. "/run.log"))
-  local doc, params = outcome(d)
-  lu.assertEquals(doc, want_doc)
-  lu.assertTrue(params == want_params)
-  os.execute("rm -rf " .. q(d))
+  finishes_like_the_reference(d, " --start-task 4")
 end
 
 function TestCheckpoint.test_resume_with_other_options_is_refused_naming_the_difference()
