@@ -4,6 +4,7 @@
 ** tensors in the safetensors layout (engram.io, checkpoints;
 ** core/safetensors.h): thin wrappers over the core.
 */
+#include <stdio.h>
 #include <string.h>
 
 #include "image.h"
@@ -125,6 +126,35 @@ static int l_st_save(lua_State *L) {
   return 0;
 }
 
+/* mkdir_p(path): the directory and its missing parents. */
+static int l_mkdir_p(lua_State *L) {
+  eg_lua_try(L, eg_mkdir_p(luaL_checkstring(L, 1)), "mkdir");
+  return 0;
+}
+
+/* checksum(tensors, text) -> 16 hex digits: eg_checksum64 over the values
+** of a list of contiguous tensors, then the text (a checkpoint's metadata). */
+static int l_checksum(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t len;
+  const char *text = luaL_checklstring(L, 2, &len);
+  uint64_t h = EG_CHECKSUM_INIT;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    eg_tensor *t = eg_lua_totensor(L, -1);
+    if (!t || !t->storage) luaL_error(L, "checksum: item %I is not a tensor", i);
+    if (!eg_is_contiguous(t)) luaL_error(L, "checksum: tensor %I is not contiguous", i);
+    h = eg_checksum64(h, eg_data(t), (size_t)eg_numel(t) * sizeof(float));
+    lua_pop(L, 1);
+  }
+  h = eg_checksum64(h, text, len);
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 /* image_grid(images, h, w, rows, cols, pad, lo, hi) -> a new tensor [H, W] */
 static int l_image_grid(lua_State *L) {
   eg_tensor *src = eg_lua_checktensor(L, 1);
@@ -173,6 +203,8 @@ static const luaL_Reg functions[] = {{"write_file_atomic", l_write_file_atomic},
                                      {"png_encode", l_png_encode},
                                      {"png_write", l_png_write},
                                      {"check_writable", l_check_writable},
+                                     {"checksum", l_checksum},
+                                     {"mkdir_p", l_mkdir_p},
                                      {"safetensors_load", l_st_load},
                                      {"safetensors_save", l_st_save},
                                      {NULL, NULL}};

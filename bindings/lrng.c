@@ -149,6 +149,24 @@ static int g_permutation(lua_State *L) { return permutation(L, &check_gen(L)->r,
 /* engram.randperm(n [, gen]) */
 static int l_randperm(lua_State *L) { return permutation(L, eg_lua_optrng(L, 2), 1, "randperm"); }
 
+/* g:state(): the generator's whole state as a string (core/rng.h), to save
+** in a checkpoint; g:set_state(s) puts it back (the sequence continues bit
+** for bit) and returns g. g:seed() still reports the last seed given. */
+static int g_state(lua_State *L) {
+  char buf[EG_RNG_STATE_LEN];
+  eg_rng_get_state(&check_gen(L)->r, buf);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int g_set_state(lua_State *L) {
+  generator *g = check_gen(L);
+  const char *s = luaL_checkstring(L, 2);
+  eg_lua_try(L, eg_rng_set_state(&g->r, s), "set_state");
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int g_tostring(lua_State *L) {
   generator *g = check_gen(L);
   lua_pushfstring(L, EG_RNG_MT " (seed %I)", g->seed);
@@ -157,7 +175,8 @@ static int g_tostring(lua_State *L) {
 
 static const luaL_Reg gen_methods[] = {{"seed", g_seed},       {"uniform", g_uniform},
                                        {"normal", g_normal},   {"randint", g_randint},
-                                       {"permutation", g_permutation}, {NULL, NULL}};
+                                       {"permutation", g_permutation}, {"state", g_state},
+                                       {"set_state", g_set_state},     {NULL, NULL}};
 
 static const luaL_Reg functions[] = {{"generator", l_generator},
                                      {"seed", l_seed},

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,15 @@ static int write_special(const char *path, const void *data, size_t n) {
   return err ? io_fail(path, err) : EG_OK;
 }
 
+/* For tests of what a crash leaves behind (tests/lua/test_checkpoint.lua):
+** ENGRAM_TEST_KILL_BEFORE_RENAME=NAME kills the process with SIGKILL when a
+** file named NAME is written and flushed under its temporary name but not yet
+** renamed: the worst moment for a kill. */
+static void kill_point(const dest *d) {
+  const char *name = getenv("ENGRAM_TEST_KILL_BEFORE_RENAME");
+  if (name && strcmp(name, d->base) == 0) raise(SIGKILL);
+}
+
 int eg_write_file_atomic(const char *path, const void *data, size_t n) {
   dest d;
   int st = resolve(path, &d);
@@ -162,6 +172,7 @@ int eg_write_file_atomic(const char *path, const void *data, size_t n) {
     linked = !err;
   }
   if (fd >= 0 && close(fd) != 0 && !err) err = errno;
+  kill_point(&d);
   if (!err && rename(name, d.target) != 0) err = errno;
   if (err && (named || linked)) unlink(name);
   if (!err) sync_dir(d.dir);
@@ -202,4 +213,37 @@ int eg_check_writable(const char *path, size_t probe) {
   free(name);
   dest_free(&d);
   return err ? io_fail(path, err) : EG_OK;
+}
+
+uint64_t eg_checksum64(uint64_t h, const void *data, size_t n) {
+  const uint64_t prime = 0x100000001b3ULL;
+  const unsigned char *p = data;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = (h ^ w) * prime;
+  }
+  for (; n > 0; n--, p++) h = (h ^ *p) * prime;
+  return h;
+}
+
+int eg_mkdir_p(const char *path) {
+  if (!path || !*path) return eg_seterr(EG_EINVAL, "mkdir: empty path");
+  size_t n = strlen(path);
+  char *p = malloc(n + 1);
+  if (!p) return eg_seterr(EG_ENOMEM, "mkdir %s: out of memory", path);
+  memcpy(p, path, n + 1);
+  int err = 0;
+  for (size_t i = 1; i <= n && !err; i++) {
+    if (p[i] != '/' && p[i] != '\0') continue;
+    char c = p[i];
+    p[i] = '\0';
+    struct stat st;
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) err = errno;
+    else if (stat(p, &st) != 0) err = errno;
+    else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
+    p[i] = c;
+  }
+  free(p);
+  return err ? eg_seterr(EG_EIO, "cannot make directory %s: %s", path, strerror(err)) : EG_OK;
 }

@@ -19,6 +19,7 @@
 #define EG_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "eg_base.h"
 
@@ -35,6 +36,18 @@ EG_API int eg_write_file_atomic(const char *path, const void *data, size_t n);
 ** temporary file of `probe` bytes (written and flushed, so a full disk or a
 ** quota shows now). Leaves nothing behind. EG_EIO naming the path otherwise. */
 EG_API int eg_check_writable(const char *path, size_t probe);
+
+/* Makes the directory path and any missing parents (mode 0777 less the
+** umask); one that exists already is fine. EG_EIO naming the path when a
+** part cannot be made or is not a directory. */
+EG_API int eg_mkdir_p(const char *path);
+
+/* A 64-bit checksum of n bytes, continuing from h (start with
+** EG_CHECKSUM_INIT): FNV-1a over 8-byte words, then the tail bytes one by
+** one. Checkpoints keep one over their tensors and metadata, to reject a
+** file whose bytes changed. Not cryptographic. */
+#define EG_CHECKSUM_INIT 0xcbf29ce484222325ULL
+EG_API uint64_t eg_checksum64(uint64_t h, const void *data, size_t n);
 
 #ifdef __cplusplus
 }

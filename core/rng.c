@@ -5,7 +5,10 @@
 #include "rng.h"
 
 #include <cblas.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -134,6 +137,49 @@ int eg_fill_bernoulli_scaled(eg_tensor *t, eg_rng *r, float keep) {
   if (!(keep > 0 && keep <= 1)) return eg_seterr(EG_EINVAL, "dropout: keep probability %g not in (0, 1]", (double)keep);
   float scale = 1.0f / keep;
   FILL_EACH(t, eg_rng_uniform(r) < keep ? scale : 0.0f);
+  return EG_OK;
+}
+
+#define STATE_TAG "xoshiro256ss"
+
+void eg_rng_get_state(const eg_rng *r, char buf[EG_RNG_STATE_LEN]) {
+  uint64_t spare;
+  memcpy(&spare, &r->spare, sizeof spare); /* the double's bits: exact */
+  snprintf(buf, EG_RNG_STATE_LEN, STATE_TAG ":%016" PRIx64 ":%016" PRIx64 ":%016" PRIx64 ":%016" PRIx64 ":%016" PRIx64
+           ":%016" PRIx64, r->s[0], r->s[1], r->s[2], r->s[3], spare, (uint64_t)(r->has_spare != 0));
+}
+
+/* 16 lower-case hex digits at p into *w; 0 when they are not. */
+static int hex_word(const char *p, uint64_t *w) {
+  uint64_t v = 0;
+  for (int i = 0; i < 16; i++) {
+    char c = p[i];
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return 0;
+    v = v << 4 | (uint64_t)d;
+  }
+  *w = v;
+  return 1;
+}
+
+int eg_rng_set_state(eg_rng *r, const char *text) {
+  const size_t tag = sizeof STATE_TAG - 1;
+  uint64_t w[6];
+  if (!text || strlen(text) != EG_RNG_STATE_LEN - 1 || strncmp(text, STATE_TAG, tag) != 0)
+    return eg_seterr(EG_EFORMAT, "rng state: not a generator state (expected \"" STATE_TAG ":\" and six 16-digit hex words)");
+  for (int i = 0; i < 6; i++) {
+    const char *p = text + tag + (size_t)i * 17;
+    if (*p != ':' || !hex_word(p + 1, &w[i]))
+      return eg_seterr(EG_EFORMAT, "rng state: word %d is not 16 lower-case hex digits", i + 1);
+  }
+  if ((w[0] | w[1] | w[2] | w[3]) == 0) return eg_seterr(EG_EFORMAT, "rng state: all-zero state words");
+  if (w[5] > 1) return eg_seterr(EG_EFORMAT, "rng state: the cached flag is %" PRIu64 ", not 0 or 1", w[5]);
+  double spare;
+  memcpy(&spare, &w[4], sizeof spare);
+  if (w[5] && !isfinite(spare)) return eg_seterr(EG_EFORMAT, "rng state: the cached normal is not finite");
+  memcpy(r->s, w, sizeof r->s);
+  r->spare = spare;
+  r->has_spare = (int)w[5];
   return EG_OK;
 }
 

@@ -39,6 +39,15 @@ EG_API int eg_fill_normal(eg_tensor *t, eg_rng *r, float mean, float std);
 /* Fill t with 1/keep (kept) or 0 (dropped, with probability 1-keep): a dropout mask. */
 EG_API int eg_fill_bernoulli_scaled(eg_tensor *t, eg_rng *r, float keep);
 
+/* The generator's whole state as text, for checkpoints: "xoshiro256ss:"
+** and six hex words (the four state words, the cached normal's bits, whether
+** it is cached), EG_RNG_STATE_LEN - 1 characters and a NUL. A generator set
+** from it continues the sequence bit for bit. eg_rng_set_state checks the
+** whole text first (EG_EFORMAT, r unchanged, when it is not such a state). */
+#define EG_RNG_STATE_LEN 115
+EG_API void eg_rng_get_state(const eg_rng *r, char buf[EG_RNG_STATE_LEN]);
+EG_API int eg_rng_set_state(eg_rng *r, const char *text);
+
 /* BLAS thread count: the one process-wide setting of the core. */
 EG_API void eg_set_threads(int n);
 EG_API int eg_get_threads(void);

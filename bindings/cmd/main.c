@@ -108,6 +108,7 @@ void cmd_print_usage(FILE *f) {
 */
 
 static lua_State *globalL = NULL;
+static volatile sig_atomic_t interrupted = 0;
 
 /* The hook runs in the Lua thread, where raising an error is safe. */
 static void lstop(lua_State *L, lua_Debug *ar) {
@@ -121,7 +122,30 @@ static void lstop(lua_State *L, lua_Debug *ar) {
 static void laction(int sig) {
   int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   signal(sig, SIG_DFL);
+  interrupted = 1;
   lua_sethook(globalL, lstop, flag, 1);
+}
+
+/* After Ctrl-C stopped a run: the error on top becomes "interrupted" and
+** what engram.checkpoint says about the last checkpoint (which tasks it
+** holds, how to resume), when a checkpoint was written or read. */
+static int push_checkpoint_note(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "engram.checkpoint");
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "note") == LUA_TFUNCTION && lua_pcall(L, 0, 1, 0) == LUA_OK &&
+      lua_type(L, -1) == LUA_TSTRING) {
+    lua_pushfstring(L, "interrupted: %s", lua_tostring(L, -1));
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return 1;
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+static void checkpoint_note(lua_State *L) {
+  if (push_checkpoint_note(L)) lua_replace(L, -2); /* over the error message */
 }
 
 /* Calls the function below narg arguments with the traceback handler;
@@ -132,9 +156,11 @@ int cmd_docall(lua_State *L, int narg, int nres) {
   lua_pushcfunction(L, eg_embed_msghandler);
   lua_insert(L, base);
   globalL = L;
+  interrupted = 0;
   signal(SIGINT, laction);
   status = lua_pcall(L, narg, nres, base);
   signal(SIGINT, SIG_DFL);
+  if (status != LUA_OK && interrupted) checkpoint_note(L);
   /* A Ctrl-C that came after the last Lua instruction must not fire later. */
   if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
   lua_remove(L, base);
@@ -268,8 +294,20 @@ static int handle_script(lua_State *L, struct cli *c, int at) {
     lua_pop(L, 1);
     return 0;
   }
-  if (engram_dofile(c->E, name, nargs, c->argv + at + 1) != ENGRAM_OK) {
-    cmd_message(engram_errmsg(c->E));
+  /* Ctrl-C in a script: an error at the next Lua instruction, as in cmd_docall */
+  globalL = L;
+  interrupted = 0;
+  signal(SIGINT, laction);
+  int st = engram_dofile(c->E, name, nargs, c->argv + at + 1);
+  signal(SIGINT, SIG_DFL);
+  if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
+  if (st != ENGRAM_OK) {
+    if (interrupted && push_checkpoint_note(L)) {
+      cmd_message(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    } else {
+      cmd_message(engram_errmsg(c->E));
+    }
     return 0;
   }
   return 1;

@@ -37,6 +37,11 @@
 --                          data) stops the run with an error naming the task,
 --                          epoch and step; "skip": the batch is skipped (no
 --                          step), counted in the results (extra.skipped_batches)
+--   checkpoint [false]     a directory: save the run there after every task
+--                          (engram.checkpoint, docs/checkpoints.md)
+--   resume [false]         continue from the checkpoint there, if there is one
+--   start_task [false]     with resume: the task the run must start at
+--   stop_task [false]      end the run (an error saying so) after this task
 --
 -- The context passed to every hook (one table per run, fields updated in place):
 --   learner, model, optimizer, criterion, scenario, opts
@@ -91,7 +96,8 @@ local DEFAULTS = {
   name = "run", optimizer = "adam", lr = 0.001, momentum = 0, reset_optimizer = true, epochs = 1,
   iterations = false, batch = 128, eval_batch = 1000, seed = 1, heads = false, validate = false,
   patience = false, reference = false, drift_layer = "auto", probe = 256, quiet = false, log = false,
-  naive = false, eval_on = "test", nonfinite = "stop",
+  naive = false, eval_on = "test", nonfinite = "stop", checkpoint = false, resume = false, start_task = false,
+  stop_task = false,
 }
 
 local function options(opts, level)
@@ -140,6 +146,7 @@ local function options(opts, level)
     error("learner: optimizer must be 'adam', 'sgd' or a function(model) -> optimiser, got " .. tostring(opt),
       level + 1)
   end
+  require("engram.checkpoint").check_options(o, level + 1)
   return o
 end
 
@@ -148,7 +155,7 @@ function learner.new(model, opts)
   if type(model) ~= "table" or type(model.forward) ~= "function" or type(model.backward) ~= "function" then
     error("learner: expected a model (forward/backward) as argument 1", 2)
   end
-  local o = options(opts, 2)
+  local o = options(require("engram.checkpoint").learner_options(opts), 2)
   return setmetatable({ model = model, opts = o, strategies = {} }, Learner)
 end
 
@@ -694,6 +701,7 @@ local function reference_accuracy(self, init_model, scenario, j)
   local o = {}
   for k, v in pairs(self.opts) do o[k] = v end
   o.quiet, o.log, o.reference, o.drift_layer, o.name = true, false, false, false, "reference"
+  o.checkpoint, o.resume, o.start_task, o.stop_task = false, false, false, false
   local ref = learner.new(model, o)
   local sub = { name = scenario.name, kind = scenario.kind, num_classes = scenario.num_classes,
     tasks = { scenario.tasks[j] }, mixable = scenario.mixable }
@@ -845,6 +853,7 @@ function Learner:start(scenario)
     if s.needs_old_model then r.need_old = true end
     if s.needs_task_grads then ctx._task_grads, ctx._penalty_bufs = true, {} end
   end
+  if o.checkpoint then require("engram.checkpoint").begin(self) end
   return self
 end
 
@@ -909,6 +918,7 @@ function Learner:step()
       table.concat(row, " ")))
   end
   r.next = t + 1
+  if o.checkpoint then require("engram.checkpoint").after_task(self, t) end
   return t, acc[t]
 end
 

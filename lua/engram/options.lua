@@ -9,7 +9,10 @@
 --   if opts.selected("ewc") then ... end
 --
 -- Every recipe knows the common options (--seed --epochs --batch --lr
--- --scenario --tasks --out --log --quiet --threads --only --help) plus its own.
+-- --scenario --tasks --out --log --quiet --threads --only --checkpoint
+-- --resume --start-task --stop-task --help) plus its own. The checkpoint
+-- options reach every learner the recipe makes (engram.checkpoint): each run
+-- saves after every task in DIR/<run name>/.
 -- A value's type comes from its default (number, string, boolean, or a table
 -- for a comma-separated list), or from an explicit `type` field in the option
 -- entry ({"out", nil, "file", type = "string"}). Accepted forms: --key value,
@@ -30,6 +33,11 @@ local common = {
   { "quiet", false, "no progress output" },
   { "threads", nil, "BLAS threads (OpenBLAS chooses when not given)", type = "number" },
   { "only", {}, "run only these runs of a comparison (comma-separated)" },
+  { "checkpoint", nil, "save every run after every task in this directory (DIR/<run>/)", type = "string" },
+  { "resume", nil, "continue the runs saved in this directory (and keep saving there)", type = "string" },
+  { "start_task", nil, "with --resume: the task the runs must start at", type = "number" },
+  { "stop_task", nil, "end each run after this task (its checkpoint saved; continue with --resume)",
+    type = "number" },
   { "help", false, "show this help and exit" },
 }
 
@@ -299,6 +307,45 @@ local function check_writable(opts)
   end
 end
 
+-- The checkpoint options: checked, then handed to engram.checkpoint (which
+-- makes the directory now, so a path that cannot be written fails before
+-- any training). Returns an error message or nil.
+local function checkpoint_session(opts, spec)
+  local ck = require("engram.checkpoint")
+  ck.configure(nil)
+  local dir, resume = opts.checkpoint, opts.resume
+  if dir == nil and resume == nil then
+    if opts.start_task ~= nil or opts.stop_task ~= nil then
+      return "--start-task and --stop-task need --checkpoint DIR or --resume DIR"
+    end
+    return nil
+  end
+  if dir and resume and dir ~= resume then
+    return "--checkpoint and --resume name different directories (--resume DIR keeps saving in DIR)"
+  end
+  for _, k in ipairs { "start_task", "stop_task" } do
+    local v = opts[k]
+    if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
+      return string.format("--%s must be a positive integer, got %s", flag_of(k), tostring(v))
+    end
+  end
+  if opts.start_task and opts.start_task > 1 and not resume then
+    return "--start-task needs --resume DIR (the tasks before it come from the checkpoints)"
+  end
+  if resume then
+    local f = io.open(resume .. "/.", "r")
+    if not f then return "--resume: no directory " .. resume end
+    f:close()
+  else
+    local ok, err = pcall(require("engram.core").mkdir_p, dir)
+    if not ok then return "--checkpoint: " .. tostring(err):gsub("^mkdir: ", "") end
+  end
+  local kept = {}
+  for k, v in pairs(opts) do if type(v) ~= "function" then kept[k] = v end end
+  ck.configure { dir = resume or dir, resume = resume ~= nil, start_task = opts.start_task,
+    stop_task = opts.stop_task, recipe = spec.name, options = kept }
+end
+
 function options.parse(argv, spec)
   spec = spec or {}
   if type(argv) ~= "table" then error("options.parse: expected the argument array, got " .. type(argv), 2) end
@@ -311,7 +358,7 @@ function options.parse(argv, spec)
   local name, exit = spec.name or "recipe", spec.exit or os.exit
   local opts, msg, status = parse(argv, spec)
   if opts then
-    msg = check_writable(opts)
+    msg = check_writable(opts) or checkpoint_session(opts, spec)
     if msg then opts, status = nil, 2 end
   end
   if opts then

@@ -232,7 +232,7 @@ end
 --- A two-line strategy: the learning rate is `first` in task 1 and `later`
 -- from task 2 on (the optimiser is the learner's).
 function recipe.lr_after_first(first, later)
-  return { name = "lr", options = { lr = later }, before_task = function(_, ctx)
+  return { name = "lr", options = { lr = later }, stateless = true, before_task = function(_, ctx)
     ctx.optimizer:set_lr(ctx.t == 1 and first or later)
   end }
 end

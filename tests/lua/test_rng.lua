@@ -166,3 +166,24 @@ end
 function TestRng.test_tostring_shows_the_seed()
   lu.assertEquals(tostring(engram.generator(5)), "engram.Generator (seed 5)")
 end
+
+function TestRng.test_a_restored_state_continues_the_same_sequence()
+  local g = engram.generator(31)
+  draws(g, 3, "uniform")
+  g:normal() -- a cached spare normal is part of the state
+  local s = g:state()
+  lu.assertEquals(type(s), "string")
+  local want = { draws(g, 5, "normal"), draws(g, 5, "uniform"), g:permutation(10):totable() }
+  local h = engram.generator(1)
+  lu.assertIs(h:set_state(s), h)
+  lu.assertEquals({ draws(h, 5, "normal"), draws(h, 5, "uniform"), h:permutation(10):totable() }, want)
+  lu.assertEquals(h:state(), g:state())
+end
+
+function TestRng.test_set_state_rejects_a_foreign_string_and_keeps_the_generator()
+  local g = engram.generator(4)
+  local before = g:state()
+  lu.assertErrorMsgContains("set_state: rng state: not a generator state", g.set_state, g, "hello")
+  lu.assertErrorMsgContains("word 2", g.set_state, g, (before:gsub("^(xoshiro256ss:%x+:)%x", "%1z")))
+  lu.assertEquals(g:state(), before)
+end

@@ -17,7 +17,7 @@ local nn = require("engram.nn")
 local strategies = require("engram.strategies")
 local iso = require("engram.strategies.isolation")
 
-local Adapters = iso.class("adapters")
+local Adapters = iso.resumable(iso.class("adapters"))
 
 local function new(opts)
   local o = strategies.options("adapters", opts, { after = "ReLU", bottleneck = 64, activation = "relu", init = 1e-3,

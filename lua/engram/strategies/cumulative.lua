@@ -6,7 +6,7 @@ return function(opts)
   strategies.options("cumulative", opts, {}, 2)
   local joint = require("engram.strategies.joint")
   return {
-    name = "cumulative", options = {},
+    name = "cumulative", options = {}, stateless = true,
     before_task = function(_, ctx) joint.train_on_tasks(ctx, ctx.t) end,
   }
 end

@@ -16,7 +16,7 @@ local nn = require("engram.nn")
 local strategies = require("engram.strategies")
 local iso = require("engram.strategies.isolation")
 
-local Heads = iso.class("heads")
+local Heads = iso.resumable(iso.class("heads"))
 
 local function new(opts)
   local o = strategies.options("heads", opts, { layer = false, init = "fresh" }, 3)

@@ -72,4 +72,44 @@ function iso.class(name)
   return c
 end
 
+--- Makes a per-task strategy class (lora, adapters, heads) resumable from
+-- a checkpoint (engram.checkpoint): state_meta() lists the tasks it made a
+-- set for (self.order); on resume rebuild_task(ctx, meta, t) re-creates task
+-- t's set by running before_task with ctx.t, ctx.task set to t (the
+-- checkpoint calls it task by task, strategy by strategy, in the order the
+-- sets were first made), so the model has the same groups and modules; their
+-- values come with the model's parameters, loaded after load_state, which
+-- checks the names.
+function iso.resumable(c)
+  function c:state_meta()
+    local tasks = {}
+    for _, k in ipairs(self.order or {}) do
+      if math.type(k) == "integer" then tasks[#tasks + 1] = k end
+    end
+    return { tasks = tasks }
+  end
+  function c:rebuild_task(ctx, meta, t)
+    for _, k in ipairs(type(meta) == "table" and type(meta.tasks) == "table" and meta.tasks or {}) do
+      if k == t then
+        local t0, task0 = ctx.t, ctx.task
+        ctx.t, ctx.task = t, ctx.tasks[t]
+        self:before_task(ctx)
+        ctx.t, ctx.task = t0, task0
+        return
+      end
+    end
+  end
+  function c:load_state(st)
+    local now = self:state()
+    for name in pairs(st) do
+      if not now[name] then error(string.format("%s: load_state: the checkpoint has %s, which the re-created sets " ..
+        "do not", self.name, name), 0) end
+    end
+    for name in pairs(now) do
+      if not st[name] then error(string.format("%s: load_state: the checkpoint lacks %s", self.name, name), 0) end
+    end
+  end
+  return c
+end
+
 return iso

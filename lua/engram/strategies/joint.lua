@@ -30,7 +30,7 @@ end
 local function joint(opts)
   strategies.options("joint", opts, {}, 2)
   return {
-    name = "joint", options = {},
+    name = "joint", options = {}, stateless = true,
     before_task = function(_, ctx)
       if ctx.t == 1 then train_on_tasks(ctx, ctx.T) else ctx.skip_training = true end
     end,

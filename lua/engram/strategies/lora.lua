@@ -24,7 +24,7 @@ local nn = require("engram.nn")
 local strategies = require("engram.strategies")
 local iso = require("engram.strategies.isolation")
 
-local Lora = iso.class("lora")
+local Lora = iso.resumable(iso.class("lora"))
 
 local FREEZE = { wrapped = true, base = true }
 

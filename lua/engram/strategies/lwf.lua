@@ -110,6 +110,15 @@ function LwF:state()
   return out
 end
 
+--- A checkpoint's state: the teacher is the model at the end of the last
+-- task saved, which the learner re-creates (ctx.old_model) on resume.
+function LwF:load_state(st)
+  for name in pairs(st) do
+    if not name:match("^old_model%.") then error("lwf: load_state: unknown tensor '" .. name .. "'", 0) end
+  end
+  self._old, self._for, self._crits = nil, nil, nil
+end
+
 return setmetatable({ LwF = LwF }, { __call = function(_, opts)
   local s = new(opts)
   return s

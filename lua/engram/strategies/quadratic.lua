@@ -375,6 +375,100 @@ local function new(opts)
   return s:_init(o.lambda, 1, o.online, o.gamma)
 end
 
+-- ---------------------------------------------------- checkpoints
+
+-- The flat tensors (one per group of the model, as far as the state has
+-- them: groups only grow) behind the views state() names prefix.<group>.<param>
+-- (or prefix.<group> whole); nil when the state has none. Marks the names it
+-- takes in `used`; raises on a view that is missing or of another shape.
+function quadratic.flats_from(who, model, st, prefix, used)
+  local out = {}
+  for i, g in ipairs(model:groups()) do
+    local whole = st[prefix .. "." .. g.name]
+    local flat
+    if whole then
+      if whole:numel() ~= g.numel then
+        error(string.format("%s: load_state: %s.%s has %d values, the group %d", who, prefix, g.name, whole:numel(),
+          g.numel), 0)
+      end
+      flat, used[prefix .. "." .. g.name] = whole:contiguous():view(g.numel):clone(), true
+    else
+      flat = core.zeros(g.numel)
+      local views, found, missing = param_views(model, { flat }, { g.name }, prefix, {}), 0, nil
+      for name, v in pairs(views) do
+        local t = st[name]
+        if t then
+          if t:numel() ~= v:numel() then
+            error(string.format("%s: load_state: %s has %d values, the parameter %d", who, name, t:numel(),
+              v:numel()), 0)
+          end
+          v:copy_(t:view(table.unpack(v:size())))
+          used[name], found = true, found + 1
+        else
+          missing = name
+        end
+      end
+      if found == 0 then break end
+      if missing then error(string.format("%s: load_state: the state has no %s", who, missing), 0) end
+    end
+    out[i] = flat
+  end
+  return #out > 0 and out or nil
+end
+
+--- Raises naming a tensor of st that load_state did not take.
+function quadratic.check_used(who, st, used)
+  for name in pairs(st) do
+    if not used[name] then error(string.format("%s: load_state: unknown tensor '%s'", who, name), 0) end
+  end
+end
+
+--- Puts back what state() gave (a checkpoint, engram.checkpoint): the
+-- importances and anchors of the past tasks (the folded sums recomputed in
+-- the same order, so the penalty is bit-identical), or the running ones.
+-- meta: what state_meta() gave. Called after before_run; `used` (optional)
+-- collects the names taken, for a subclass with more state.
+function Quadratic:load_state(st, ctx, meta, used)
+  local who, model, check = self.name, ctx.model, used == nil
+  used = used or {}
+  local flats = quadratic.flats_from
+  self.past, self.Omega, self.anchor, self._fold, self._groups = {}, nil, nil, nil, nil
+  if self._online then
+    self.Omega = flats(who, model, st, "importance", used)
+    self.anchor = self.Omega and flats(who, model, st, "anchor", used)
+  else
+    local groups = model:groups()
+    while true do
+      local k = #self.past + 1
+      local F = flats(who, model, st, "task" .. k .. ".importance", used)
+      if not F then break end
+      local anchor = flats(who, model, st, "task" .. k .. ".anchor", used)
+      if not anchor or #anchor ~= #F then error(string.format("%s: load_state: task %d's anchors do not match its " ..
+        "importances", who, k), 0) end
+      self.past[k] = { F = F, anchor = anchor, task = k }
+      self._fold = self._fold or {}
+      for i = 1, #F do
+        local f = self._fold[i]
+        if not f then
+          f = { A = core.zeros(groups[i].numel), B = core.zeros(groups[i].numel), C = 0 }
+          self._fold[i] = f
+        end
+        f.C = cl.quad_fold(f.A, f.B, f.C, F[i], anchor[i])
+      end
+    end
+  end
+  self._model, self._names = model, {}
+  for i, g in ipairs(model:groups()) do self._names[i] = g.name end
+  self.path_used = type(meta) == "table" and meta.path_used or nil
+  if check then quadratic.check_used(who, st, used) end
+end
+
+--- What state() does not hold: the Fisher or importance path the last
+-- estimate took (EWC, MAS), for the results.
+function Quadratic:state_meta()
+  return { path_used = self.path_used }
+end
+
 return setmetatable(quadratic, { __call = function(_, opts)
   local s = new(opts)
   return s

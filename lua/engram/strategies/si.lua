@@ -156,6 +156,21 @@ function SI:state(model)
   return out
 end
 
+--- Puts back what state() gave: the quadratic part and the running path
+-- integral (omega) with its starting point.
+function SI:load_state(st, ctx, meta)
+  local used = {}
+  quadratic.Quadratic.load_state(self, st, ctx, meta, used)
+  self.omega = quadratic.flats_from("si", ctx.model, st, "omega", used)
+  self.start = self.omega and quadratic.flats_from("si", ctx.model, st, "start", used)
+  self.prev, self.g = nil, nil
+  if self.omega then
+    self.prev = {}
+    for i, f in ipairs(self.omega) do self.prev[i] = core.zeros(f:numel()) end
+  end
+  quadratic.check_used("si", st, used)
+end
+
 return setmetatable({ SI = SI }, { __call = function(_, opts)
   local s = new(opts)
   return s
