@@ -74,7 +74,6 @@ local learner_mod = require("engram.learner")
 local HOOKS = learner_mod.HOOKS
 local HOOK_SET = {}
 for _, h in ipairs(HOOKS) do HOOK_SET[h] = true end
-local EVERY = { before_run = true, after_run = true }
 local OBSERVE = { after_task = true, before_eval = true, after_eval = true }
 local TASK_LEVEL = { before_task = true }
 
@@ -416,40 +415,11 @@ function Plan:_lists(ctx)
 end
 
 function Plan:_install()
-  for _, h in ipairs(HOOKS) do
-    local any = false
-    for _, m in ipairs(self.members) do if type(m[h]) == "function" then any = true end end
-    if any then
-      if EVERY[h] then
-        self[h] = function(me, ctx)
-          if h == "before_run" then me:_before_run(ctx) end
-          for _, m in ipairs(me.members) do if m[h] then m[h](m, ctx) end end
-        end
-      else
-        self[h] = function(me, ctx)
-          local list = me:_lists(ctx)[h]
-          for i = 1, #list do
-            local m = list[i]
-            m[h](m, ctx)
-          end
-        end
-      end
-    end
-  end
-  if not self.before_run then self.before_run = function(me, ctx) me:_before_run(ctx) end end
-  for _, m in ipairs(self.members) do
-    if type(m.predict) == "function" then
-      self.predict = function(_, ...) return m:predict(...) end
-      break
-    end
-  end
-  for _, m in ipairs(self.members) do
-    if type(m.observe_hooks) == "table" then
-      self.observe_hooks = self.observe_hooks or {}
-      for h, v in pairs(m.observe_hooks) do if v then self.observe_hooks[h] = true end end
-    end
-    if m.needs_task_grads then self.needs_task_grads = true end
-    if m.needs_old_model then self.needs_old_model = true end
+  require("engram.schedule")._install(self, self.members, function(ctx, me) return me:_lists(ctx) end)
+  local inner = self.before_run
+  self.before_run = function(me, ctx)
+    me:_before_run(ctx)
+    if inner then inner(me, ctx) end
   end
 end
 

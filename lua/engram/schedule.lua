@@ -83,6 +83,49 @@ for _, h in ipairs(HOOKS) do
   if not EVERY[h] and not OBSERVE[h] then schedule.ACTING[#schedule.ACTING + 1] = h end
 end
 
+--- (Internal) Makes s dispatch to its members: each hook of a member becomes a hook of
+-- s that calls, at run-level hooks, every member, and otherwise the members
+-- lists(ctx)[hook] gives (in order); the first member's prediction hook; the
+-- members' observe_hooks, needs_task_grads and needs_old_model. Shared by
+-- schedules and plans (engram.plan).
+function schedule._install(s, members, lists)
+  for _, h in ipairs(HOOKS) do
+    local any = false
+    for _, m in ipairs(members) do if type(m[h]) == "function" then any = true end end
+    if any then
+      if EVERY[h] then
+        s[h] = function(_, ctx)
+          for _, m in ipairs(members) do if m[h] then m[h](m, ctx) end end
+        end
+      else
+        s[h] = function(me, ctx)
+          local list = lists(ctx, me)[h]
+          for i = 1, #list do
+            local m = list[i]
+            m[h](m, ctx)
+          end
+        end
+      end
+    end
+  end
+  -- the prediction hook (evaluation: it observes): the first member that has one
+  for _, m in ipairs(members) do
+    if type(m.predict) == "function" then
+      s.predict = function(_, ...) return m:predict(...) end
+      break
+    end
+  end
+  for _, m in ipairs(members) do
+    if type(m.observe_hooks) == "table" then
+      s.observe_hooks = s.observe_hooks or {}
+      for h, v in pairs(m.observe_hooks) do if v then s.observe_hooks[h] = true end end
+    end
+    if m.needs_task_grads then s.needs_task_grads = true end
+    if m.needs_old_model then s.needs_old_model = true end
+  end
+  return s
+end
+
 local function composite(name, phases)
   local s = { name = name, phases = phases }
   local members = {}
@@ -134,40 +177,7 @@ local function composite(name, phases)
     cache[t] = l
     return l
   end
-  for _, h in ipairs(HOOKS) do
-    local any = false
-    for _, m in ipairs(members) do if type(m[h]) == "function" then any = true end end
-    if any then
-      if EVERY[h] then
-        s[h] = function(_, ctx)
-          for _, m in ipairs(members) do if m[h] then m[h](m, ctx) end end
-        end
-      else
-        s[h] = function(_, ctx)
-          local list = lists(ctx)[h]
-          for i = 1, #list do
-            local m = list[i]
-            m[h](m, ctx)
-          end
-        end
-      end
-    end
-  end
-  -- the prediction hook (evaluation: it observes): the first member that has one
-  for _, m in ipairs(members) do
-    if type(m.predict) == "function" then
-      s.predict = function(_, ...) return m:predict(...) end
-      break
-    end
-  end
-  for _, m in ipairs(members) do
-    if type(m.observe_hooks) == "table" then
-      s.observe_hooks = s.observe_hooks or {}
-      for h, v in pairs(m.observe_hooks) do if v then s.observe_hooks[h] = true end end
-    end
-    if m.needs_task_grads then s.needs_task_grads = true end
-  end
-  for _, m in ipairs(members) do if m.needs_old_model then s.needs_old_model = true end end
+  schedule._install(s, members, lists)
   s.describe = function()
     local out = { name = name, options = {} }
     local names = {}
