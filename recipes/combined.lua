@@ -51,17 +51,7 @@ if not ok then opts.fail(scenario) end
 local runs = engram.recipe.class_il_runs { seed = opts.seed, memory = math.tointeger(opts.memory),
   lambda = opts.lambda > 0 and opts.lambda or nil, rank = math.tointeger(opts.rank),
   sleep = math.tointeger(opts.sleep), sleep_lr = opts.sleep_lr }
-local list = {}
-for _, n in ipairs(NAMES) do list[#list + 1] = runs[n] end
-
-local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
-local docs = engram.learner.compare(scenario, list, {
-  model = function() return engram.nn.mlp { 784, 400, 400, scenario.num_classes }:build { seed = opts.seed } end,
-  opts = { iterations = math.tointeger(opts.iterations), batch = opts.batch, lr = opts.lr, seed = opts.seed,
-    quiet = opts.quiet, log = log },
-  only = opts.only_set,
-})
-if log then log:close() end
+local docs = engram.recipe.class_il_compare(scenario, runs, NAMES, opts)
 
 for _, d in ipairs(docs) do engram.results.print(d); print() end
 io.write(engram.results.compare_table(docs))

@@ -52,17 +52,7 @@ say(string.format("demo: %s; mlp{784, 400, 400, 10}, %d steps per task, batch %d
   opts.iterations, opts.batch, opts.lr))
 
 local runs = engram.recipe.class_il_runs { seed = opts.seed, memory = math.tointeger(opts.memory), grid = 40 }
-local list = {}
-for _, n in ipairs(NAMES) do list[#list + 1] = runs[n] end
-
-local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
-local docs = engram.learner.compare(scenario, list, {
-  model = function() return engram.nn.mlp { 784, 400, 400, scenario.num_classes }:build { seed = opts.seed } end,
-  opts = { iterations = math.tointeger(opts.iterations), batch = opts.batch, lr = opts.lr, seed = opts.seed,
-    quiet = opts.quiet, log = log },
-  only = opts.only_set,
-})
-if log then log:close() end
+local docs = engram.recipe.class_il_compare(scenario, runs, NAMES, opts)
 
 local function bars(doc)
   local R, T = doc.acc, #doc.acc

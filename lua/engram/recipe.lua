@@ -211,6 +211,25 @@ function recipe.class_il_runs(o)
   return out
 end
 
+--- Runs the named runs of class_il_runs on the scenario, in the order of
+-- names, with mlp{784, 400, 400, classes}, opts.iterations steps per task and
+-- the recipe's common options (batch, lr, seed, quiet, log, only); returns the
+-- results documents. Shared by the demo and recipes/combined.lua.
+function recipe.class_il_compare(scenario, runs, names, opts)
+  local engram = require("engram")
+  local list = {}
+  for _, n in ipairs(names) do list[#list + 1] = runs[n] end
+  local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
+  local docs = engram.learner.compare(scenario, list, {
+    model = function() return engram.nn.mlp { 784, 400, 400, scenario.num_classes }:build { seed = opts.seed } end,
+    opts = { iterations = math.tointeger(opts.iterations), batch = opts.batch, lr = opts.lr, seed = opts.seed,
+      quiet = opts.quiet, log = log },
+    only = opts.only_set,
+  })
+  if log then log:close() end
+  return docs
+end
+
 function recipe.runner(opts)
   local engram = require("engram")
   local log = opts.log and engram.json.lines(opts.log, { mode = "w" }) or false
