@@ -5,6 +5,7 @@
 #   make demo       installs missing Debian packages, builds, runs the main recipe
 #   make bench      speed figures (see docs/BENCHMARKS.md)
 #   make check-asan every suite under AddressSanitizer + UBSan
+#   make check-valgrind  memcheck over one short recipe (about 3 minutes)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Honours CC, CXX (the C++ header test only), CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
@@ -53,7 +54,7 @@ EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist python3-numpy luarocks
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers uninstall lint print-prefix fuzz
+.PHONY: all deps test demo bench check-asan check-valgrind build-asan-tests clean install install-headers uninstall lint print-prefix fuzz
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -130,6 +131,13 @@ check-asan: deps
 	@ENGRAM_ASAN=1 sh tests/run.sh build-asan
 
 build-asan-tests: $(CTEST_BIN)
+
+# memcheck over one short recipe, stopped after task 2 and resumed
+# (tests/valgrind.sh; about 3 minutes on 2 cores, not part of make test)
+check-valgrind: deps
+	@sh tools/deps.sh valgrind
+	@$(MAKE) --no-print-directory all
+	@sh tests/valgrind.sh $(BUILD)
 
 lint:
 	luacheck -q lua recipes tests/lua tests/recipes bench
