@@ -32,6 +32,11 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 # bindings/*.c is the module (and the embedding API); bindings/cmd/ is the command.
 BIND_SRC  := $(sort $(wildcard bindings/*.c))
 BIND_OBJ  := $(BIND_SRC:%.c=$(BUILD)/%.o)
+# engram's Lua library compiled in (tools/embed_lua.sh): the embedding API's
+# fallback when no library is found on package.path (a moved install)
+LUA_SRC   := $(shell find lua/engram -name '*.lua' 2>/dev/null | LC_ALL=C sort)
+EMBED_LUA := $(BUILD)/bindings/embed_lua.c
+BIND_OBJ  += $(BUILD)/bindings/embed_lua.o
 CMD_SRC   := $(sort $(wildcard bindings/cmd/*.c))
 CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
@@ -74,6 +79,13 @@ $(LIB_SO): $(CORE_OBJ)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # ---- bindings ----
+$(EMBED_LUA): $(LUA_SRC) tools/embed_lua.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed_lua.sh lua $@
+
+$(BUILD)/bindings/embed_lua.o: $(EMBED_LUA) bindings/embed_lua.h
+	$(CC) $(BASEFLAGS) -Ibindings $(CFLAGS) -c $< -o $@
+
 $(BUILD)/bindings/%.o: bindings/%.c $(wildcard bindings/*.h) $(wildcard core/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(LUA_INC) $(CFLAGS) -c $< -o $@
@@ -157,8 +169,9 @@ fuzz: deps
 	@for t in idx csv safetensors; do \
 	  $(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $(CORE_SRC) $(CORE_LIBS) -o $(FUZZ_DIR)/fuzz_$$t || exit 1; \
 	done
+	@$(MAKE) --no-print-directory $(EMBED_LUA)
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -Ibindings $(LUA_INC) -DEG_PREFIX='"$(PREFIX)"' tests/fuzz/fuzz_json.c $(CORE_SRC) \
-	  $(BIND_SRC) $(LUA_LIBS) $(CORE_LIBS) -ldl -o $(FUZZ_DIR)/fuzz_json
+	  $(BIND_SRC) $(EMBED_LUA) $(LUA_LIBS) $(CORE_LIBS) -ldl -o $(FUZZ_DIR)/fuzz_json
 	@for t in idx csv safetensors json; do \
 	  for c in tests/fuzz/crashers/$$t-*; do [ -f "$$c" ] || continue; \
 	    $(FUZZ_DIR)/fuzz_$$t "$$c" >/dev/null 2>&1 || { echo "fuzz $$t: $$c crashes again"; exit 1; }; done; \
