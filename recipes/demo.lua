@@ -8,9 +8,10 @@
 --   replay     experience replay, 1,000 stored samples (a reservoir in C)
 --   gr         generative replay: a class-conditional VAE learns the tasks,
 --              its samples are replayed with the previous model's soft labels
---   combined   one plan: generative replay + per-task LoRA on the hidden
---              layers + EWC on the shared output layer, then a consolidation
---              phase of generative replay alone (recipes/combined.lua)
+--   combined   one plan: generative replay + per-task LoRA on the first
+--              hidden layer + EWC on the shared layers, then a consolidation
+--              phase of generative replay alone (recipes/combined.lua, whose
+--              header says why it does not beat generative replay alone)
 -- After each task it shows the accuracy on every task as bars; then the
 -- accuracy matrices, the comparison table (ACC, BWT, forgetting) and
 -- report.html: matrices, curves and the grids of what was replayed.

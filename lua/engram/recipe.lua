@@ -147,8 +147,10 @@ end
 -- naive, ewc, replay (experience replay), gr (generative replay: a
 -- class-conditional VAE, distillation), lora (per-task LoRA folded into the
 -- base after each task) and combined (the plan: generative replay + per-task
--- LoRA + EWC, then a consolidation phase of generative replay alone).
+-- LoRA + EWC, then a consolidation phase of generative replay alone) with
+-- its ablations combined-no-lora, combined-no-ewc and gr-sleep (neither).
 -- o: seed, memory [1000], lambda [nil: EWC's class-IL default], rank [16],
+-- lora_layers [{"1"}: the first hidden layer],
 -- sleep [100] (consolidation steps), sleep_lr [1e-4], learn_lr [the learner's]
 -- (the learning rate of the LoRA phases), grid [nil]: after each
 -- task, a grid of this many replayed samples (stored, or generated for the
@@ -180,7 +182,7 @@ function recipe.class_il_runs(o)
     if plan_extra then return g, list[2] end
     return list
   end
-  local function lora() return S.lora { rank = o.rank or 16, layers = { "1", "3" }, fold = true } end
+  local function lora() return S.lora { rank = o.rank or 16, layers = o.lora_layers or { "1" }, fold = true } end
   local function ewc() return S.ewc { lambda = o.lambda } end
   local runs = {
     naive = function() return { S.naive() } end,
@@ -188,24 +190,38 @@ function recipe.class_il_runs(o)
     replay = function() return { S.replay { memory = o.memory or 1000, grid = o.grid } } end,
     gr = function() return gr_list() end,
     lora = function() return { engram.schedule.only(lora(), "2-") } end,
-    combined = function()
+  }
+  -- the plan, and its ablations: without LoRA, without EWC, without either
+  -- (generative replay + the consolidation phase)
+  local function combined(name, with_lora, with_ewc)
+    runs[name] = function()
       local g, grid = gr_list(true)
       local sleep = o.sleep or 100
+      local st, first, learn = { gr = g }, { "gr" }, {}
+      if with_lora then st.lora = lora(); learn[1] = "lora" end
+      learn[#learn + 1] = "gr"
+      if with_ewc then
+        st.ewc = ewc(); first[#first + 1] = "ewc"; learn[#learn + 1] = "ewc"
+      end
       return { engram.plan {
-        name = "combined",
-        strategies = { gr = g, lora = lora(), ewc = ewc() },
+        name = name,
+        strategies = st,
         hooks = grid and { after_task = function(ctx) grid:after_task(ctx) end } or nil,
         phases = {
-          first = { use = { "gr", "ewc" } }, -- task 1: the whole model learns
-          learn = { use = { "lora", "gr", "ewc" }, lr = o.learn_lr }, -- then rank-r changes of the hidden layers
+          first = { use = first }, -- task 1: the whole model learns
+          learn = { use = learn, lr = o.learn_lr }, -- then rank-r changes of the hidden layers
           consolidate = { use = { "gr" }, data = "none", iterations = sleep > 0 and sleep or 1,
             lr = o.sleep_lr or 1e-4 },
         },
         tasks = { { tasks = "1", run = { "first" } },
           { tasks = "2-", run = sleep > 0 and { "learn", "consolidate" } or { "learn" } } },
       } }
-    end,
-  }
+    end
+  end
+  combined("combined", true, true)
+  combined("combined-no-lora", false, true)
+  combined("combined-no-ewc", true, false)
+  combined("gr-sleep", false, false)
   local out = {}
   for name, f in pairs(runs) do out[name] = { name = name, strategies = f } end
   return out
