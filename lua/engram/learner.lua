@@ -42,6 +42,7 @@
 --   resume [false]         continue from the checkpoint there, if there is one
 --   start_task [false]     with resume: the task the run must start at
 --   stop_task [false]      end the run (an error saying so) after this task
+--   checkpoint_every [false]  also save every this many steps inside a task
 --
 -- The context passed to every hook (one table per run, fields updated in place):
 --   learner, model, optimizer, criterion, scenario, opts
@@ -97,7 +98,7 @@ local DEFAULTS = {
   iterations = false, batch = 128, eval_batch = 1000, seed = 1, heads = false, validate = false,
   patience = false, reference = false, drift_layer = "auto", probe = 256, quiet = false, log = false,
   naive = false, eval_on = "test", nonfinite = "stop", checkpoint = false, resume = false, start_task = false,
-  stop_task = false,
+  stop_task = false, checkpoint_every = false,
 }
 
 local function options(opts, level)
@@ -569,28 +570,43 @@ local function train_task(self, ctx, prog, ph)
     total = budget and budget * batch or per_epoch * n_epochs, done = 0 }
   local best, best_params, bad = -1, nil, 0
   local patience = o.patience and ctx.task.val and o.patience
-  ctx.step, ctx.stop, ctx.batch_task = 0, false, nil
+  -- resuming from a checkpoint made inside this task (engram.checkpoint):
+  -- the batch iterators replayed to where they were, the epoch's records
+  local res = self._r and self._r.resume_at
+  if res then self._r.resume_at = nil end
+  for p, part in ipairs(parts) do
+    part.calls = res and res.calls[p] or 0
+    for _ = 1, part.calls do part.it:next() end
+  end
+  ctx.step, ctx.stop, ctx.batch_task = res and res.step or 0, false, nil
+  st.done = res and res.done or 0
+  local every = o.checkpoint_every
   model:train()
-  local epoch = 0
+  local epoch = res and res.epoch - 1 or 0
   while epoch < epochs and not ctx.stop do
     epoch = epoch + 1
     ctx.epoch = epoch
-    dispatch(self, "before_epoch", ctx)
+    if not res then dispatch(self, "before_epoch", ctx) end
     local t0 = core.clock()
     local lsum, nb, ns = 0, 0, 0
     local order = {}
-    if none then
+    if res then
+      lsum, nb, ns, order = res.lsum, res.nb, res.ns, res.order
+    elseif none then
       for _ = 1, budget do order[#order + 1] = 1 end
     else
       for p, part in ipairs(parts) do
         for _ = 1, #part.it do order[#order + 1] = p end
       end
     end
-    if #parts > 1 then shuffle_in_place(order, ctx.rng) end
-    for _, p in ipairs(order) do
-      local part = parts[p]
+    if #parts > 1 and not res then shuffle_in_place(order, ctx.rng) end
+    local from = res and res.pos + 1 or 1
+    res = nil
+    for i = from, #order do
+      local part = parts[order[i]]
       local x, y = part.it:next()
-      if x == nil then x, y = part.it:next() end
+      part.calls = part.calls + 1
+      if x == nil then x, y = part.it:next(); part.calls = part.calls + 1 end
       if x ~= nil then
         local l = train_step(self, ctx, x, y, part.task)
         if l then lsum, nb = lsum + l, nb + 1 end
@@ -600,6 +616,12 @@ local function train_task(self, ctx, prog, ph)
         prog:update(st)
       end
       if ctx.stop or (budget and ctx.step >= budget) then break end
+      if every and ctx.global_step % every == 0 then
+        local calls = {}
+        for p, q in ipairs(parts) do calls[p] = q.calls end
+        require("engram.checkpoint").inside_task(self, { epoch = epoch, pos = i, order = order, calls = calls,
+          lsum = lsum, nb = nb, ns = ns, done = st.done, step = ctx.step })
+      end
     end
     if budget and ctx.step >= budget then ctx.stop = true end
     local dt = core.clock() - t0
@@ -829,6 +851,7 @@ function Learner:start(scenario)
   end
   check_model(self, scenario)
   local o, model = self.opts, self.model
+  if o.checkpoint_every then require("engram.checkpoint").check_inside(self) end
   local r = { scenario = scenario, T = T, next = 1, drift = {}, per_task = {} }
   function r.eval_set(task) return o.eval_on == "val" and task.val or task.test end
   self:_prepare_hooks()
@@ -895,10 +918,19 @@ function Learner:step()
   ctx.epoch, ctx.step = 0, 0
   ctx.criterion:set_active(self:active(task))
   if o.heads then model:set_head(t) end
-  if o.reset_optimizer and t > 1 and ctx.optimizer.reset then ctx.optimizer:reset() end
-  ctx.log("task_start", { task = t, name = task.name })
+  -- resumed from a checkpoint made inside task t (engram.checkpoint): the
+  -- strategies' resume_task instead of before_task, whose work is in their state
+  local inside = r.resume_at
+  if o.reset_optimizer and t > 1 and ctx.optimizer.reset and not inside then ctx.optimizer:reset() end
+  ctx.log(inside and "task_resume" or "task_start", { task = t, name = task.name, step = inside and inside.step })
   local t0 = ctx.train_seconds
-  dispatch(self, "before_task", ctx)
+  if inside then
+    for _, s in ipairs(self.strategies) do
+      if type(s.resume_task) == "function" then s:resume_task(ctx) end
+    end
+  else
+    dispatch(self, "before_task", ctx)
+  end
   if not ctx.skip_training then train_phases(self, ctx, r.prog) end
   local ta = core.clock()
   dispatch(self, "after_task", ctx)

@@ -7,7 +7,8 @@
 -- it) and a plan (its rules' counts, the firings, the references of
 -- val_drop, the optimiser of its own phase). Each run is killed with
 -- SIGKILL after some tasks and resumed; its results and final parameters
--- are bit-identical to a run never stopped.
+-- are bit-identical to a run never stopped; with --checkpoint-every N (EWC
+-- and SI, LwF and replay, generative replay) it is killed inside tasks too.
 local lu = require("luaunit")
 local ck = require("checkpoint_helpers")
 
@@ -49,4 +50,65 @@ end
 
 function TestCheckpointMore.test_a_plan_resumes_with_its_rules_counts_and_phase_optimiser()
   killed_and_resumed("plan", { 2 })
+end
+
+-- ------------------------------------------------------------- inside a task
+
+-- Runs `name` saving every 25 steps as well (5 saves a task: 4 inside it,
+-- one at its end), killed after the k-th save of each process for k in
+-- kills, resumed in between and at the end.
+local function killed_inside_and_resumed(name, kills)
+  local r = ck.runner(RECIPE, "--iterations 120 --only " .. name, "--checkpoint-every 25")
+  local d = ck.tmpdir()
+  for i, n in ipairs(kills) do
+    local args = i == 1 and "--checkpoint ck" or "--resume ck"
+    lu.assertEquals(r.killed_after(d, args, n, "9", "checkpoint"), 137, "the run was killed, not finished")
+    lu.assertFalse(ck.exists(d .. "/out.json"))
+    os.remove(d .. "/events.jsonl")
+  end
+  r.finishes_like_the_reference(d)
+end
+
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_ewc_and_si_bit_identically()
+  -- the 3rd save is at step 75 of task 1; then 7 more: inside task 3 (SI's running path integral)
+  killed_inside_and_resumed("ewc-si", { 3, 7 })
+end
+
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_lwf_and_replay_bit_identically()
+  -- inside task 1 (replay has no memory yet), then inside task 2 (the teacher, the memory's draws)
+  killed_inside_and_resumed("lwf-replay", { 2, 4 })
+end
+
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_generative_replay_bit_identically()
+  killed_inside_and_resumed("gr-vae", { 7, 3 })
+end
+
+function TestCheckpointMore.test_a_strategy_that_cannot_resume_inside_a_task_is_named_before_any_work()
+  local engram = require("engram")
+  local S = engram.strategies
+  local all = engram.data.blobs { n = 120, classes = 4, dim = 4, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  local scenario = engram.scenarios.split(train, test, { tasks = 2 })
+  local helpers = require("helpers")
+  local dir = helpers.tmpname("-ckpt")
+  local function run(strategy, extra)
+    local o = { iterations = 5, quiet = true, checkpoint = dir, checkpoint_every = 2 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    local L = engram.learner(engram.nn.mlp { 4, 8, 4 }:build { seed = 1 }, o)
+    L:use(strategy)
+    return L:run(scenario)
+  end
+  lu.assertErrorMsgContains("checkpoint_every: strategy 1 ('lora') cannot be resumed inside a task exactly",
+    run, S.lora { rank = 2 })
+  lu.assertErrorMsgContains("strategy 1 ('plan') cannot be resumed inside a task exactly (plans",
+    run, engram.plan { strategies = { S.naive() } })
+  lu.assertErrorMsgContains("strategy 1_1 ('progressive') cannot be resumed",
+    run, engram.schedule.only(S.progressive {}, "2-"))
+  lu.assertErrorMsgContains("patience cannot be resumed inside a task exactly", run, S.naive(), { patience = 2 })
+  lu.assertFalse(ck.exists(dir .. "/checkpoint.safetensors"), "refused before any work")
+  -- the strategies that can, can: a run saving every 2 steps ends as one that does not
+  local plain = engram.learner(engram.nn.mlp { 4, 8, 4 }:build { seed = 1 }, { iterations = 5, quiet = true })
+    :use(S.ewc { lambda = 5, samples = 20 }):run(scenario)
+  lu.assertEquals(run(S.ewc { lambda = 5, samples = 20 }).acc, plain.acc)
+  os.execute("rm -rf " .. helpers.q(dir))
 end

@@ -69,6 +69,9 @@ local strategies = require("engram.strategies")
 
 local Replay = {}
 Replay.__index = Replay
+-- Checkpoints inside a task resume exactly: the memory, its draws and the
+-- stream's insertions are all in state() (engram.checkpoint).
+Replay.midtask = true
 
 local INSERT = { reservoir = true, balanced = true, herding = true, score = true }
 local STORAGE = { float = true, uint8 = true, auto = true }
@@ -435,6 +438,11 @@ end
 --- Restores what state() gave: the memory draws the same samples from the same generator.
 function Replay:load_state(t)
   local o = self.options
+  -- saved before the memory was made (inside the first task it observes): none yet
+  if next(t) == nil then
+    self.mem, self.sets, self.order = nil, {}, {}
+    return self
+  end
   self.mem = Replay.load_memory(self.mem, t, function(dim, levels)
     local insert = o.insert == "herding" and "reservoir" or o.insert
     return cl.memory(o.memory or nil, { dim = dim, insert = insert, per_class = o.per_class or nil,
