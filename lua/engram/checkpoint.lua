@@ -231,12 +231,12 @@ end
 
 -- An optimiser's buffers into tensors (prefix .. "<group>.<buf|m|v>") and
 -- its scalars as a JSON value; what names it in errors.
-local function optimizer_state(opt, prefix, tensors, what)
+local function optimizer_state(opt, prefix, tensors, what, lr)
   if type(opt.state_dict) ~= "function" then
     error("checkpoint.save: " .. what .. " has no state_dict(); a custom optimiser cannot be checkpointed", 0)
   end
   local sd = opt:state_dict()
-  local ostate = { kind = sd.kind, step = sd.step, lr = sd.lr, groups = {} }
+  local ostate = { kind = sd.kind, step = sd.step, lr = lr or sd.lr, groups = {} }
   for g, e in pairs(sd.groups) do
     ostate.groups[g] = e.t
     for _, k in ipairs { "buf", "m", "v" } do
@@ -245,6 +245,11 @@ local function optimizer_state(opt, prefix, tensors, what)
   end
   return ostate
 end
+
+-- Saves so far in this process, and (for the kill-and-resume tests) the
+-- save after which the process kills itself with SIGKILL:
+-- ENGRAM_TEST_KILL_AFTER_SAVE=n, a kill at an exact point inside a task.
+local saves, kill_after = 0, math.tointeger(tonumber(os.getenv("ENGRAM_TEST_KILL_AFTER_SAVE") or ""))
 
 -- The last checkpoint written or read in this process: what an interrupted
 -- run reports (M.note).
@@ -261,7 +266,11 @@ function M.save(L, dir, inside)
   end
   local tensors, metas = {}, {}
   for _, p in ipairs(L.model:parameters()) do tensors["model." .. p.group .. "." .. p.name] = p.value end
-  local ostate = optimizer_state(ctx.optimizer, "optimizer.", tensors, "the optimiser")
+  -- inside a plan's phase: the optimisers as they are outside it (the phase
+  -- sets its learning rate again when the run resumes)
+  local main = ctx._outer_optimizer or ctx.optimizer
+  local function lr_of(opt) return opt == ctx.optimizer and ctx._outer_lr or nil end
+  local ostate = optimizer_state(main, "optimizer.", tensors, "the optimiser", lr_of(main))
   -- the optimisers of a plan's phases that have their own (kept across tasks)
   local phase_opts
   if L._plan and L._phase_opts then
@@ -270,7 +279,7 @@ function M.save(L, dir, inside)
       if opt then
         phase_opts = phase_opts or {}
         phase_opts[name] = optimizer_state(opt, "phaseopt." .. name .. ".", tensors,
-          "the optimiser of phase '" .. name .. "'")
+          "the optimiser of phase '" .. name .. "'", lr_of(opt))
       end
     end
   end
@@ -309,7 +318,7 @@ function M.save(L, dir, inside)
     phase_optimizers = phase_opts, freezing = freezing,
     inside = inside and { t = ctx.t, epoch = inside.epoch, pos = inside.pos, order = inside.order, calls = inside.calls,
       lsum = inside.lsum, nb = inside.nb, ns = inside.ns, done = inside.done, step = inside.step,
-      epoch_loss = ctx.epoch_loss } or nil,
+      epoch_loss = ctx.epoch_loss, phase = ctx._phase_at } or nil,
     rng = { run = ctx.rng:state(), default = core.default_generator():state() }, strategies = metas,
     fingerprint = r.fingerprint, version = core.version, threads = core.get_threads(),
   }
@@ -322,6 +331,8 @@ function M.save(L, dir, inside)
   last = { dir = dir, done = run.done, T = r.T, inside = run.inside }
   ctx.log("checkpoint", { task = run.inside and ctx.t or run.done, step = run.inside and ctx.step or nil,
     inside = run.inside and true or nil })
+  saves = saves + 1
+  if saves == kill_after then os.execute("kill -9 $PPID") end
   return path
 end
 
@@ -368,8 +379,11 @@ function M.read(dir)
     for _, k in ipairs { "t", "epoch", "pos", "nb", "ns", "done", "step" } do
       if math.type(i[k]) ~= "integer" or i[k] < 0 then ints = false end
     end
+    local ph = i.phase
     if not ints or i.t ~= run.done + 1 or type(i.order) ~= "table" or type(i.calls) ~= "table" or
-        type(i.lsum) ~= "number" or i.pos > #i.order then
+        type(i.lsum) ~= "number" or i.pos > #i.order or (ph ~= nil and (type(ph) ~= "table" or
+        math.type(ph.j) ~= "integer" or math.type(ph.k) ~= "integer" or math.type(ph.n) ~= "integer" or
+        (ph.k > 0 and (type(ph.pending) ~= "table" or ph.k > #ph.pending)))) then
       bad("the position inside the task is missing or out of range")
     end
   end
@@ -558,15 +572,14 @@ end
 -- says so with midtask = true (its state() is whole at any step and its
 -- before_task has nothing to redo) or with resume_task(ctx) (called on such
 -- a resume instead of before_task, to rebuild what before_task derives
--- without redoing its work). Returns nil or the key and the strategy that cannot.
+-- without redoing its work). Schedules and plans can when their members can.
+-- Returns nil or the key and the strategy that cannot.
 local function cannot_resume_inside(list, prefix)
   local bad_key, bad_s
   each_strategy(list, prefix, function(key, s)
     if bad_key then return end
     local ok
-    if s.is_plan then
-      ok = false
-    elseif type(s.members) == "table" then
+    if type(s.members) == "table" then
       ok = true -- its members are checked in turn
     else
       ok = s.midtask == true or type(s.resume_task) == "function"
@@ -584,8 +597,7 @@ end
 -- first strategy (or option) that cannot be resumed inside a task exactly.
 function M.check_inside(L)
   local key, s = cannot_resume_inside(L.strategies, "")
-  local why = s and (s.is_plan and "plans (phases and rules) save between tasks only" or
-    "it has no resume_task and is not marked midtask")
+  local why = s and "it has no resume_task and is not marked midtask"
   if not key and L.opts.patience then key, why = "patience", "early stopping keeps the best weights of the task" end
   if key then
     error(string.format("learner: checkpoint_every: %s cannot be resumed inside a task exactly (%s; " ..

@@ -678,6 +678,8 @@ end
 -- settings put back.
 local function run_phase(self, ctx, prog, ph, index)
   ctx.phase, ctx.phase_index = ph, index
+  -- resuming inside this phase (engram.checkpoint): its settings again, not its start
+  local resuming = self._r and self._r.resume_at ~= nil
   local opt0, lr0 = ctx.optimizer, nil
   if ph.optimizer then ctx.optimizer = self:_phase_optimizer(ph) end
   if ph.lr then
@@ -687,36 +689,54 @@ local function run_phase(self, ctx, prog, ph, index)
     lr0 = ctx.optimizer._base_lr
     ctx.optimizer:set_lr(ph.lr)
   end
-  if ph.reset_optimizer and ctx.optimizer.reset then ctx.optimizer:reset() end
+  -- what a checkpoint inside the phase saves as the optimisers outside it
+  ctx._outer_optimizer, ctx._outer_lr = opt0, lr0
+  if ph.reset_optimizer and ctx.optimizer.reset and not resuming then ctx.optimizer:reset() end
   local undo = {}
   for i, e in ipairs(ph.set or {}) do
     local ok, prev = pcall(e.strategy.configure, e.strategy, e.opts)
     if not ok then error(string.format("learner: phase '%s': set %s: %s", ph.name, e.name, tostring(prev)), 0) end
     undo[i] = prev
   end
-  dispatch(self, "before_phase", ctx)
+  if not resuming then dispatch(self, "before_phase", ctx) end
   train_task(self, ctx, prog, ph)
   dispatch(self, "after_phase", ctx)
   for i = #undo, 1, -1 do ph.set[i].strategy:configure(undo[i]) end
   if lr0 then ctx.optimizer:set_lr(lr0) end
-  ctx.optimizer = opt0
+  ctx.optimizer, ctx._outer_optimizer, ctx._outer_lr = opt0, nil, nil
 end
 
 -- Trains the current task: the default phase, or the plan's phases for the
 -- task with the ones its rules add after each.
+-- ctx._phase_at says where the task is in them, for a checkpoint inside a
+-- phase: j, the scheduled phase; k, 0 for it or the k-th of the phases its
+-- rules added (pending: their names); n, the phase's index in the task.
 local function train_phases(self, ctx, prog)
   local plan = self._plan
   if not plan then return run_phase(self, ctx, prog, DEFAULT_PHASE, 1) end
-  local n = 0
-  for _, ph in ipairs(plan:phases_for(ctx.t, ctx.T)) do
-    n = n + 1
-    run_phase(self, ctx, prog, ph, n)
-    for _, q in ipairs(plan:triggered(ctx, ph) or {}) do
+  local at = self._r and self._r.resume_at and self._r.resume_at.phase -- resuming inside a phase
+  local sched, n = plan:phases_for(ctx.t, ctx.T), 0
+  local j0, k0 = 1, 0
+  if at then j0, k0, n = at.j, at.k, at.n - 1 end
+  for j = j0, #sched do
+    local ph, names, pending = sched[j], {}, {}
+    local resumed = j == j0 and k0 > 0
+    if resumed then
+      for i, name in ipairs(at.pending) do pending[i] = plan.phase_list[name] end
+    else
       n = n + 1
-      run_phase(self, ctx, prog, q, n)
+      ctx._phase_at = { j = j, k = 0, n = n }
+      run_phase(self, ctx, prog, ph, n)
+      pending = plan:triggered(ctx, ph) or {}
+    end
+    for i, q in ipairs(pending) do names[i] = q.name end
+    for k = resumed and k0 or 1, #pending do
+      n = n + 1
+      ctx._phase_at = { j = j, k = k, n = n, pending = names }
+      run_phase(self, ctx, prog, pending[k], n)
     end
   end
-  ctx.phase = nil
+  ctx.phase, ctx._phase_at = nil, nil
   plan:task_trained(ctx)
 end
 

@@ -54,19 +54,23 @@ end
 
 -- ------------------------------------------------------------- inside a task
 
--- Runs `name` saving every 25 steps as well (5 saves a task: 4 inside it,
--- one at its end), killed after the k-th save of each process for k in
--- kills, resumed in between and at the end.
-local function killed_inside_and_resumed(name, kills)
-  local r = ck.runner(RECIPE, "--iterations 120 --only " .. name, "--checkpoint-every 25")
+-- Runs the recipe with runner r, killed with SIGKILL right after the k-th
+-- save of each process for k in kills (ENGRAM_TEST_KILL_AFTER_SAVE: an exact
+-- point, inside a task or a phase), resumed in between and at the end.
+local function killed_at_saves(r, kills)
   local d = ck.tmpdir()
   for i, n in ipairs(kills) do
     local args = i == 1 and "--checkpoint ck" or "--resume ck"
-    lu.assertEquals(r.killed_after(d, args, n, "9", "checkpoint"), 137, "the run was killed, not finished")
+    lu.assertEquals(r.run(d, args, "ENGRAM_TEST_KILL_AFTER_SAVE=" .. n), 137, "the run was killed, not finished")
     lu.assertFalse(ck.exists(d .. "/out.json"))
-    os.remove(d .. "/events.jsonl")
   end
   r.finishes_like_the_reference(d)
+end
+
+-- Runs `name` saving every 25 steps as well (5 saves a task: 4 inside it,
+-- one at its end), killed after the given saves.
+local function killed_inside_and_resumed(name, kills)
+  killed_at_saves(ck.runner(RECIPE, "--iterations 120 --only " .. name, "--checkpoint-every 25"), kills)
 end
 
 function TestCheckpointMore.test_checkpoints_inside_tasks_resume_ewc_and_si_bit_identically()
@@ -81,6 +85,15 @@ end
 
 function TestCheckpointMore.test_checkpoints_inside_tasks_resume_generative_replay_bit_identically()
   killed_inside_and_resumed("gr-vae", { 7, 3 })
+end
+
+function TestCheckpointMore.test_checkpoints_inside_a_plans_phases_resume_bit_identically()
+  -- saves every 7 steps: inside learn and inside consolidate (its own SGD and
+  -- lr; also when a rule added it), the plan's rule counts and firings
+  local r = ck.runner(RECIPE, "--iterations 60 --only plan", "--checkpoint-every 7")
+  -- save 19: inside task 2's consolidate phase; 5 then 15 more (save 20): inside the
+  -- consolidate phase a rule added; 28: inside task 3's learn phase
+  for _, kills in ipairs { { 19 }, { 5, 15 }, { 28 } } do killed_at_saves(r, kills) end
 end
 
 function TestCheckpointMore.test_a_strategy_that_cannot_resume_inside_a_task_is_named_before_any_work()
@@ -100,8 +113,10 @@ function TestCheckpointMore.test_a_strategy_that_cannot_resume_inside_a_task_is_
   end
   lu.assertErrorMsgContains("checkpoint_every: strategy 1 ('lora') cannot be resumed inside a task exactly",
     run, S.lora { rank = 2 })
-  lu.assertErrorMsgContains("strategy 1 ('plan') cannot be resumed inside a task exactly (plans",
-    run, engram.plan { strategies = { S.naive() } })
+  lu.assertErrorMsgContains("strategy 1_2 ('lora') cannot be resumed inside a task exactly",
+    run, engram.plan { strategies = { S.naive(), S.lora { rank = 2 } } })
+  lu.assertErrorMsgContains("strategy 1_2 ('plan-hooks') cannot be resumed",
+    run, engram.plan { strategies = { S.naive() }, hooks = { after_task = function() end } })
   lu.assertErrorMsgContains("strategy 1_1 ('progressive') cannot be resumed",
     run, engram.schedule.only(S.progressive {}, "2-"))
   lu.assertErrorMsgContains("patience cannot be resumed inside a task exactly", run, S.naive(), { patience = 2 })
