@@ -514,7 +514,8 @@ function M.restore(L, dir)
   local parts = partition(tensors, path)
   local ok, err = pcall(function()
     -- the groups and modules strategies added, task by task in the order they were made
-    for t = 1, run.done do
+    -- (inside a task: the task under way's too, made by before_task)
+    for t = 1, run.inside and run.inside.t or run.done do
       each_strategy(L.strategies, "", function(key, s)
         if type(s.rebuild_task) == "function" then s:rebuild_task(ctx, run.strategies[key], t) end
       end)

@@ -87,6 +87,21 @@ function TestCheckpointMore.test_checkpoints_inside_tasks_resume_generative_repl
   killed_inside_and_resumed("gr-vae", { 7, 3 })
 end
 
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_der_with_lora_bit_identically()
+  -- inside task 1; then inside task 2, where the LoRA set of the task under way is re-created
+  killed_inside_and_resumed("der-lora", { 3, 8 })
+end
+
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_agem_and_its_counts_bit_identically()
+  -- save 5 is task 1's end (A-GEM's projection counts in the results carry on), then inside task 3
+  killed_inside_and_resumed("agem", { 5, 9 })
+end
+
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_icarl_and_progressive_bit_identically()
+  killed_inside_and_resumed("icarl", { 2, 11 })
+  killed_inside_and_resumed("progressive", { 8 })
+end
+
 function TestCheckpointMore.test_checkpoints_inside_a_plans_phases_resume_bit_identically()
   -- saves every 7 steps: inside learn and inside consolidate (its own SGD and
   -- lr; also when a rule added it), the plan's rule counts and firings
@@ -111,14 +126,14 @@ function TestCheckpointMore.test_a_strategy_that_cannot_resume_inside_a_task_is_
     L:use(strategy)
     return L:run(scenario)
   end
-  lu.assertErrorMsgContains("checkpoint_every: strategy 1 ('lora') cannot be resumed inside a task exactly",
-    run, S.lora { rank = 2 })
-  lu.assertErrorMsgContains("strategy 1_2 ('lora') cannot be resumed inside a task exactly",
-    run, engram.plan { strategies = { S.naive(), S.lora { rank = 2 } } })
+  lu.assertErrorMsgContains("checkpoint_every: strategy 1 ('joint') cannot be resumed inside a task exactly",
+    run, S.joint())
+  lu.assertErrorMsgContains("strategy 1_2 ('mine') cannot be resumed inside a task exactly",
+    run, engram.plan { strategies = { S.naive(), { name = "mine", after_task = function() end } } })
   lu.assertErrorMsgContains("strategy 1_2 ('plan-hooks') cannot be resumed",
     run, engram.plan { strategies = { S.naive() }, hooks = { after_task = function() end } })
-  lu.assertErrorMsgContains("strategy 1_1 ('progressive') cannot be resumed",
-    run, engram.schedule.only(S.progressive {}, "2-"))
+  lu.assertErrorMsgContains("strategy 1_1 ('cumulative') cannot be resumed",
+    run, engram.schedule.only(S.cumulative(), "2-"))
   lu.assertErrorMsgContains("patience cannot be resumed inside a task exactly", run, S.naive(), { patience = 2 })
   lu.assertFalse(ck.exists(dir .. "/checkpoint.safetensors"), "refused before any work")
   -- the strategies that can, can: a run saving every 2 steps ends as one that does not

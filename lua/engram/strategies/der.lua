@@ -69,6 +69,9 @@ function DER:before_run(ctx)
   self.gen = self.options.seed and core.generator(self.options.seed) or ctx.rng
 end
 
+-- resuming inside a task (engram.checkpoint): the memory and its draws are in state()
+function DER.resume_task(s, ctx) DER.before_task(s, ctx) end
+
 function DER.before_task(_, ctx)
   if ctx.opts.heads then
     error("der: per-task heads (the learner's heads = true) are not supported: the memory batch would go " ..

@@ -45,6 +45,11 @@ local runs = {
   { name = "lwf-replay", strategies = function()
     return { S.lwf {}, engram.schedule.only(S.replay { memory = 60 }, "2-") }
   end },
+  { name = "der-lora", strategies = function()
+    return { S.der { memory = 60 }, engram.schedule.only(S.lora { rank = 2 }, "2-") }
+  end },
+  { name = "agem", strategies = function() return { S.agem { memory = 60 } } end },
+  { name = "icarl", strategies = function() return { S.icarl { memory = 60 } } end },
   { name = "freeze", strategies = function()
     return { engram.schedule.only(S.freeze { layers = "1" }, "2"), S.si { c = 0.5 } }
   end },
