@@ -435,9 +435,15 @@ function Replay:state()
   return Replay.memory_state(self.mem)
 end
 
+--- The state of its own generator (with the seed option; otherwise it draws from ctx.rng, saved by the learner).
+function Replay:state_meta()
+  return { gen = self.options.seed and self.gen and self.gen:state() or nil }
+end
+
 --- Restores what state() gave: the memory draws the same samples from the same generator.
-function Replay:load_state(t)
+function Replay:load_state(t, _, meta)
   local o = self.options
+  if o.seed and type(meta) == "table" and type(meta.gen) == "string" and self.gen then self.gen:set_state(meta.gen) end
   -- saved before the memory was made (inside the first task it observes): none yet
   if next(t) == nil then
     self.mem, self.sets, self.order = nil, {}, {}

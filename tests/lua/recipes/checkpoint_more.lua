@@ -43,10 +43,10 @@ local runs = {
     return { S.ewc { lambda = 20, samples = 50 }, S.si { c = 0.5 } }
   end },
   { name = "lwf-replay", strategies = function()
-    return { S.lwf {}, engram.schedule.only(S.replay { memory = 60 }, "2-") }
+    return { S.lwf {}, engram.schedule.only(S.replay { memory = 60, seed = 7 }, "2-") }
   end },
   { name = "der-lora", strategies = function()
-    return { S.der { memory = 60 }, engram.schedule.only(S.lora { rank = 2 }, "2-") }
+    return { S.der { memory = 60, seed = 3 }, engram.schedule.only(S.lora { rank = 2 }, "2-") }
   end },
   { name = "agem", strategies = function() return { S.agem { memory = 60 } } end },
   { name = "icarl", strategies = function() return { S.icarl { memory = 60 } } end },
