@@ -102,6 +102,11 @@ function TestCheckpointMore.test_checkpoints_inside_tasks_resume_icarl_and_progr
   killed_inside_and_resumed("progressive", { 8 })
 end
 
+function TestCheckpointMore.test_checkpoints_inside_tasks_resume_cumulative_training_bit_identically()
+  -- task-IL: the batches of tasks 1..t interleave in a shuffled order, saved with the position
+  killed_inside_and_resumed("cumulative-task", { 12 })
+end
+
 function TestCheckpointMore.test_checkpoints_inside_a_plans_phases_resume_bit_identically()
   -- saves every 7 steps: inside learn and inside consolidate (its own SGD and
   -- lr; also when a rule added it), the plan's rule counts and firings
@@ -126,14 +131,14 @@ function TestCheckpointMore.test_a_strategy_that_cannot_resume_inside_a_task_is_
     L:use(strategy)
     return L:run(scenario)
   end
-  lu.assertErrorMsgContains("checkpoint_every: strategy 1 ('joint') cannot be resumed inside a task exactly",
-    run, S.joint())
+  lu.assertErrorMsgContains("checkpoint_every: strategy 1 ('custom') cannot be resumed inside a task exactly",
+    run, { after_task = function() end })
   lu.assertErrorMsgContains("strategy 1_2 ('mine') cannot be resumed inside a task exactly",
     run, engram.plan { strategies = { S.naive(), { name = "mine", after_task = function() end } } })
   lu.assertErrorMsgContains("strategy 1_2 ('plan-hooks') cannot be resumed",
     run, engram.plan { strategies = { S.naive() }, hooks = { after_task = function() end } })
-  lu.assertErrorMsgContains("strategy 1_1 ('cumulative') cannot be resumed",
-    run, engram.schedule.only(S.cumulative(), "2-"))
+  lu.assertErrorMsgContains("strategy 1_1 ('federated') cannot be resumed",
+    run, engram.schedule.only(S.federated { clients = 2, rounds = 1 }, "2-"))
   lu.assertErrorMsgContains("patience cannot be resumed inside a task exactly", run, S.naive(), { patience = 2 })
   lu.assertFalse(ck.exists(dir .. "/checkpoint.safetensors"), "refused before any work")
   -- the strategies that can, can: a run saving every 2 steps ends as one that does not

@@ -6,6 +6,8 @@
 --                 moving average, the frozen copy), distillation
 --   ewc-si        EWC and SI (checkpoints inside tasks: SI's running path integral)
 --   lwf-replay    LwF and replay from task 2 (inside tasks: the teacher, the memory's draws)
+--   der-lora, agem, icarl   DER with LoRA from task 2, A-GEM, iCaRL
+--   cumulative-task  cumulative training in task-IL (batches of the tasks interleaved)
 --   freeze        layer 1 frozen in task 2 only (and kept frozen after)
 --   progressive   a column per task (the model grows)
 --   plan          a plan: EWC and replay learn, a consolidation phase with
@@ -50,6 +52,8 @@ local runs = {
   end },
   { name = "agem", strategies = function() return { S.agem { memory = 60 } } end },
   { name = "icarl", strategies = function() return { S.icarl { memory = 60 } } end },
+  { name = "cumulative-task", scenario = engram.scenarios.split(train, test, { tasks = 4, seed = opts.seed,
+    scenario = "task" }), strategies = function() return { S.cumulative() } end },
   { name = "freeze", strategies = function()
     return { engram.schedule.only(S.freeze { layers = "1" }, "2"), S.si { c = 0.5 } }
   end },
