@@ -93,6 +93,7 @@ function M.learner_options(opts)
   for k, v in pairs(opts) do o[k] = v end
   o.checkpoint = session.dir .. "/" .. subdir(opts.name, opts.eval_on)
   o.resume, o.stop_task = session.resume or false, session.stop_task or false
+  o.checkpoint_every = session.every or false
   -- --start-task checks the runs that were saved; a run not begun yet starts at task 1
   o.start_task = session.resume and M.exists(o.checkpoint) and session.start_task or false
   return o
@@ -103,14 +104,14 @@ function M.check_options(o, level)
   if o.checkpoint and (type(o.checkpoint) ~= "string" or o.checkpoint == "") then
     error("learner: checkpoint must be a directory path, got " .. tostring(o.checkpoint), level + 1)
   end
-  for _, k in ipairs { "start_task", "stop_task" } do
+  for _, k in ipairs { "start_task", "stop_task", "checkpoint_every" } do
     local v = o[k]
     if v and (math.type(v) ~= "integer" or v < 1) then
       error(string.format("learner: %s must be a positive integer, got %s", k, tostring(v)), level + 1)
     end
   end
-  if (o.resume or o.start_task or o.stop_task) and not o.checkpoint then
-    error("learner: resume, start_task and stop_task need checkpoint = directory", level + 1)
+  if (o.resume or o.start_task or o.stop_task or o.checkpoint_every) and not o.checkpoint then
+    error("learner: resume, start_task, stop_task and checkpoint_every need checkpoint = directory", level + 1)
   end
   if o.start_task and o.start_task > 1 and not o.resume then
     error("learner: start_task " .. o.start_task .. " needs resume = true (the tasks before it come from the " ..
@@ -145,7 +146,8 @@ end
 local LEARNER_KEYS = { "optimizer", "lr", "momentum", "reset_optimizer", "epochs", "iterations", "batch",
   "eval_batch", "seed", "heads", "validate", "patience", "eval_on", "reference", "drift_layer", "probe", "nonfinite" }
 -- Recipe options that do not change what a run computes.
-local FREE = { checkpoint = true, resume = true, start_task = true, stop_task = true, out = true, log = true,
+local FREE = { checkpoint = true, resume = true, start_task = true, stop_task = true, checkpoint_every = true,
+  out = true, log = true,
   quiet = true, threads = true, only = true, help = true, args = true, only_set = true }
 
 local function text(v)
@@ -229,12 +231,12 @@ end
 
 -- An optimiser's buffers into tensors (prefix .. "<group>.<buf|m|v>") and
 -- its scalars as a JSON value; what names it in errors.
-local function optimizer_state(opt, prefix, tensors, what)
+local function optimizer_state(opt, prefix, tensors, what, lr)
   if type(opt.state_dict) ~= "function" then
     error("checkpoint.save: " .. what .. " has no state_dict(); a custom optimiser cannot be checkpointed", 0)
   end
   local sd = opt:state_dict()
-  local ostate = { kind = sd.kind, step = sd.step, lr = sd.lr, groups = {} }
+  local ostate = { kind = sd.kind, step = sd.step, lr = lr or sd.lr, groups = {} }
   for g, e in pairs(sd.groups) do
     ostate.groups[g] = e.t
     for _, k in ipairs { "buf", "m", "v" } do
@@ -244,6 +246,11 @@ local function optimizer_state(opt, prefix, tensors, what)
   return ostate
 end
 
+-- Saves so far in this process, and (for the kill-and-resume tests) the
+-- save after which the process kills itself with SIGKILL:
+-- ENGRAM_TEST_KILL_AFTER_SAVE=n, a kill at an exact point inside a task.
+local saves, kill_after = 0, math.tointeger(tonumber(os.getenv("ENGRAM_TEST_KILL_AFTER_SAVE") or ""))
+
 -- The last checkpoint written or read in this process: what an interrupted
 -- run reports (M.note).
 local last = nil
@@ -251,7 +258,7 @@ local last = nil
 --- Writes the state of L's run (between two tasks: after learner:step())
 -- to dir/checkpoint.safetensors, atomically: the previous file stays whole
 -- until the new one is complete. Returns the path.
-function M.save(L, dir)
+function M.save(L, dir, inside)
   local ctx, r = L.ctx, L._r
   if not r then error("checkpoint.save: no run in progress (learner:start(scenario) first)", 2) end
   if type(dir) ~= "string" or dir == "" then
@@ -259,7 +266,11 @@ function M.save(L, dir)
   end
   local tensors, metas = {}, {}
   for _, p in ipairs(L.model:parameters()) do tensors["model." .. p.group .. "." .. p.name] = p.value end
-  local ostate = optimizer_state(ctx.optimizer, "optimizer.", tensors, "the optimiser")
+  -- inside a plan's phase: the optimisers as they are outside it (the phase
+  -- sets its learning rate again when the run resumes)
+  local main = ctx._outer_optimizer or ctx.optimizer
+  local function lr_of(opt) return opt == ctx.optimizer and ctx._outer_lr or nil end
+  local ostate = optimizer_state(main, "optimizer.", tensors, "the optimiser", lr_of(main))
   -- the optimisers of a plan's phases that have their own (kept across tasks)
   local phase_opts
   if L._plan and L._phase_opts then
@@ -268,7 +279,7 @@ function M.save(L, dir)
       if opt then
         phase_opts = phase_opts or {}
         phase_opts[name] = optimizer_state(opt, "phaseopt." .. name .. ".", tensors,
-          "the optimiser of phase '" .. name .. "'")
+          "the optimiser of phase '" .. name .. "'", lr_of(opt))
       end
     end
   end
@@ -296,11 +307,18 @@ function M.save(L, dir)
     end
   end)
   if r.h1 then tensors["probe.reference"] = r.h1 end
+  -- inside a task: the old model (the model after the last task) is no longer the model
+  if inside and ctx.old_model then
+    for _, p in ipairs(ctx.old_model:parameters()) do tensors["old_model." .. p.group .. "." .. p.name] = p.value end
+  end
   local run = {
     done = r.next - 1, T = r.T, global_step = ctx.global_step, acc = ctx.acc, untrained = ctx.untrained,
     drift = by_task(r.drift), per_task = r.per_task, train_seconds = ctx.train_seconds, eval_seconds = ctx.eval_seconds,
     skipped = ctx.skipped, extra = ctx.extra, isolation_groups = by_task(ctx._isolation_groups), optimizer = ostate,
     phase_optimizers = phase_opts, freezing = freezing,
+    inside = inside and { t = ctx.t, epoch = inside.epoch, pos = inside.pos, order = inside.order, calls = inside.calls,
+      lsum = inside.lsum, nb = inside.nb, ns = inside.ns, done = inside.done, step = inside.step,
+      epoch_loss = ctx.epoch_loss, phase = ctx._phase_at } or nil,
     rng = { run = ctx.rng:state(), default = core.default_generator():state() }, strategies = metas,
     fingerprint = r.fingerprint, version = core.version, threads = core.get_threads(),
   }
@@ -310,8 +328,20 @@ function M.save(L, dir)
   local path = dir .. "/" .. M.FILE
   require("engram.io").save(path, tensors, { ["engram.checkpoint"] = M.FORMAT, ["engram.run"] = run_text,
     ["engram.checksum"] = checksum(tensors, run_text) })
-  last = { dir = dir, done = run.done, T = r.T }
+  last = { dir = dir, done = run.done, T = r.T, inside = run.inside }
+  ctx.log("checkpoint", { task = run.inside and ctx.t or run.done, step = run.inside and ctx.step or nil,
+    inside = run.inside and true or nil })
+  saves = saves + 1
+  if saves == kill_after then os.execute("kill -9 $PPID") end
   return path
+end
+
+--- learner: every checkpoint_every steps inside a task: saves the position
+-- (epoch, the batch within it, the batch iterators' progress, the epoch's
+-- running sums) with the rest, so that a resumed run continues with the
+-- next batch.
+function M.inside_task(L, pos)
+  M.save(L, L.opts.checkpoint, pos)
 end
 
 -- ------------------------------------------------------------- reading
@@ -343,6 +373,20 @@ function M.read(dir)
     bad("the generators' states are missing")
   end
   if type(run.fingerprint) ~= "table" or type(run.optimizer) ~= "table" then bad("the run's fingerprint is missing") end
+  local i = run.inside
+  if i ~= nil then
+    local ints = true
+    for _, k in ipairs { "t", "epoch", "pos", "nb", "ns", "done", "step" } do
+      if math.type(i[k]) ~= "integer" or i[k] < 0 then ints = false end
+    end
+    local ph = i.phase
+    if not ints or i.t ~= run.done + 1 or type(i.order) ~= "table" or type(i.calls) ~= "table" or
+        type(i.lsum) ~= "number" or i.pos > #i.order or (ph ~= nil and (type(ph) ~= "table" or
+        math.type(ph.j) ~= "integer" or math.type(ph.k) ~= "integer" or math.type(ph.n) ~= "integer" or
+        (ph.k > 0 and (type(ph.pending) ~= "table" or ph.k > #ph.pending)))) then
+      bad("the position inside the task is missing or out of range")
+    end
+  end
   return tensors, run, path
 end
 
@@ -355,9 +399,9 @@ end
 
 -- Splits the file's tensors by owner; raises on a name no part owns.
 local function partition(tensors, path)
-  local parts = { model = {}, optimizer = {}, strategy = {}, freeze = {}, phaseopt = {} }
+  local parts = { model = {}, optimizer = {}, strategy = {}, freeze = {}, phaseopt = {}, old_model = {} }
   for name, t in pairs(tensors) do
-    local head, rest = name:match("^(%a+)%.(.+)$")
+    local head, rest = name:match("^([%a_]+)%.(.+)$")
     if head == "strategy" then
       local key, sub = rest:match("^([%d_]+)%.(.+)$")
       if not key then error(string.format("checkpoint: %s: tensor '%s' names no strategy", path, name), 0) end
@@ -470,7 +514,8 @@ function M.restore(L, dir)
   local parts = partition(tensors, path)
   local ok, err = pcall(function()
     -- the groups and modules strategies added, task by task in the order they were made
-    for t = 1, run.done do
+    -- (inside a task: the task under way's too, made by before_task)
+    for t = 1, run.inside and run.inside.t or run.done do
       each_strategy(L.strategies, "", function(key, s)
         if type(s.rebuild_task) == "function" then s:rebuild_task(ctx, run.strategies[key], t) end
       end)
@@ -503,25 +548,65 @@ function M.restore(L, dir)
     if r.need_old and run.done > 0 then
       ctx.old_model = model:clone()
       if ctx.old_model.evaluate then ctx.old_model:evaluate() end
+      -- inside a task the model has moved on since: the old model is in the file
+      if run.inside then load_model(ctx.old_model, parts.old_model, path) end
     end
     r.next = run.done + 1
+    if run.inside then
+      r.resume_at = run.inside
+      ctx.epoch_loss = run.inside.epoch_loss
+    end
   end)
   if not ok then
     L._r = nil
     error(tostring(err):gsub("^checkpoint: ", "checkpoint: resume: "), 0)
   end
-  last = { dir = dir, done = run.done, T = run.T }
+  last = { dir = dir, done = run.done, T = run.T, inside = run.inside }
   if run.threads ~= core.get_threads() then
     ctx.log("resume_threads", { saved = run.threads, now = core.get_threads() })
   end
-  ctx.log("resume", { task = run.done, dir = dir })
+  ctx.log("resume", { task = run.done, dir = dir, inside = run.inside and run.inside.step or nil })
   return run.done
+end
+
+-- Whether s (and its members) can resume inside a task exactly: a strategy
+-- says so with midtask = true (its state() is whole at any step and its
+-- before_task has nothing to redo) or with resume_task(ctx) (called on such
+-- a resume instead of before_task, to rebuild what before_task derives
+-- without redoing its work). Schedules and plans can when their members can.
+-- Returns nil or the key and the strategy that cannot.
+local function cannot_resume_inside(list, prefix)
+  local bad_key, bad_s
+  each_strategy(list, prefix, function(key, s)
+    if bad_key then return end
+    local ok
+    if type(s.members) == "table" then
+      ok = true -- its members are checked in turn
+    else
+      ok = s.midtask == true or type(s.resume_task) == "function"
+    end
+    if not ok then bad_key, bad_s = key, s end
+  end)
+  return bad_key, bad_s
 end
 
 -- ------------------------------------------------------------- the learner's calls
 
 --- learner:start: records the run's fingerprint, and with resume continues
 -- from the checkpoint in the learner's directory when there is one.
+--- learner:start, before any work: with checkpoint_every, raises naming the
+-- first strategy (or option) that cannot be resumed inside a task exactly.
+function M.check_inside(L)
+  local key, s = cannot_resume_inside(L.strategies, "")
+  local why = s and "it has no resume_task and is not marked midtask"
+  if not key and L.opts.patience then key, why = "patience", "early stopping keeps the best weights of the task" end
+  if key then
+    error(string.format("learner: checkpoint_every: %s cannot be resumed inside a task exactly (%s; " ..
+      "docs/checkpoints.md): save between tasks only (leave out checkpoint_every / --checkpoint-every)",
+      s and label(key, s) or key, why), 0)
+  end
+end
+
 function M.begin(L)
   local o, r = L.opts, L._r
   r.fingerprint = fingerprint(L)
@@ -560,6 +645,10 @@ end
 --- What an interrupted process reports about its last checkpoint, or nil.
 function M.note()
   if not last then return nil end
+  if last.inside then
+    return string.format("the checkpoint in %s holds tasks 1-%d of %d and task %d up to step %d; continue with %s",
+      last.dir, last.done, last.T, last.inside.t, last.inside.step, M.how_to_resume())
+  end
   return string.format("the checkpoint in %s holds tasks 1-%d of %d (the task under way is discarded); " ..
     "continue with %s", last.dir, last.done, last.T, M.how_to_resume())
 end

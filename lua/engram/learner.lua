@@ -42,6 +42,7 @@
 --   resume [false]         continue from the checkpoint there, if there is one
 --   start_task [false]     with resume: the task the run must start at
 --   stop_task [false]      end the run (an error saying so) after this task
+--   checkpoint_every [false]  also save every this many steps inside a task
 --
 -- The context passed to every hook (one table per run, fields updated in place):
 --   learner, model, optimizer, criterion, scenario, opts
@@ -102,7 +103,7 @@ local DEFAULTS = {
   iterations = false, batch = 128, eval_batch = 1000, seed = 1, heads = false, validate = false,
   patience = false, reference = false, drift_layer = "auto", probe = 256, quiet = false, log = false,
   naive = false, eval_on = "test", nonfinite = "stop", checkpoint = false, resume = false, start_task = false,
-  stop_task = false,
+  stop_task = false, checkpoint_every = false,
 }
 
 local function options(opts, level)
@@ -574,28 +575,43 @@ local function train_task(self, ctx, prog, ph)
     total = budget and budget * batch or per_epoch * n_epochs, done = 0 }
   local best, best_params, bad = -1, nil, 0
   local patience = o.patience and ctx.task.val and o.patience
-  ctx.step, ctx.stop, ctx.batch_task = 0, false, nil
+  -- resuming from a checkpoint made inside this task (engram.checkpoint):
+  -- the batch iterators replayed to where they were, the epoch's records
+  local res = self._r and self._r.resume_at
+  if res then self._r.resume_at = nil end
+  for p, part in ipairs(parts) do
+    part.calls = res and res.calls[p] or 0
+    for _ = 1, part.calls do part.it:next() end
+  end
+  ctx.step, ctx.stop, ctx.batch_task = res and res.step or 0, false, nil
+  st.done = res and res.done or 0
+  local every = o.checkpoint_every
   model:train()
-  local epoch = 0
+  local epoch = res and res.epoch - 1 or 0
   while epoch < epochs and not ctx.stop do
     epoch = epoch + 1
     ctx.epoch = epoch
-    dispatch(self, "before_epoch", ctx)
+    if not res then dispatch(self, "before_epoch", ctx) end
     local t0 = core.clock()
     local lsum, nb, ns = 0, 0, 0
     local order = {}
-    if none then
+    if res then
+      lsum, nb, ns, order = res.lsum, res.nb, res.ns, res.order
+    elseif none then
       for _ = 1, budget do order[#order + 1] = 1 end
     else
       for p, part in ipairs(parts) do
         for _ = 1, #part.it do order[#order + 1] = p end
       end
     end
-    if #parts > 1 then shuffle_in_place(order, ctx.rng) end
-    for _, p in ipairs(order) do
-      local part = parts[p]
+    if #parts > 1 and not res then shuffle_in_place(order, ctx.rng) end
+    local from = res and res.pos + 1 or 1
+    res = nil
+    for i = from, #order do
+      local part = parts[order[i]]
       local x, y = part.it:next()
-      if x == nil then x, y = part.it:next() end
+      part.calls = part.calls + 1
+      if x == nil then x, y = part.it:next(); part.calls = part.calls + 1 end
       ctx.batches = not part.empty and part.it or nil
       if x ~= nil then
         local l = train_step(self, ctx, x, y, part.task)
@@ -606,6 +622,12 @@ local function train_task(self, ctx, prog, ph)
         prog:update(st)
       end
       if ctx.stop or (budget and ctx.step >= budget) then break end
+      if every and ctx.global_step % every == 0 then
+        local calls = {}
+        for p, q in ipairs(parts) do calls[p] = q.calls end
+        require("engram.checkpoint").inside_task(self, { epoch = epoch, pos = i, order = order, calls = calls,
+          lsum = lsum, nb = nb, ns = ns, done = st.done, step = ctx.step })
+      end
     end
     if budget and ctx.step >= budget then ctx.stop = true end
     local dt = core.clock() - t0
@@ -662,6 +684,8 @@ end
 -- settings put back.
 local function run_phase(self, ctx, prog, ph, index)
   ctx.phase, ctx.phase_index = ph, index
+  -- resuming inside this phase (engram.checkpoint): its settings again, not its start
+  local resuming = self._r and self._r.resume_at ~= nil
   local opt0, lr0 = ctx.optimizer, nil
   if ph.optimizer then ctx.optimizer = self:_phase_optimizer(ph) end
   if ph.lr then
@@ -671,36 +695,54 @@ local function run_phase(self, ctx, prog, ph, index)
     lr0 = ctx.optimizer._base_lr
     ctx.optimizer:set_lr(ph.lr)
   end
-  if ph.reset_optimizer and ctx.optimizer.reset then ctx.optimizer:reset() end
+  -- what a checkpoint inside the phase saves as the optimisers outside it
+  ctx._outer_optimizer, ctx._outer_lr = opt0, lr0
+  if ph.reset_optimizer and ctx.optimizer.reset and not resuming then ctx.optimizer:reset() end
   local undo = {}
   for i, e in ipairs(ph.set or {}) do
     local ok, prev = pcall(e.strategy.configure, e.strategy, e.opts)
     if not ok then error(string.format("learner: phase '%s': set %s: %s", ph.name, e.name, tostring(prev)), 0) end
     undo[i] = prev
   end
-  dispatch(self, "before_phase", ctx)
+  if not resuming then dispatch(self, "before_phase", ctx) end
   train_task(self, ctx, prog, ph)
   dispatch(self, "after_phase", ctx)
   for i = #undo, 1, -1 do ph.set[i].strategy:configure(undo[i]) end
   if lr0 then ctx.optimizer:set_lr(lr0) end
-  ctx.optimizer = opt0
+  ctx.optimizer, ctx._outer_optimizer, ctx._outer_lr = opt0, nil, nil
 end
 
 -- Trains the current task: the default phase, or the plan's phases for the
 -- task with the ones its rules add after each.
+-- ctx._phase_at says where the task is in them, for a checkpoint inside a
+-- phase: j, the scheduled phase; k, 0 for it or the k-th of the phases its
+-- rules added (pending: their names); n, the phase's index in the task.
 local function train_phases(self, ctx, prog)
   local plan = self._plan
   if not plan then return run_phase(self, ctx, prog, DEFAULT_PHASE, 1) end
-  local n = 0
-  for _, ph in ipairs(plan:phases_for(ctx.t, ctx.T)) do
-    n = n + 1
-    run_phase(self, ctx, prog, ph, n)
-    for _, q in ipairs(plan:triggered(ctx, ph) or {}) do
+  local at = self._r and self._r.resume_at and self._r.resume_at.phase -- resuming inside a phase
+  local sched, n = plan:phases_for(ctx.t, ctx.T), 0
+  local j0, k0 = 1, 0
+  if at then j0, k0, n = at.j, at.k, at.n - 1 end
+  for j = j0, #sched do
+    local ph, names, pending = sched[j], {}, {}
+    local resumed = j == j0 and k0 > 0
+    if resumed then
+      for i, name in ipairs(at.pending) do pending[i] = plan.phase_list[name] end
+    else
       n = n + 1
-      run_phase(self, ctx, prog, q, n)
+      ctx._phase_at = { j = j, k = 0, n = n }
+      run_phase(self, ctx, prog, ph, n)
+      pending = plan:triggered(ctx, ph) or {}
+    end
+    for i, q in ipairs(pending) do names[i] = q.name end
+    for k = resumed and k0 or 1, #pending do
+      n = n + 1
+      ctx._phase_at = { j = j, k = k, n = n, pending = names }
+      run_phase(self, ctx, prog, pending[k], n)
     end
   end
-  ctx.phase = nil
+  ctx.phase, ctx._phase_at = nil, nil
   plan:task_trained(ctx)
 end
 
@@ -835,6 +877,7 @@ function Learner:start(scenario)
   end
   check_model(self, scenario)
   local o, model = self.opts, self.model
+  if o.checkpoint_every then require("engram.checkpoint").check_inside(self) end
   local r = { scenario = scenario, T = T, next = 1, drift = {}, per_task = {} }
   function r.eval_set(task) return o.eval_on == "val" and task.val or task.test end
   self:_prepare_hooks()
@@ -901,10 +944,19 @@ function Learner:step()
   ctx.epoch, ctx.step = 0, 0
   ctx.criterion:set_active(self:active(task))
   if o.heads then model:set_head(t) end
-  if o.reset_optimizer and t > 1 and ctx.optimizer.reset then ctx.optimizer:reset() end
-  ctx.log("task_start", { task = t, name = task.name })
+  -- resumed from a checkpoint made inside task t (engram.checkpoint): the
+  -- strategies' resume_task instead of before_task, whose work is in their state
+  local inside = r.resume_at
+  if o.reset_optimizer and t > 1 and ctx.optimizer.reset and not inside then ctx.optimizer:reset() end
+  ctx.log(inside and "task_resume" or "task_start", { task = t, name = task.name, step = inside and inside.step })
   local t0 = ctx.train_seconds
-  dispatch(self, "before_task", ctx)
+  if inside then
+    for _, s in ipairs(self.strategies) do
+      if type(s.resume_task) == "function" then s:resume_task(ctx) end
+    end
+  else
+    dispatch(self, "before_task", ctx)
+  end
   if not ctx.skip_training then train_phases(self, ctx, r.prog) end
   local ta = core.clock()
   dispatch(self, "after_task", ctx)

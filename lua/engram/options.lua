@@ -38,6 +38,8 @@ local common = {
   { "start_task", nil, "with --resume: the task the runs must start at", type = "number" },
   { "stop_task", nil, "end each run after this task (its checkpoint saved; continue with --resume)",
     type = "number" },
+  { "checkpoint_every", nil, "also save every N steps inside a task (with --checkpoint or --resume)",
+    type = "number" },
   { "help", false, "show this help and exit" },
 }
 
@@ -318,12 +320,13 @@ local function checkpoint_session(opts, spec)
     if opts.start_task ~= nil or opts.stop_task ~= nil then
       return "--start-task and --stop-task need --checkpoint DIR or --resume DIR"
     end
+    if opts.checkpoint_every ~= nil then return "--checkpoint-every needs --checkpoint DIR or --resume DIR" end
     return nil
   end
   if dir and resume and dir ~= resume then
     return "--checkpoint and --resume name different directories (--resume DIR keeps saving in DIR)"
   end
-  for _, k in ipairs { "start_task", "stop_task" } do
+  for _, k in ipairs { "start_task", "stop_task", "checkpoint_every" } do
     local v = opts[k]
     if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
       return string.format("--%s must be a positive integer, got %s", flag_of(k), tostring(v))
@@ -343,7 +346,7 @@ local function checkpoint_session(opts, spec)
   local kept = {}
   for k, v in pairs(opts) do if type(v) ~= "function" then kept[k] = v end end
   ck.configure { dir = resume or dir, resume = resume ~= nil, start_task = opts.start_task,
-    stop_task = opts.stop_task, recipe = spec.name, options = kept }
+    stop_task = opts.stop_task, every = opts.checkpoint_every, recipe = spec.name, options = kept }
 end
 
 function options.parse(argv, spec)

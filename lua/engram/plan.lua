@@ -600,6 +600,14 @@ function Plan:load_state(st, ctx, meta)
   self._cache = nil
 end
 
+--- Resuming inside a task (engram.checkpoint): resume_task of the members
+-- before_task would have reached at this task.
+function Plan:resume_task(ctx)
+  for _, m in ipairs(self:_lists(ctx).before_task or {}) do
+    if type(m.resume_task) == "function" then m:resume_task(ctx) end
+  end
+end
+
 --- The strategy a plan knows by name.
 function Plan:strategy(name)
   local s = self.byname[name]

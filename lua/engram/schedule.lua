@@ -178,6 +178,13 @@ local function composite(name, phases)
     return l
   end
   schedule._install(s, members, lists)
+  -- resuming inside a task (engram.checkpoint): resume_task of the members
+  -- before_task would have reached at this task
+  s.resume_task = function(_, ctx)
+    for _, m in ipairs(lists(ctx).before_task or {}) do
+      if type(m.resume_task) == "function" then m:resume_task(ctx) end
+    end
+  end
   s.describe = function()
     local out = { name = name, options = {} }
     local names = {}

@@ -51,15 +51,18 @@ end
 --     SIGKILL (or sig) once the log shows n events named event (task_end)
 --   r.reference() -> outcome of the uninterrupted run (made once)
 --   r.finishes_like_the_reference(dir, extra): resumes to the end and compares
-function M.runner(recipe, fixed)
+--   saving: options given to the runs that save (args not empty), not to the reference
+function M.runner(recipe, fixed, saving)
   local r = {}
   local bin, path = q(os.getenv("PWD") .. "/" .. M.BIN), q(os.getenv("PWD") .. "/" .. recipe)
   fixed = fixed or ""
+  local function with(args) return args ~= "" and saving and (args .. " " .. saving) or args end
   function r.run(dir, args, env)
     return M.sh(string.format("cd %s && %s %s %s %s %s --out out.json --params params.st >run.log 2>&1",
-      q(dir), env or "", bin, path, fixed, args))
+      q(dir), env or "", bin, path, fixed, with(args)))
   end
   function r.killed_after(dir, args, n, sig, event)
+    args = with(args)
     local cmd = string.format("cd %s && { %s %s %s %s --out out.json --params params.st --log events.jsonl " ..
       ">run.log 2>&1 & pid=$!; i=0; while [ $i -lt 2000 ]; do " ..
       "c=$(grep -c '\"event\":\"%s\"' events.jsonl 2>/dev/null); [ \"${c:-0}\" -ge %d ] && break; " ..

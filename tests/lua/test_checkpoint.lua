@@ -167,7 +167,7 @@ function TestCheckpoint.test_stepping_with_checkpoints_equals_a_plain_run_and_re
 end
 
 function TestCheckpoint.test_learner_checkpoint_options_are_checked()
-  lu.assertErrorMsgContains("resume, start_task and stop_task need checkpoint",
+  lu.assertErrorMsgContains("resume, start_task, stop_task and checkpoint_every need checkpoint",
     function() learner(false, { resume = true }) end)
   lu.assertErrorMsgContains("stop_task must be a positive integer", function() learner("d", { stop_task = 0 }) end)
   lu.assertErrorMsgContains("start_task 2 needs resume = true", function() learner("d", { start_task = 2 }) end)
@@ -180,6 +180,10 @@ function TestCheckpoint.test_the_recipe_options_are_checked_before_any_work()
   end
   local _, msg = parse { "--stop-task", "2" }
   lu.assertEquals(msg, "--start-task and --stop-task need --checkpoint DIR or --resume DIR")
+  _, msg = parse { "--checkpoint-every", "5" }
+  lu.assertEquals(msg, "--checkpoint-every needs --checkpoint DIR or --resume DIR")
+  _, msg = parse { "--checkpoint", "/proc/engram-ckpt", "--checkpoint-every", "0" }
+  lu.assertEquals(msg, "--checkpoint-every must be a positive integer, got 0")
   _, msg = parse { "--checkpoint", "a", "--resume", "b" }
   lu.assertStrContains(msg, "name different directories")
   _, msg = parse { "--checkpoint", "/proc/engram-ckpt", "--start-task", "3" }

@@ -86,8 +86,9 @@ function TestOptions.test_unknown_option_lists_the_known_ones()
   local o, err, status = options.parse({ "--foo" }, spec())
   lu.assertNil(o)
   lu.assertEquals(status, 2)
-  lu.assertStrContains(err, "unknown option --foo (known: --batch, --checkpoint, --epochs, --help, --lambda, --log, " ..
-    "--lr, --memory, --online, --only, --out, --probe-size, --quiet, --resume, --scenario, --seed, --start-task, " ..
+  lu.assertStrContains(err, "unknown option --foo (known: --batch, --checkpoint, --checkpoint-every, --epochs, " ..
+    "--help, --lambda, --log, --lr, --memory, --online, --only, --out, --probe-size, --quiet, --resume, " ..
+    "--scenario, --seed, --start-task, " ..
     "--stop-task, --strategies, --tasks, --threads)")
   err = select(2, options.parse({ "-x" }, spec()))
   lu.assertStrContains(err, "unknown option -x")

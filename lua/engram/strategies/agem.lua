@@ -75,6 +75,9 @@ function AGEM:before_task(ctx)
   end
 end
 
+-- resuming inside a task (engram.checkpoint): the memory is in state(); the buffers again
+AGEM.resume_task = AGEM.before_task
+
 function AGEM:after_backward(ctx)
   local mem = self.mem
   if not mem or #mem == 0 then return end
@@ -112,10 +115,22 @@ function AGEM:state()
 end
 
 --- Restores what state() gave: the memory draws the same samples from the same generator.
-function AGEM:load_state(t)
+function AGEM:load_state(t, ctx, meta)
+  -- the counts in the results: the checkpoint's records (ctx.extra) are the ones to go on counting in
+  if ctx and type(ctx.extra.agem) == "table" then self.stats = ctx.extra.agem end
+  if self.options.seed and type(meta) == "table" and type(meta.gen) == "string" then self.gen:set_state(meta.gen) end
+  if next(t) == nil then -- saved inside the first task: no memory yet
+    self.mem = nil
+    return self
+  end
   self.mem = replay.load_memory(self.mem, t, function(dim) return cl.memory(self.options.memory, { dim = dim }) end,
     "memory.", "agem")
   return self
+end
+
+--- The state of its own generator (with the seed option; otherwise it draws from ctx.rng, saved by the learner).
+function AGEM:state_meta()
+  return { gen = self.options.seed and self.gen:state() or nil }
 end
 
 --- Bytes the memory holds in C.

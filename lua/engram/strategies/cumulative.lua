@@ -8,5 +8,7 @@ return function(opts)
   return {
     name = "cumulative", options = {}, stateless = true,
     before_task = function(_, ctx) joint.train_on_tasks(ctx, ctx.t) end,
+    -- resuming inside a task (engram.checkpoint): the same data again
+    resume_task = function(_, ctx) joint.train_on_tasks(ctx, ctx.t) end,
   }
 end

@@ -69,6 +69,9 @@ function DER:before_run(ctx)
   self.gen = self.options.seed and core.generator(self.options.seed) or ctx.rng
 end
 
+-- resuming inside a task (engram.checkpoint): the memory and its draws are in state()
+function DER.resume_task(s, ctx) DER.before_task(s, ctx) end
+
 function DER.before_task(_, ctx)
   if ctx.opts.heads then
     error("der: per-task heads (the learner's heads = true) are not supported: the memory batch would go " ..
@@ -123,13 +126,19 @@ function DER:state()
 end
 
 --- Restores what state() gave: the memory draws the same samples from the same generator.
-function DER:load_state(t)
+function DER:load_state(t, _, meta)
+  if self.options.seed and type(meta) == "table" and type(meta.gen) == "string" then self.gen:set_state(meta.gen) end
   self.mem = replay.load_memory(self.mem, t, function(dim)
     local z = t["memory.logits"]
     if not z then error("der: load_state needs the tensor 'memory.logits'", 3) end
     return cl.memory(self.options.memory, { dim = dim, logits = z:size(2) })
   end, "memory.", "der")
   return self
+end
+
+--- The state of its own generator (with the seed option; otherwise it draws from ctx.rng, saved by the learner).
+function DER:state_meta()
+  return { gen = self.options.seed and self.gen:state() or nil }
 end
 
 --- Bytes the memory holds in C.

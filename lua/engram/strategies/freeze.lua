@@ -50,6 +50,9 @@ function Freeze:state()
   return out
 end
 
+-- Resuming inside a task: freezing again is idempotent.
+function Freeze:resume_task(ctx) self:before_task(ctx) end
+
 -- A checkpoint restores every group's freezing with the model (masks and
 -- frozen groups, engram.checkpoint), so that a resumed run keeps what this
 -- strategy froze in tasks before it; here only the names are checked.

@@ -132,6 +132,18 @@ function GR:before_task(ctx)
       " (it trains while the strategy acts: schedule it from task 1)", 0)
   end
   if self.old_gen then self.old_gen:copy_from(self.gen) else self.old_gen = self.gen:clone() end
+  self:_prepare(ctx)
+end
+
+--- Resuming inside a task (engram.checkpoint): the generators (the frozen
+-- copy too) came with the state; only what before_task derives is redone.
+function GR:resume_task(ctx)
+  if ctx.t > 1 then self:_prepare(ctx) end
+end
+
+-- What task t's replay needs besides the frozen generator: the old classes,
+-- the target mask and the criterion.
+function GR:_prepare(ctx)
   local old = old_classes(ctx)
   self._old = old
   local K = ctx.scenario.num_classes

@@ -168,6 +168,8 @@ function ICaRL:before_task(ctx)
   self._model = ctx.model
 end
 ICaRL.observe_hooks = { before_task = true }
+-- resuming inside a task (engram.checkpoint): exemplars, means and memory are in state()
+ICaRL.resume_task = ICaRL.before_task
 
 --- The state as named tensors: each class's exemplars (in herding order),
 -- the class means, and the memory (memory.x, .y, .task, .weights, .order,
@@ -185,6 +187,10 @@ end
 --- Restores what state() gave: the exemplar sets, the class means and the
 -- memory (the same draws from the same generator).
 function ICaRL:load_state(t)
+  if next(t) == nil then -- saved inside the first task: no exemplars yet
+    self.mem, self.sets, self.order, self.means, self.mean_classes = nil, {}, {}, nil, nil
+    return self
+  end
   self.mem = replay.load_memory(self.mem, t, function(dim)
     return cl.memory(self.options.memory, { dim = dim })
   end, "memory.", "icarl")

@@ -99,6 +99,10 @@ function iso.resumable(c)
       end
     end
   end
+  -- inside a task (engram.checkpoint): the task's set was re-created with the
+  -- earlier ones (rebuild_task up to the task under way); selecting it and
+  -- freezing the others again is what before_task does for an existing set
+  function c:resume_task(ctx) self:before_task(ctx) end
   function c:load_state(st)
     local now = self:state()
     for name in pairs(st) do

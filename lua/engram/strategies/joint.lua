@@ -34,6 +34,8 @@ local function joint(opts)
     before_task = function(_, ctx)
       if ctx.t == 1 then train_on_tasks(ctx, ctx.T) else ctx.skip_training = true end
     end,
+    -- resuming inside task 1 (engram.checkpoint): the same data again
+    resume_task = function(_, ctx) if ctx.t == 1 then train_on_tasks(ctx, ctx.T) end end,
   }
 end
 

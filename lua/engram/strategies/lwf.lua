@@ -59,6 +59,8 @@ end
 function LwF:before_task(ctx)
   self._old = ctx.old_model
 end
+-- resuming inside a task: the teacher is the old model the checkpoint kept
+LwF.resume_task = LwF.before_task
 
 -- The distillation terms for task t: one criterion per set of old outputs.
 local function criteria(self, ctx)

@@ -3,5 +3,5 @@
 -- strategy in results.
 return function(opts)
   require("engram.strategies").options("naive", opts, {}, 2)
-  return { name = "naive", options = {}, stateless = true }
+  return { name = "naive", options = {}, stateless = true, midtask = true }
 end

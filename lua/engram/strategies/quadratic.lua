@@ -68,6 +68,9 @@ local quadratic = {}
 
 local Quadratic = {}
 Quadratic.__index = Quadratic
+-- Checkpoints inside a task resume exactly (engram.checkpoint): nothing
+-- accumulates during a task but in state(); SI adds resume_task.
+Quadratic.midtask = true
 quadratic.Quadratic = Quadratic
 
 --- A subclass of Quadratic (for EWC, SI, MAS).

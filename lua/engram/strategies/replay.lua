@@ -69,6 +69,9 @@ local strategies = require("engram.strategies")
 
 local Replay = {}
 Replay.__index = Replay
+-- Checkpoints inside a task resume exactly: the memory, its draws and the
+-- stream's insertions are all in state() (engram.checkpoint).
+Replay.midtask = true
 
 local INSERT = { reservoir = true, balanced = true, herding = true, score = true }
 local STORAGE = { float = true, uint8 = true, auto = true }
@@ -432,9 +435,20 @@ function Replay:state()
   return Replay.memory_state(self.mem)
 end
 
+--- The state of its own generator (with the seed option; otherwise it draws from ctx.rng, saved by the learner).
+function Replay:state_meta()
+  return { gen = self.options.seed and self.gen and self.gen:state() or nil }
+end
+
 --- Restores what state() gave: the memory draws the same samples from the same generator.
-function Replay:load_state(t)
+function Replay:load_state(t, _, meta)
   local o = self.options
+  if o.seed and type(meta) == "table" and type(meta.gen) == "string" and self.gen then self.gen:set_state(meta.gen) end
+  -- saved before the memory was made (inside the first task it observes): none yet
+  if next(t) == nil then
+    self.mem, self.sets, self.order = nil, {}, {}
+    return self
+  end
   self.mem = Replay.load_memory(self.mem, t, function(dim, levels)
     local insert = o.insert == "herding" and "reservoir" or o.insert
     return cl.memory(o.memory or nil, { dim = dim, insert = insert, per_class = o.per_class or nil,

@@ -82,6 +82,9 @@ end
 function SI:before_task(ctx)
   local groups = ctx.model:groups()
   self._sgroups, self._direct = groups, untouched(self, ctx)
+  -- state() names the running path integral by the model's parameters from the first task on
+  self._model, self._names = self._model or ctx.model, self._names or {}
+  for i, g in ipairs(groups) do self._names[i] = g.name end
   self._fused = quadratic.can_fuse(self, ctx, "track_path")
   self.omega, self.start, self.prev, self.g = self.omega or {}, self.start or {}, self.prev or {}, self.g or {}
   self._late = {}
@@ -134,6 +137,11 @@ function SI:after_step(ctx)
     end
   end
 end
+
+--- Resuming inside a task (engram.checkpoint): the path integral so far and
+-- its start came with the state; before_task then only re-derives the rest
+-- (θ before the next step, the way the steps are tracked).
+SI.resume_task = SI.before_task
 
 function SI:importance(ctx)
   local out = {}

@@ -4,13 +4,17 @@
 --   gr-vae        generative replay with a VAE (its Adam, noise, frozen copy)
 --   gr-gan        generative replay with a conditional GAN (two Adams, the
 --                 moving average, the frozen copy), distillation
+--   ewc-si        EWC and SI (checkpoints inside tasks: SI's running path integral)
+--   lwf-replay    LwF and replay from task 2 (inside tasks: the teacher, the memory's draws)
+--   der-lora, agem, icarl   DER with LoRA from task 2, A-GEM, iCaRL
+--   cumulative-task  cumulative training in task-IL (batches of the tasks interleaved)
 --   freeze        layer 1 frozen in task 2 only (and kept frozen after)
 --   progressive   a column per task (the model grows)
 --   plan          a plan: EWC and replay learn, a consolidation phase with
 --                 its own SGD and lr after every task from 2, a val_drop rule
 -- with the common options (--checkpoint, --resume, --start-task,
--- --stop-task, --out, --log). --params FILE writes every
--- run's final parameters to FILE. About 2 s for all five.
+-- --stop-task, --checkpoint-every, --out, --log). --params FILE writes every
+-- run's final parameters to FILE. About 2 s for all seven.
 local engram = require("engram")
 local S = engram.strategies
 local nn = engram.nn
@@ -37,6 +41,19 @@ local runs = {
     return { S.generative_replay { generator = "gan", conditional = true, distill = true, latent = 4,
       hidden = { 16 }, batch = 16 } }
   end },
+  { name = "ewc-si", strategies = function()
+    return { S.ewc { lambda = 20, samples = 50 }, S.si { c = 0.5 } }
+  end },
+  { name = "lwf-replay", strategies = function()
+    return { S.lwf {}, engram.schedule.only(S.replay { memory = 60, seed = 7 }, "2-") }
+  end },
+  { name = "der-lora", strategies = function()
+    return { S.der { memory = 60, seed = 3 }, engram.schedule.only(S.lora { rank = 2 }, "2-") }
+  end },
+  { name = "agem", strategies = function() return { S.agem { memory = 60 } } end },
+  { name = "icarl", strategies = function() return { S.icarl { memory = 60 } } end },
+  { name = "cumulative-task", scenario = engram.scenarios.split(train, test, { tasks = 4, seed = opts.seed,
+    scenario = "task" }), strategies = function() return { S.cumulative() } end },
   { name = "freeze", strategies = function()
     return { engram.schedule.only(S.freeze { layers = "1" }, "2"), S.si { c = 0.5 } }
   end },
