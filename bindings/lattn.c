@@ -9,6 +9,7 @@
 
 #include "attn.h"
 #include "lutil.h"
+#include "rng.h"
 
 /* Raises the core's message as is: it already names the operation ("attention: ..."). */
 static void try_(lua_State *L, int st) {
@@ -47,9 +48,10 @@ static int l_attn_backward(lua_State *L) {
   eg_tensor *qkv = eg_lua_checktensor(L, 4), *att = eg_lua_checktensor(L, 5);
   lua_Integer T = luaL_checkinteger(L, 6), H = luaL_checkinteger(L, 7);
   buf_resize(L, gqkv, qkv->ndim, qkv->shape);
-  if (T >= 1 && T <= (1 << 20)) {
-    int64_t ss[2] = {T, T};
-    buf_resize(L, scratch, 2, ss);
+  if (T >= 1 && T <= (1 << 20)) { /* one T x T per thread the kernel may use */
+    int k = eg_get_threads();
+    int64_t ss[3] = {k < 1 ? 1 : (k > 8 ? 8 : k), T, T};
+    buf_resize(L, scratch, 3, ss);
   }
   try_(L, eg_attn_backward(gqkv, scratch, gy, qkv, att, T, H));
   lua_settop(L, 1);

@@ -14,7 +14,9 @@
 **                   j <= i, and exactly 0 for j > i (the causal mask).
 ** The softmax subtracts each row's maximum (over j <= i) before exp, so
 ** large scores cannot overflow. Every product is one cblas_sgemm per
-** (sequence, head) over strided views of qkv; no copies.
+** (sequence, head) over strided views of qkv; no copies. With
+** eg_set_threads(k), k > 1, the pairs (sequence, head) are split between k
+** threads (the result is the same for any k).
 */
 #ifndef EG_ATTN_H
 #define EG_ATTN_H
@@ -33,7 +35,9 @@ extern "C" {
 EG_API int eg_attn_forward(eg_tensor *y, eg_tensor *att, const eg_tensor *qkv, int64_t T, int64_t heads);
 
 /* gqkv (shape of qkv) OVERWRITTEN with dL/dqkv from gy = dL/dy and the saved
-** att; scratch: at least T*T floats, contiguous, any shape. */
+** att; scratch: at least T*T floats, contiguous, any shape; with k*T*T
+** floats up to k threads work at once (eg_set_threads; attn.c says why the
+** kernel splits the heads between threads rather than each product). */
 EG_API int eg_attn_backward(eg_tensor *gqkv, eg_tensor *scratch, const eg_tensor *gy, const eg_tensor *qkv,
                             const eg_tensor *att, int64_t T, int64_t heads);
 

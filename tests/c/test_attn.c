@@ -174,6 +174,35 @@ static void test_attention_rejects_shapes_that_do_not_fit(void) {
   ac_free(&c);
 }
 
+/* The (sequence, head) pairs split between threads: the same bits as one thread. */
+static void test_attention_gives_the_same_bits_on_any_number_of_threads(void) {
+  ac c;
+  ac_init(&c, 3, 6, 2, 8, 9, 1.0f);
+  eg_tensor y1 = EG_TENSOR_INIT, g1 = EG_TENSOR_INIT, big = EG_TENSOR_INIT;
+  int64_t sb[1] = {4 * 6 * 6};
+  CHECK_OK(eg_tensor_new(&y1, c.y.ndim, c.y.shape));
+  CHECK_OK(eg_tensor_new(&g1, c.gqkv.ndim, c.gqkv.shape));
+  CHECK_OK(eg_tensor_new(&big, 1, sb));
+  int threads = eg_get_threads();
+  eg_set_threads(1);
+  CHECK_OK(eg_attn_forward(&c.y, &c.att, &c.qkv, c.T, c.H));
+  CHECK_OK(eg_attn_backward(&c.gqkv, &big, &c.r, &c.qkv, &c.att, c.T, c.H));
+  CHECK_OK(eg_copy(&y1, &c.y));
+  CHECK_OK(eg_copy(&g1, &c.gqkv));
+  for (int k = 2; k <= 5; k++) { /* 5 threads for 6 pairs, but scratch for 4 */
+    eg_set_threads(k);
+    CHECK_OK(eg_fill(&c.y, 0));
+    CHECK_OK(eg_fill(&c.gqkv, 0));
+    CHECK_OK(eg_attn_forward(&c.y, &c.att, &c.qkv, c.T, c.H));
+    CHECK_OK(eg_attn_backward(&c.gqkv, &big, &c.r, &c.qkv, &c.att, c.T, c.H));
+    CHECK(memcmp(eg_data(&y1), eg_data(&c.y), sizeof(float) * (size_t)eg_numel(&y1)) == 0);
+    CHECK(memcmp(eg_data(&g1), eg_data(&c.gqkv), sizeof(float) * (size_t)eg_numel(&g1)) == 0);
+  }
+  eg_set_threads(threads);
+  eg_tensor_release(&y1), eg_tensor_release(&g1), eg_tensor_release(&big);
+  ac_free(&c);
+}
+
 static void test_warm_attention_step_allocates_nothing(void) {
   ac c;
   ac_init(&c, 4, 16, 4, 32, 7, 1.0f);
@@ -193,6 +222,7 @@ int main(void) {
   RUN(test_attention_gradients_match_finite_differences);
   RUN(test_attention_backward_overwrites_its_gradient);
   RUN(test_attention_rejects_shapes_that_do_not_fit);
+  RUN(test_attention_gives_the_same_bits_on_any_number_of_threads);
   RUN(test_warm_attention_step_allocates_nothing);
   return CHECK_DONE("attn");
 }
