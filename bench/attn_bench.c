@@ -7,7 +7,7 @@
 **
 **   build/bench/attn_bench [N T heads dim]...   (default: 16 128 4 128 and 16 128 4 512)
 **
-** Prints, per size, the best of 20 runs of each, interleaved:
+** Prints, per size, the best of 50 runs of each, interleaved (after 2 to warm up):
 **   attn N=16 T=128 H=4 D=128 threads=2 kernel_ms=... products_ms=... ratio=...
 */
 #include <cblas.h>
@@ -58,7 +58,7 @@ static int bench(int64_t N, int64_t T, int64_t H, int64_t D) {
   eg_fill_uniform(&qkv, &r, -1, 1);
   eg_fill_uniform(&gy, &r, -1, 1);
   double bk = 1e9, bp = 1e9;
-  for (int i = 0; i < 22; i++) {
+  for (int i = 0; i < 52; i++) {
     double t0 = now();
     if (eg_attn_forward(&y, &att, &qkv, T, H) || eg_attn_backward(&gqkv, &scratch, &gy, &qkv, &att, T, H)) {
       fprintf(stderr, "attn_bench: %s\n", eg_errmsg());

@@ -71,7 +71,7 @@ static int rows_by(const eg_tensor *t, const eg_tensor *qkv, int64_t cols, const
 /* Reductions over a row with 8 independent partial results (a vector
 ** register's worth), so that they vectorise instead of waiting on one
 ** long chain of additions; the order of the sum is fixed. */
-static float row_max(const float *a, int64_t n) {
+static inline float row_max(const float *a, int64_t n) {
   float acc[8], m;
   int64_t j = 0;
   for (int k = 0; k < 8; k++) acc[k] = a[0];
@@ -83,7 +83,7 @@ static float row_max(const float *a, int64_t n) {
   return m;
 }
 
-static float row_dot(const float *a, const float *b, int64_t n) {
+static inline float row_dot(const float *a, const float *b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -94,7 +94,7 @@ static float row_dot(const float *a, const float *b, int64_t n) {
 }
 
 /* exp(s[j] - m) in place; returns their sum. */
-static float row_exp_sum(float *a, float m, int64_t n) {
+static inline float row_exp_sum(float *a, float m, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -104,12 +104,27 @@ static float row_exp_sum(float *a, float m, int64_t n) {
   return s;
 }
 
-/* Row i of the scores s (T wide): softmax over j <= i in place, zero above. */
-static void causal_softmax_row(float *s, int64_t i, int64_t T) {
-  float m = row_max(s, i + 1);
-  float inv = 1.0f / row_exp_sum(s, m, i + 1);
-  for (int64_t j = 0; j <= i; j++) s[j] *= inv;
-  if (i + 1 < T) memset(s + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+/* The scores p [T x T] of one head: row i becomes the softmax over j <= i
+** in place, zero above the diagonal. */
+static EG_CLONES void causal_softmax(float *p, int64_t T) {
+  for (int64_t i = 0; i < T; i++) {
+    float *s = p + i * T;
+    float m = row_max(s, i + 1);
+    float inv = 1.0f / row_exp_sum(s, m, i + 1);
+    for (int64_t j = 0; j <= i; j++) s[j] *= inv;
+    if (i + 1 < T) memset(s + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+  }
+}
+
+/* dP [T x T] of one head becomes dS = scale * P (dP - rowsum(P dP)), zero above the diagonal (where P is). */
+static EG_CLONES void causal_softmax_backward(float *dp, const float *p, int64_t T, float scale) {
+  for (int64_t i = 0; i < T; i++) {
+    const float *pr = p + i * T;
+    float *r = dp + i * T;
+    float s = row_dot(pr, r, i + 1);
+    for (int64_t c = 0; c <= i; c++) r[c] = scale * pr[c] * (r[c] - s);
+    if (i + 1 < T) memset(r + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+  }
 }
 
 typedef struct {
@@ -129,7 +144,7 @@ static void forward_pairs(const attn_job *j) {
     float *p = j->probs + nh * T * T;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, scale, q, (int)D3, k, (int)D3,
                 0.0f, p, (int)T);
-    for (int64_t i = 0; i < T; i++) causal_softmax_row(p + i * T, i, T);
+    causal_softmax(p, T);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f, p, (int)T, v, (int)D3,
                 0.0f, j->y + n * T * d.D + h * hd, (int)d.D);
   }
@@ -150,14 +165,7 @@ static void backward_pairs(const attn_job *j) {
                 gv, (int)D3);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, 1.0f, g, (int)d.D, v, (int)D3, 0.0f,
                 dp, (int)T);
-    /* dS = P (dP - sum_j P dP) row by row, times the scale (zero above the diagonal, where P is) */
-    for (int64_t i = 0; i < T; i++) {
-      const float *pr = p + i * T;
-      float *r = dp + i * T;
-      float s = row_dot(pr, r, i + 1);
-      for (int64_t c = 0; c <= i; c++) r[c] = scale * pr[c] * (r[c] - s);
-      if (i + 1 < T) memset(r + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
-    }
+    causal_softmax_backward(dp, p, T, scale);
     /* dQ = dS K, dK = dS^T Q */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f, dp, (int)T, k, (int)D3, 0.0f,
                 gq, (int)D3);
