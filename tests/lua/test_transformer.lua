@@ -303,3 +303,22 @@ function TestTransformer.test_a_tiny_gpt_learns_a_repeating_sequence()
   lu.assertTrue(first > 0.8 * math.log(V), string.format("first loss %.3f", first))
   lu.assertTrue(last < 0.1 * math.log(V), string.format("loss %.3f after 60 steps (log V = %.3f)", last, math.log(V)))
 end
+
+function TestTransformer.test_adapters_go_after_each_block_and_train_alone()
+  local m = nn.gpt { vocab = 7, ctx = 4, dim = 8, heads = 2, layers = 2 }:build { seed = 1 }
+  local ids = ids_of(2, 3, 7, 5)
+  local sws = m:insert_after("TransformerBlock", function() return nn.Switch() end)
+  lu.assertEquals(#sws, 2)
+  local ads = {}
+  for i, sw in ipairs(sws) do ads[i] = sw:add(1, nn.Adapter(8, { bottleneck = 2 })) end
+  m:new_group("adapters", ads, { seed = 3 })
+  for _, sw in ipairs(sws) do sw:select(1) end
+  m:freeze("base")
+  lu.assertEquals(m:numel { trainable = true }, 2 * (8 * 2 + 2 + 2 * 8 + 8))
+  m:zero_grad()
+  m:forward(ids)
+  m:backward(ids, engram.randn(6, 7))
+  local g = m:groups()
+  lu.assertEquals(g[1].grads:abs():sum(), 0, "the frozen base gets no gradient")
+  lu.assertTrue(g[2].grads:abs():sum() > 0, "the adapters do")
+end
