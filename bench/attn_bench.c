@@ -1,6 +1,6 @@
 /*
 ** attn_bench.c — causal self-attention (core/attn.h) forward + backward
-** beside its matrix products alone: the same seven cblas_sgemm calls per
+** beside its matrix products alone: the same six cblas_sgemm calls per
 ** (sequence, head), on the same strided operands, into the same buffers,
 ** with nothing between them (no softmax, no mask). Target (issue 17): the
 ** whole kernel within 2x of the products.

@@ -278,6 +278,8 @@ end
 function GPT:backward(ids, grad_logits)
   local M = self.modules
   local h = M[6].output
+  local ok, n = pcall(h.numel, h) -- an empty buffer (no forward yet, or a fresh clone) has no storage
+  if not ok or n == 0 then error("gpt:backward: no forward before it", 2) end
   if not core.istensor(grad_logits) or grad_logits:numel() ~= h:numel() then
     error(string.format("gpt:backward: grad_logits must be [%d, %d], got %s", h:size(1) * h:size(2), h:size(3),
       core.istensor(grad_logits) and shape_str(grad_logits) or type(grad_logits)), 2)
