@@ -24,6 +24,7 @@
 **   safetensors.h  named tensors in the safetensors layout (checkpoints)
 **   image.h    sample grids as 8-bit grayscale PNG
 **   gen.h      the VAE's reparameterisation and KL kernels (generative replay)
+**   text.h     byte- and char-level tokenizers, token-window datasets, sampling
 **
 ** A worked example (error checks shortened):
 **
@@ -82,5 +83,6 @@
 #include "safetensors.h"
 #include "image.h"
 #include "gen.h"
+#include "text.h"
 
 #endif
