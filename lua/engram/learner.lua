@@ -57,6 +57,11 @@
 --   task_x, task_y       the stream's batch (borrowed buffers)
 --   x, y                 the batch trained on (before_batch may replace them)
 --   batch_task           the task whose batch this is
+--   batches              the iterator the stream's batch came from (nil in a
+--                        phase with data = "none"): batches:indices() gives the
+--                        1-based positions of its samples in batches:dataset(),
+--                        the key to per-sample side information (feedback,
+--                        costs, weights) a recipe keeps beside the dataset
 --   sample_tasks         nil, or a tensor [B] of each sample's 0-based task, set in
 --                        before_batch by a strategy that adds samples of other
 --                        tasks (replay): in task-IL each sample's loss then uses
@@ -607,6 +612,7 @@ local function train_task(self, ctx, prog, ph)
       local part = parts[p]
       local x, y = part.it:next()
       if x == nil then x, y = part.it:next() end
+      ctx.batches = not part.empty and part.it or nil
       if x ~= nil then
         local l = train_step(self, ctx, x, y, part.task)
         if l then lsum, nb = lsum + l, nb + 1 end

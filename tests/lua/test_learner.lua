@@ -118,6 +118,24 @@ function TestLearner.test_context_carries_what_strategies_need()
   lu.assertEquals(n, 3)
 end
 
+function TestLearner.test_ctx_batches_gives_the_positions_of_the_batch_samples()
+  -- the key to per-sample side information: the labels at batches:indices()
+  -- in batches:dataset() are the batch's labels, for every batch of every task
+  local checked, bad = 0, 0
+  local probe = { name = "probe", before_batch = function(_, ctx)
+    local ix, ds = ctx.batches:indices(), ctx.batches:dataset()
+    lu.assertIs(ds, ctx.train_set)
+    local labels = ds:labels()
+    for k = 1, ix:size(1) do
+      if labels:get(math.tointeger(ix:get(k))) ~= ctx.y:get(k) then bad = bad + 1 end
+      checked = checked + 1
+    end
+  end }
+  run(probe)
+  lu.assertEquals(bad, 0)
+  lu.assertEquals(checked, 2 * 960) -- 2 epochs over the 960 training samples
+end
+
 function TestLearner.test_after_backward_can_change_gradients()
   -- zeroing every gradient leaves the model untrained
   local freeze = S.new("zero-grads", {
