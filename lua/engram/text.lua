@@ -351,6 +351,9 @@ function TokenRows:forward(x)
   return self.output
 end
 function TokenRows:backward(x, gy)
+  if not core.istensor(x) or not core.istensor(gy) or gy:numel() ~= x:numel() then
+    error("TokenRows: backward expects the input [B, T, ..., D] and a gradient of as many elements", 2)
+  end
   self.grad_input = gy:view(x:size())
   return self.grad_input
 end

@@ -396,3 +396,29 @@ function TestTextSampling:test_generate_is_deterministic_for_a_seed_and_attaches
   assertError("a language model over this tokenizer", text.generate, text.bigram(300, 4), text.byte(), "a",
     { tokens = 2 })
 end
+
+-- ------------------------------------------------------------- the recipe
+TestTextRecipe = {}
+
+local BIN = os.getenv("ENGRAM_BIN") or "build/engram"
+
+function TestTextRecipe:test_help_names_the_options()
+  local out, _, code = helpers.run(BIN, "recipes/text_domains.lua --help")
+  lu.assertEquals(code, 0)
+  for _, o in ipairs { "--domains", "--ctx", "--bytes", "--tokenizer" } do lu.assertStrContains(out, o) end
+end
+
+function TestTextRecipe:test_a_tiny_run_on_this_machines_prose_and_c_prints_the_perplexity_table()
+  local p = helpers.tmpname(".json")
+  local out, err, code = helpers.run(BIN, "recipes/text_domains.lua --domains prose,c --bytes 16384 --ctx 32 " ..
+    "--generate 10 --quiet --out " .. q(p))
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, "text_domains: prose")
+  lu.assertStrContains(out, "held-out perplexity")
+  lu.assertStrContains(out, "sampled from 'int '")
+  local doc = engram.results.load(p)[1]
+  os.remove(p)
+  lu.assertEquals(#doc.perplexity, 2)
+  lu.assertEquals(doc.scenario.details.tasks[1].source.name, "prose")
+  lu.assertTrue(doc.scenario.details.tasks[2].source.files > 0)
+end
