@@ -551,6 +551,9 @@ function scenarios.text_domains(opts)
   elseif not text.is_tokenizer(tok) then
     error(who .. ": tokenizer must be 'byte', 'char' or a tokenizer, got " .. tostring(tok), 2)
   end
+  -- every task predicts over the whole vocabulary (what LwF and the like read as its targets)
+  local vocab_ids = {}
+  for id = 1, tok:vocab() do vocab_ids[id] = id - 1 end
   local tasks, sources = {}, {}
   for i, spec in ipairs(specs) do
     local ok, train, held, w = pcall(text.windows, texts[i], { tokenizer = tok, ctx = ctx, stride = opts.stride,
@@ -578,7 +581,8 @@ function scenarios.text_domains(opts)
         skipped > 0 and string.format(", skipped %d (%d binary, %d empty, %d unreadable)", skipped,
           info.skipped_binary, info.skipped_empty, info.skipped_unreadable) or ""))
     end
-    tasks[i] = { index = i, name = spec.name, train = train, test = held, shuffle = true, domain = spec.name }
+    tasks[i] = { index = i, name = spec.name, train = train, test = held, shuffle = true, domain = spec.name,
+      targets = vocab_ids }
   end
   local o = {}
   for k, v in pairs(opts) do

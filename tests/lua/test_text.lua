@@ -333,6 +333,19 @@ function TestTextDomains:test_the_learner_fills_accuracy_and_perplexity_and_show
   lu.assertStrContains(engram.report.html({ doc }), "Held-out perplexity")
 end
 
+function TestTextDomains:test_regularisation_and_distillation_strategies_train_on_token_windows()
+  local s = self:scenario { samples = 60, test_samples = 20 }
+  local S = engram.strategies
+  for _, st in ipairs { S.ewc { lambda = 10 }, S.si {}, S.mas {}, S.lwf {} } do
+    engram.seed(2)
+    local L = engram.learner(text.bigram(256, 8), { batch = 16, lr = 0.02, quiet = true })
+    L:use(st)
+    local doc = L:run(s)
+    lu.assertTrue(engram.results.validate(doc), st.name)
+    lu.assertTrue(doc.perplexity[2][2] < doc.baseline_perplexity[2], st.name)
+  end
+end
+
 function TestTextDomains:test_results_refuse_a_bad_perplexity_matrix()
   local doc = engram.results.new { acc = { { 0.5, 0.1 }, { 0.4, 0.6 } }, perplexity = { { 2, 9 }, { 3, 2.5 } } }
   lu.assertTrue(engram.results.validate(doc))
