@@ -438,6 +438,13 @@ end
 function results.compare_table(docs)
   if type(docs) ~= "table" then error("results.compare_table: expected an array of documents", 2) end
   local rows = { { "run", "ACC", "BWT", "FWT", "forget", "RKR", "NAR", "train s", "params" } }
+  -- language modelling: the mean perplexity after the last task and the mean rise of the earlier tasks'
+  local lm = false
+  for _, d in ipairs(docs) do lm = lm or (type(d) == "table" and type(d.perplexity) == "table") end
+  if lm then
+    table.insert(rows[1], 8, "ppl")
+    table.insert(rows[1], 9, "ppl rise")
+  end
   for i, d in ipairs(docs) do
     local ok, err = results.validate(d)
     if not ok then error(string.format("results.compare_table: run %d: %s", i, err), 2) end
@@ -446,6 +453,20 @@ function results.compare_table(docs)
       pts(d.forgetting), ratio(d.rkr), ratio(d.nar),
       seconds(d.train_seconds), thousands(d.trainable_params),
     }
+    if lm then
+      local P, r = d.perplexity, d.perplexity_ratio
+      local mean, rise = nil, nil
+      if type(P) == "table" then
+        mean = 0
+        for _, v in ipairs(P[#P]) do mean = mean + v / #P end
+      end
+      if type(r) == "table" and #r > 0 then
+        rise = 0
+        for _, v in ipairs(r) do rise = rise + v / #r end
+      end
+      table.insert(rows[#rows], 8, mean and string.format("%.2f", mean) or "n/a")
+      table.insert(rows[#rows], 9, rise and string.format("%.2fx", rise) or "n/a")
+    end
   end
   return results.columns(rows, { true })
 end

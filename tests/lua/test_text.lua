@@ -346,6 +346,26 @@ function TestTextDomains:test_regularisation_and_distillation_strategies_train_o
   end
 end
 
+function TestTextDomains:test_a_run_stopped_after_the_first_domain_resumes_with_its_perplexity_rows()
+  local s = self:scenario { samples = 60, test_samples = 20 }
+  local function run(opts)
+    engram.seed(4)
+    local o = { batch = 16, lr = 0.02, quiet = true, name = "lm" }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local L = engram.learner(text.bigram(256, 8), o)
+    L:use(engram.strategies.naive())
+    return L:run(s)
+  end
+  local whole = run()
+  local dir = tmpdir()
+  lu.assertErrorMsgContains("stopped after task 1", function() run { checkpoint = dir, stop_task = 1 } end)
+  local resumed = run { checkpoint = dir, resume = true }
+  rmdir(dir)
+  lu.assertEquals(resumed.perplexity, whole.perplexity)
+  lu.assertEquals(resumed.baseline_perplexity, whole.baseline_perplexity)
+  lu.assertEquals(resumed.acc, whole.acc)
+end
+
 function TestTextDomains:test_results_refuse_a_bad_perplexity_matrix()
   local doc = engram.results.new { acc = { { 0.5, 0.1 }, { 0.4, 0.6 } }, perplexity = { { 2, 9 }, { 3, 2.5 } } }
   lu.assertTrue(engram.results.validate(doc))
@@ -355,6 +375,13 @@ function TestTextDomains:test_results_refuse_a_bad_perplexity_matrix()
   lu.assertNil(ok)
   lu.assertStrContains(err, "perplexity'[2][1] is 0.5")
   assertError("perplexity[1]", engram.results.new, { acc = { { 0.5 } }, perplexity = { { 0 } } })
+  -- a comparison shows the mean final perplexity and the mean rise
+  doc.perplexity[2][1] = 3
+  local other = engram.results.new { acc = { { 0.5, 0.1 }, { 0.4, 0.6 } }, name = "image" }
+  local tab = engram.results.compare_table { doc, other }
+  lu.assertStrContains(tab, "ppl rise")
+  lu.assertNotNil(tab:match("\nrun .- 2%.75%s+1%.50x"), tab)
+  lu.assertNotNil(tab:match("\nimage .-n/a%s+n/a%s+n/a%s+n/a\n$"), tab)
 end
 
 -- ------------------------------------------------------------- sampling
