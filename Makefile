@@ -5,6 +5,7 @@
 #   make demo       installs missing Debian packages, builds, runs the main recipe
 #   make bench      speed figures (see docs/BENCHMARKS.md)
 #   make check-asan every suite under AddressSanitizer + UBSan
+#   make check-valgrind  memcheck over one short recipe (about 3 minutes)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Honours CC, CXX (the C++ header test only), CFLAGS, LDFLAGS, PREFIX, DESTDIR, LUA_INCDIR, LUA_LIBS.
@@ -31,6 +32,11 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 # bindings/*.c is the module (and the embedding API); bindings/cmd/ is the command.
 BIND_SRC  := $(sort $(wildcard bindings/*.c))
 BIND_OBJ  := $(BIND_SRC:%.c=$(BUILD)/%.o)
+# engram's Lua library compiled in (tools/embed_lua.sh): the embedding API's
+# fallback when no library is found on package.path (a moved install)
+LUA_SRC   := $(shell find lua/engram -name '*.lua' 2>/dev/null | LC_ALL=C sort)
+EMBED_LUA := $(BUILD)/bindings/embed_lua.c
+BIND_OBJ  += $(BUILD)/bindings/embed_lua.o
 CMD_SRC   := $(sort $(wildcard bindings/cmd/*.c))
 CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
@@ -53,7 +59,7 @@ EXE     := $(BUILD)/engram
 
 DEB_PKGS := lua5.4 liblua5.4-dev libopenblas-dev zlib1g-dev libreadline-dev lua-unit pkg-config dataset-fashion-mnist python3-numpy luarocks
 
-.PHONY: all deps test demo bench check-asan build-asan-tests clean install install-headers uninstall lint print-prefix fuzz
+.PHONY: all deps test demo bench check-asan check-valgrind build-asan-tests clean install install-headers uninstall lint print-prefix fuzz
 all: $(LIB_A) $(LIB_SO) $(MOD_SO) $(EXE)
 
 # ---- dependencies (Debian packages only) ----
@@ -73,6 +79,13 @@ $(LIB_SO): $(CORE_OBJ)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # ---- bindings ----
+$(EMBED_LUA): $(LUA_SRC) tools/embed_lua.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed_lua.sh lua $@
+
+$(BUILD)/bindings/embed_lua.o: $(EMBED_LUA) bindings/embed_lua.h
+	$(CC) $(BASEFLAGS) -Ibindings $(CFLAGS) -c $< -o $@
+
 $(BUILD)/bindings/%.o: bindings/%.c $(wildcard bindings/*.h) $(wildcard core/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(LUA_INC) $(CFLAGS) -c $< -o $@
@@ -131,6 +144,13 @@ check-asan: deps
 
 build-asan-tests: $(CTEST_BIN)
 
+# memcheck over one short recipe, stopped after task 2 and resumed
+# (tests/valgrind.sh; about 3 minutes on 2 cores, not part of make test)
+check-valgrind: deps
+	@sh tools/deps.sh valgrind
+	@$(MAKE) --no-print-directory all
+	@sh tests/valgrind.sh $(BUILD)
+
 lint:
 	luacheck -q lua recipes tests/lua tests/recipes bench
 
@@ -149,8 +169,9 @@ fuzz: deps
 	@for t in idx csv safetensors; do \
 	  $(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $(CORE_SRC) $(CORE_LIBS) -o $(FUZZ_DIR)/fuzz_$$t || exit 1; \
 	done
+	@$(MAKE) --no-print-directory $(EMBED_LUA)
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -Ibindings $(LUA_INC) -DEG_PREFIX='"$(PREFIX)"' tests/fuzz/fuzz_json.c $(CORE_SRC) \
-	  $(BIND_SRC) $(LUA_LIBS) $(CORE_LIBS) -ldl -o $(FUZZ_DIR)/fuzz_json
+	  $(BIND_SRC) $(EMBED_LUA) $(LUA_LIBS) $(CORE_LIBS) -ldl -o $(FUZZ_DIR)/fuzz_json
 	@for t in idx csv safetensors json; do \
 	  for c in tests/fuzz/crashers/$$t-*; do [ -f "$$c" ] || continue; \
 	    $(FUZZ_DIR)/fuzz_$$t "$$c" >/dev/null 2>&1 || { echo "fuzz $$t: $$c crashes again"; exit 1; }; done; \

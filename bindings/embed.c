@@ -19,6 +19,7 @@
 #include <lualib.h>
 
 #include "embed_int.h"
+#include "embed_lua.h"
 #include "engram.h"
 
 #ifndef EG_PREFIX
@@ -245,6 +246,44 @@ static void text_only(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* ---- the Lua library compiled in ----
+** A searcher after the file searchers (the build tree or the installed
+** library win, as before): when neither is there — an installed tree moved
+** elsewhere, a host run far from any install — engram's Lua library comes
+** from the copy compiled into this library (tools/embed_lua.sh), text only.
+** Engram's own modules alone: the sandbox keeps its rules for the rest. */
+static int embedded_searcher(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  for (const eg_lua_module *m = eg_lua_modules; m->name; m++) {
+    if (strcmp(m->name, name) == 0) {
+      lua_pushfstring(L, "@[engram]/%s", m->file);
+      if (luaL_loadbufferx(L, (const char *)m->text, m->size, lua_tostring(L, -1), "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from engram's compiled-in library:\n\t%s", name,
+                          lua_tostring(L, -1));
+      lua_pushfstring(L, "[engram]/%s", m->file);
+      return 2;
+    }
+  }
+  lua_pushfstring(L, "no module '%s' in engram's compiled-in library", name);
+  return 1;
+}
+
+/* Puts the searcher at package.searchers[at], moving those from there up
+** (the sandbox has removed the C searchers: it goes where they were). */
+static void add_embedded_searcher(lua_State *L, int at) {
+  int n;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  n = (int)lua_rawlen(L, -1);
+  for (int i = n; i >= at; i--) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcfunction(L, embedded_searcher);
+  lua_rawseti(L, -2, at);
+  lua_pop(L, 2);
+}
+
 /* Runs in protected mode (the sandbox or NULL as a light userdata):
 ** standard libraries, the preloaded C module, the path, the sandbox. */
 static int open_libs(lua_State *L) {
@@ -259,6 +298,7 @@ static int open_libs(lua_State *L) {
   lua_pop(L, 1);
   if (sb == NULL) {
     set_path(L);
+    add_embedded_searcher(L, 3);
     return 0;
   }
   /* The sandbox reads no environment: engram's own directories only. */
@@ -269,6 +309,7 @@ static int open_libs(lua_State *L) {
   lua_pushcfunction(L, eg_sandbox_apply);
   lua_pushlightuserdata(L, sb);
   lua_call(L, 1, 0);
+  add_embedded_searcher(L, 3);
   return 0;
 }
 

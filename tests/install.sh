@@ -45,6 +45,36 @@ check "a host builds with pkg-config engram-core and runs" \
 check "the man page is installed" "[ -s '$P/share/man/man1/engram.1' ]"
 make --no-print-directory -s uninstall BUILD="$BUILD" DESTDIR="$D" >/dev/null 2>&1
 check "make uninstall leaves no file" "[ -z \"\$(find '$D' -type f)\" ]"
+# A real install under a non-default PREFIX (in a copy of the build tree, so
+# that this tree keeps its own PREFIX), then the installed tree moved: the
+# sandboxed example host builds with pkg-config against it and runs from /
+# with no LUA_PATH — from the prefix, and after the move from the Lua
+# library compiled into libengram_embed (bindings/embed.c); the engram
+# command finds its library next to itself. (LD_LIBRARY_PATH is for the
+# dynamic linker's libengram.so, not for engram.)
+X="$tmp/prefix"; Y="$tmp/moved"; B="$tmp/build"
+cp -rp "$BUILD" "$B"
+if make --no-print-directory -s install BUILD="$B" PREFIX="$X" >"$tmp/log2" 2>&1; then
+  host() { # builds examples/$1.c against the install in $2
+    PKG_CONFIG_PATH="$2/lib/pkgconfig" cc -o "$tmp/$1" "examples/$1.c" \
+      $(PKG_CONFIG_PATH="$2/lib/pkgconfig" pkg-config --cflags --libs engram)
+  }
+  clean_env="env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_INIT -u LUA_INIT_5_4"
+  check "the sandbox host builds with pkg-config against PREFIX=$X and runs" \
+    "host sandbox '$X' && (cd / && $clean_env LD_LIBRARY_PATH='$X/lib' '$tmp/sandbox')"
+  check "the embedding host finds engram's library under that PREFIX" \
+    "host embed '$X' && (cd / && $clean_env LD_LIBRARY_PATH='$X/lib' '$tmp/embed')"
+  mv "$X" "$Y"
+  check "after the installed tree is moved, the sandbox host still runs" \
+    "[ ! -e '$X' ] && (cd / && $clean_env LD_LIBRARY_PATH='$Y/lib' '$tmp/sandbox')"
+  check "a host built against the moved tree runs" \
+    "sed -i 's#^prefix=.*#prefix=$Y#' '$Y/lib/pkgconfig/engram.pc' && host embed '$Y' && \
+     (cd / && $clean_env LD_LIBRARY_PATH='$Y/lib' '$tmp/embed')"
+  check "the moved engram command runs a moved recipe" \
+    "(cd / && $clean_env '$Y/bin/engram' '$Y/share/engram/recipes/train_fmnist.lua' --help)"
+else
+  cat "$tmp/log2"; echo "install: FAILED: make install PREFIX=$X"; fail=$((fail + 1))
+fi
 # LuaRocks builds and installs the same tree (engram-dev-1.rockspec), and
 # stock lua5.4 then finds engram through `luarocks path`
 if command -v luarocks >/dev/null 2>&1; then

@@ -228,6 +228,23 @@ local function checksum(tensors, run_text)
   return core.checksum(list, run_text)
 end
 
+-- An optimiser's buffers into tensors (prefix .. "<group>.<buf|m|v>") and
+-- its scalars as a JSON value; what names it in errors.
+local function optimizer_state(opt, prefix, tensors, what)
+  if type(opt.state_dict) ~= "function" then
+    error("checkpoint.save: " .. what .. " has no state_dict(); a custom optimiser cannot be checkpointed", 0)
+  end
+  local sd = opt:state_dict()
+  local ostate = { kind = sd.kind, step = sd.step, lr = sd.lr, groups = {} }
+  for g, e in pairs(sd.groups) do
+    ostate.groups[g] = e.t
+    for _, k in ipairs { "buf", "m", "v" } do
+      if e[k] then tensors[prefix .. g .. "." .. k] = e[k] end
+    end
+  end
+  return ostate
+end
+
 -- The last checkpoint written or read in this process: what an interrupted
 -- run reports (M.note).
 local last = nil
@@ -243,17 +260,24 @@ function M.save(L, dir)
   end
   local tensors, metas = {}, {}
   for _, p in ipairs(L.model:parameters()) do tensors["model." .. p.group .. "." .. p.name] = p.value end
-  local opt = ctx.optimizer
-  if type(opt.state_dict) ~= "function" then
-    error("checkpoint.save: the optimiser has no state_dict(); a custom optimiser cannot be checkpointed", 2)
-  end
-  local sd = opt:state_dict()
-  local ostate = { kind = sd.kind, step = sd.step, lr = sd.lr, groups = {} }
-  for g, e in pairs(sd.groups) do
-    ostate.groups[g] = e.t
-    for _, k in ipairs { "buf", "m", "v" } do
-      if e[k] then tensors["optimizer." .. g .. "." .. k] = e[k] end
+  local ostate = optimizer_state(ctx.optimizer, "optimizer.", tensors, "the optimiser")
+  -- the optimisers of a plan's phases that have their own (kept across tasks)
+  local phase_opts
+  if L._plan and L._phase_opts then
+    for name, ph in pairs(L._plan.phase_list) do
+      local opt = L._phase_opts[ph]
+      if opt then
+        phase_opts = phase_opts or {}
+        phase_opts[name] = optimizer_state(opt, "phaseopt." .. name .. ".", tensors,
+          "the optimiser of phase '" .. name .. "'")
+      end
     end
+  end
+  -- how every group is frozen (freeze, progressive, ...: strategies freeze as they go)
+  local freezing = {}
+  for name, e in pairs(L.model:freezing()) do
+    freezing[name] = e.frozen
+    if e.mask then tensors["freeze." .. name] = e.mask end
   end
   each_strategy(L.strategies, "", function(key, s)
     local kind = kind_of(s)
@@ -277,6 +301,7 @@ function M.save(L, dir)
     done = r.next - 1, T = r.T, global_step = ctx.global_step, acc = ctx.acc, untrained = ctx.untrained,
     drift = by_task(r.drift), per_task = r.per_task, train_seconds = ctx.train_seconds, eval_seconds = ctx.eval_seconds,
     skipped = ctx.skipped, extra = ctx.extra, isolation_groups = by_task(ctx._isolation_groups), optimizer = ostate,
+    phase_optimizers = phase_opts, freezing = freezing,
     rng = { run = ctx.rng:state(), default = core.default_generator():state() }, strategies = metas,
     fingerprint = r.fingerprint, version = core.version, threads = core.get_threads(),
     perplexity = ctx.perplexity, untrained_perplexity = ctx.untrained_perplexity,
@@ -332,7 +357,7 @@ end
 
 -- Splits the file's tensors by owner; raises on a name no part owns.
 local function partition(tensors, path)
-  local parts = { model = {}, optimizer = {}, strategy = {} }
+  local parts = { model = {}, optimizer = {}, strategy = {}, freeze = {}, phaseopt = {} }
   for name, t in pairs(tensors) do
     local head, rest = name:match("^(%a+)%.(.+)$")
     if head == "strategy" then
@@ -340,7 +365,7 @@ local function partition(tensors, path)
       if not key then error(string.format("checkpoint: %s: tensor '%s' names no strategy", path, name), 0) end
       parts.strategy[key] = parts.strategy[key] or {}
       parts.strategy[key][sub] = t
-    elseif head == "model" or head == "optimizer" then
+    elseif parts[head] then
       parts[head][rest] = t
     elseif name ~= "probe.reference" then
       error(string.format("checkpoint: %s: unknown tensor '%s'", path, name), 0)
@@ -378,6 +403,55 @@ local function load_model(model, mt, path)
   for _, p in ipairs(params) do p.value:copy_(mt[p.group .. "." .. p.name]) end
 end
 
+-- An optimiser's state from its scalars (optimizer_state) and its tensors by
+-- "<group>.<buf|m|v>".
+local function load_optimizer(opt, meta, tensors, path, what)
+  what = what or "optimiser"
+  local sd = { kind = meta.kind, step = meta.step, lr = meta.lr, groups = {} }
+  for g, t in pairs(meta.groups) do sd.groups[g] = { t = t } end
+  for name, t in pairs(tensors) do
+    local g, k = name:match("^(.+)%.(%a+)$")
+    if not g or not sd.groups[g] then
+      error(string.format("checkpoint: %s: %s tensor '%s' has no group", path, what, name), 0)
+    end
+    sd.groups[g][k] = t
+  end
+  opt:load_state_dict(sd)
+end
+
+-- The optimisers of a plan's phases (made as the phase would make them).
+local function load_phase_optimizers(L, metas, tensors, path)
+  local by = {}
+  for name, t in pairs(tensors) do
+    local hit
+    for pname in pairs(metas or {}) do
+      if name:sub(1, #pname + 1) == pname .. "." then hit = pname end
+    end
+    if not hit then error(string.format("checkpoint: %s: tensor 'phaseopt.%s' names no phase", path, name), 0) end
+    by[hit] = by[hit] or {}
+    by[hit][name:sub(#hit + 2)] = t
+  end
+  for pname, meta in pairs(metas or {}) do
+    local ph = L._plan and L._plan.phase_list[pname]
+    if not ph or not ph.optimizer then
+      error(string.format("checkpoint: %s holds an optimiser of phase '%s', which this run's plan does not have",
+        path, pname), 0)
+    end
+    load_optimizer(L:_phase_optimizer(ph), meta, by[pname] or {}, path, "phase '" .. pname .. "' optimiser")
+  end
+end
+
+-- How the groups are frozen: names -> frozen, masks as tensors by group name.
+local function load_freezing(model, frozen, masks, path)
+  local st = {}
+  for name, f in pairs(frozen) do st[name] = { frozen = f == true, mask = masks[name] } end
+  for name in pairs(masks) do
+    if not st[name] then error(string.format("checkpoint: %s: freeze mask '%s' names no group", path, name), 0) end
+  end
+  local ok, err = pcall(model.set_freezing, model, st)
+  if not ok then error(string.format("checkpoint: %s: %s", path, tostring(err)), 0) end
+end
+
 --- Puts the run saved in dir into L, whose run has just started
 -- (learner:start): the strategies' state, the model, the optimiser, the
 -- records and the generators; the run then continues after the last task
@@ -403,8 +477,11 @@ function M.restore(L, dir)
         if type(s.rebuild_task) == "function" then s:rebuild_task(ctx, run.strategies[key], t) end
       end)
     end
+    if run.freezing then load_freezing(model, run.freezing, parts.freeze, path) end
     ctx.t = run.done
     ctx.task = r.scenario.tasks[run.done]
+    -- the records before the strategies' state: a plan links its records into ctx.extra
+    ctx.extra, ctx._isolation_groups = run.extra, from_by_task(run.isolation_groups)
     each_strategy(L.strategies, "", function(key, s)
       local kind, st = kind_of(s), parts.strategy[key]
       if kind == "protocol" then
@@ -418,20 +495,11 @@ function M.restore(L, dir)
     if extra_key then error(string.format("checkpoint: %s holds state for strategy %s, which this run does not have",
       path, extra_key), 0) end
     load_model(model, parts.model, path)
-    local sd = { kind = run.optimizer.kind, step = run.optimizer.step, lr = run.optimizer.lr, groups = {} }
-    for g, t in pairs(run.optimizer.groups) do sd.groups[g] = { t = t } end
-    for name, t in pairs(parts.optimizer) do
-      local g, k = name:match("^(.+)%.(%a+)$")
-      if not g or not sd.groups[g] then
-        error(string.format("checkpoint: %s: optimiser tensor '%s' has no group", path, name), 0)
-      end
-      sd.groups[g][k] = t
-    end
-    ctx.optimizer:load_state_dict(sd)
+    load_optimizer(ctx.optimizer, run.optimizer, parts.optimizer, path)
+    load_phase_optimizers(L, run.phase_optimizers, parts.phaseopt, path)
     ctx.acc, ctx.untrained, ctx.global_step = run.acc, run.untrained, run.global_step
     ctx.perplexity, ctx.untrained_perplexity = run.perplexity, run.untrained_perplexity
     ctx.train_seconds, ctx.eval_seconds, ctx.skipped = run.train_seconds, run.eval_seconds, run.skipped
-    ctx.extra, ctx._isolation_groups = run.extra, from_by_task(run.isolation_groups)
     r.drift, r.per_task, r.h1 = from_by_task(run.drift), run.per_task, tensors["probe.reference"]
     ctx.rng:set_state(run.rng.run)
     core.default_generator():set_state(run.rng.default)

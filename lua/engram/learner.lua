@@ -660,22 +660,26 @@ end
 -- The phase of a run without a plan: the task's data, the learner's budget.
 local DEFAULT_PHASE = { name = "learn", data = "task" }
 
+--- (Internal) The optimiser of a plan's phase that names its own: made on
+-- first use, kept across the tasks where the phase runs (checkpoints save it).
+function Learner:_phase_optimizer(ph)
+  self._phase_opts = self._phase_opts or {}
+  local opt = self._phase_opts[ph]
+  if not opt then
+    local o = self.opts
+    opt = make_optimizer(self.model, { optimizer = ph.optimizer, lr = ph.lr or o.lr, momentum = o.momentum })
+    self._phase_opts[ph] = opt
+  end
+  return opt
+end
+
 -- Runs one phase of the current task: its optimiser settings and strategy
 -- settings in force, before_phase, the training, after_phase, then the
 -- settings put back.
 local function run_phase(self, ctx, prog, ph, index)
-  local model, o = self.model, self.opts
   ctx.phase, ctx.phase_index = ph, index
   local opt0, lr0 = ctx.optimizer, nil
-  if ph.optimizer then
-    self._phase_opts = self._phase_opts or {}
-    local opt = self._phase_opts[ph]
-    if not opt then
-      opt = make_optimizer(model, { optimizer = ph.optimizer, lr = ph.lr or o.lr, momentum = o.momentum })
-      self._phase_opts[ph] = opt
-    end
-    ctx.optimizer = opt
-  end
+  if ph.optimizer then ctx.optimizer = self:_phase_optimizer(ph) end
   if ph.lr then
     if type(ctx.optimizer.set_lr) ~= "function" then
       error(string.format("learner: phase '%s' sets lr but the optimiser has no set_lr", ph.name), 0)

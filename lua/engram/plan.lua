@@ -565,6 +565,41 @@ function Plan:describe()
   return { name = self.name, options = opts, strategies = members }
 end
 
+-- ------------------------------------------------------------- checkpoints
+-- A plan's own state (engram.checkpoint; its strategies save theirs as its
+-- members, the optimisers of its phases are the learner's): how often each
+-- rule fired, the rules' firings (ctx.extra.plan.fired) and the validation
+-- accuracies val_drop compares against. No tensors: state_meta holds it.
+-- Between tasks nothing else is in flight (phase settings are put back after
+-- every phase, the hook lists are recomputed). A rule's function condition
+-- must keep no state of its own for a resume to be exact.
+
+function Plan.state() return {} end
+
+function Plan:state_meta()
+  local fired, ref = {}, {}
+  for i, r in ipairs(self.rules) do fired[i] = r.fired end
+  for t, v in pairs(self._ref or {}) do ref[#ref + 1] = { t, v } end
+  table.sort(ref, function(a, b) return a[1] < b[1] end)
+  return { fired = fired, ref = ref }
+end
+
+function Plan:load_state(st, ctx, meta)
+  if next(st) then error("plan: load_state: a plan keeps no tensors", 0) end
+  if type(meta) ~= "table" or type(meta.fired) ~= "table" or #meta.fired ~= #self.rules or
+      type(meta.ref) ~= "table" then
+    error(string.format("plan: load_state: the records of '%s' do not match its %d rules", self.name, #self.rules), 0)
+  end
+  for i, r in ipairs(self.rules) do r.fired = meta.fired[i] end
+  self._ref = {}
+  for _, e in ipairs(meta.ref) do self._ref[e[1]] = e[2] end
+  -- the firings so far, in the results as before (ctx.extra comes from the checkpoint)
+  local rec = ctx.extra.plan
+  if type(rec) == "table" and type(rec.fired) == "table" then self.fired = rec.fired end
+  ctx.extra.plan = rec or { name = self.name, fired = self.fired }
+  self._cache = nil
+end
+
 --- The strategy a plan knows by name.
 function Plan:strategy(name)
   local s = self.byname[name]

@@ -126,7 +126,9 @@ static void test_sandbox_refuses_what_reaches_the_process(void) {
   RUNS(E, "assert(os.getenv('PATH') == nil and os.getenv('HOME') == nil)");
   RUNS(E, "assert(debug == nil and package.loaded.debug == nil)");
   FAILS(E, "require 'debug'", ENGRAM_ERUN, "module 'debug' not found");
-  RUNS(E, "assert(package.cpath == '' and #package.searchers == 2)");
+  /* no C searchers: preload, the sandbox's file searcher, engram's compiled-in library */
+  RUNS(E, "assert(package.cpath == '' and #package.searchers == 3)");
+  FAILS(E, "require 'socket'", ENGRAM_ERUN, "no module 'socket' in engram's compiled-in library");
   /* what stays: time, the clock, strings, printing to the host's stdout */
   RUNS(E, "assert(os.time() > 0 and os.clock() >= 0 and string.format('%d', 3) == '3' and io.write)");
   /* the engine is still usable after each refusal */
@@ -240,6 +242,24 @@ static void test_sandbox_require_reads_the_library_and_the_directories_only(void
   /* no directories at all: the library still loads, no file opens */
   E = open_sandbox(0);
   RUNS(E, "assert(engram and io.open('/etc/passwd') == nil)");
+  engram_close(E);
+}
+
+/* When package.path leads to no engram file (an installed tree moved), the
+** library compiled into the embedding API answers require, in the sandbox
+** too; the same modules as the files. */
+static void test_require_falls_back_to_the_compiled_in_library(void) {
+  engram_state *E = NULL;
+  CHECK(engram_open(&E) == ENGRAM_OK);
+  RUNS(E, "package.path = ''; package.loaded['engram.json'] = nil; "
+          "local m, where = require('engram.json'); "
+          "assert(where == '[engram]/engram/json.lua' and m.encode({1}) == '[1]')");
+  FAILS(E, "package.path = ''; require 'engram.nonexistent'", ENGRAM_ERUN,
+        "no module 'engram.nonexistent' in engram's compiled-in library");
+  engram_close(E);
+  E = open_sandbox(0);
+  RUNS(E, "package.path = ''; package.loaded['engram.util'] = nil; "
+          "local _, where = require('engram.util'); assert(where == '[engram]/engram/util.lua')");
   engram_close(E);
 }
 
@@ -421,6 +441,7 @@ int main(void) {
   RUN(test_sandbox_symbolic_links_do_not_lead_out);
   RUN(test_sandbox_covers_engrams_own_readers_and_writers);
   RUN(test_sandbox_require_reads_the_library_and_the_directories_only);
+  RUN(test_require_falls_back_to_the_compiled_in_library);
   RUN(test_memory_cap_refuses_tensors_strings_and_tables);
   RUN(test_memory_cap_counts_tensors_and_gives_them_back);
   RUN(test_instruction_limit_stops_runaway_code_per_call);

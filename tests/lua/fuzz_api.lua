@@ -190,6 +190,25 @@ end
 -- file writers (random paths would litter the working directory; they have
 -- tests of their own).
 local NN_SKIP = { set_threads = true, write_file_atomic = true, check_writable = true }
+-- The file writers that are fuzzed all the same: a path they are given (a
+-- string or a number: "-1", "0.5") is taken inside a temporary directory of
+-- the run's, removed when the run ends, so that nothing lands in the working
+-- directory; other arguments reach them unchanged.
+local WRITERS = { mkdir_p = true, png_write = true, safetensors_save = true }
+local sandbox_dir
+local function writer_caller(name)
+  return function(path, ...)
+    if type(path) == "string" or type(path) == "number" then
+      if not sandbox_dir then
+        sandbox_dir = os.tmpname()
+        os.remove(sandbox_dir)
+        core.mkdir_p(sandbox_dir)
+      end
+      path = sandbox_dir .. "/" .. (tostring(path):gsub("%.%.", "__"))
+    end
+    return core[name](path, ...)
+  end
+end
 
 -- The public methods of an object's class chain (tables of functions).
 local function class_methods(obj)
@@ -234,7 +253,9 @@ local NN_KINDS = {
 
 local function nn_targets(add)
   for k, v in pairs(core) do
-    if type(v) == "function" and not OWN[k] and not NN_SKIP[k] then add("engram." .. k, k, field_caller(core, k)) end
+    if type(v) == "function" and not OWN[k] and not NN_SKIP[k] then
+      add("engram." .. k, k, WRITERS[k] and writer_caller(k) or field_caller(core, k))
+    end
   end
   local function ctors(label, T)
     for k, v in pairs(T) do
@@ -510,6 +531,10 @@ function M.run(opts)
     ::continue::
   end
   collectgarbage()
+  if sandbox_dir then
+    os.execute("rm -rf '" .. sandbox_dir:gsub("'", "'\\''") .. "'")
+    sandbox_dir = nil
+  end
   return problems, { calls = calls, errors = errors, targets = #list }
 end
 

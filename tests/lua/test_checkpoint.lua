@@ -11,80 +11,14 @@ local helpers = require("helpers")
 local S = engram.strategies
 local q = helpers.q
 
-local BIN = os.getenv("ENGRAM_BIN") or "build/engram"
 local RECIPE = "tests/lua/recipes/checkpoint_runs.lua"
 local PY = "/usr/bin/python3"
 
-local function sh(cmd)
-  local _, how, code = os.execute(cmd)
-  return how == "exit" and code or 128 + code
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
--- The recipe's output: results (without what depends on the clock) and the
--- parameters' bytes.
-local CLOCK = { train_seconds = true, eval_seconds = true, total_seconds = true, created = true, peak_rss_mb = true,
-  cer = true, naive = true }
-local function strip(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do if not CLOCK[k] then c[k] = strip(x) end end
-  return setmetatable(c, getmetatable(v))
-end
-local function outcome(dir)
-  local doc = engram.json.read_file(dir .. "/out.json")
-  return engram.json.encode(strip(doc)), helpers.read_file(dir .. "/params.st")
-end
-
-local function recipe(dir, args, env)
-  return sh(string.format("cd %s && %s %s %s %s --out out.json --params params.st >run.log 2>&1",
-    q(dir), env or "", q(os.getenv("PWD") .. "/" .. BIN), q(os.getenv("PWD") .. "/" .. RECIPE), args))
-end
-
--- The recipe in the background, killed with SIGKILL (or sig) once its log
--- shows n task_end events. Returns the exit status (137 when killed).
-local function killed_after(dir, args, n, sig)
-  local cmd = string.format("cd %s && { %s %s %s --out out.json --params params.st --log events.jsonl " ..
-    ">run.log 2>&1 & pid=$!; i=0; while [ $i -lt 2000 ]; do " ..
-    "c=$(grep -c task_end events.jsonl 2>/dev/null); [ \"${c:-0}\" -ge %d ] && break; " ..
-    "kill -0 $pid 2>/dev/null || break; sleep 0.01; i=$((i+1)); done; kill -%s $pid 2>/dev/null; wait $pid; } " ..
-    "2>/dev/null",
-    q(dir), q(os.getenv("PWD") .. "/" .. BIN), q(os.getenv("PWD") .. "/" .. RECIPE), args, n, sig or "9")
-  return sh(cmd)
-end
-
-local function tmpdir()
-  local d = helpers.tmpname("-ckpt")
-  assert(os.execute("mkdir -p " .. q(d)))
-  return d
-end
-
-local reference -- the uninterrupted run, made once
-local function reference_run()
-  if not reference then
-    local d = tmpdir()
-    lu.assertEquals(recipe(d, ""), 0)
-    reference = { outcome(d) }
-    reference.dir = d
-  end
-  return reference[1], reference[2]
-end
-
--- Resumes the recipe in d to its end (extra: more options) and checks that
--- its results and final parameters are the uninterrupted run's; removes d.
-local function finishes_like_the_reference(d, extra)
-  local want_doc, want_params = reference_run()
-  lu.assertEquals(recipe(d, "--resume ck" .. (extra or "")), 0, helpers.read_file(d .. "/run.log"))
-  local doc, params = outcome(d)
-  lu.assertEquals(doc, want_doc)
-  lu.assertTrue(params == want_params, "the final parameters are bit-identical")
-  os.execute("rm -rf " .. q(d))
-end
+-- the recipe run, killed, resumed and compared (checkpoint_helpers.lua)
+local ck = require("checkpoint_helpers")
+local R = ck.runner(RECIPE)
+local sh, exists, tmpdir = ck.sh, ck.exists, ck.tmpdir
+local recipe, killed_after, finishes_like_the_reference = R.run, R.killed_after, R.finishes_like_the_reference
 
 TestCheckpoint = {}
 

@@ -310,6 +310,48 @@ function TestLoRA.test_fold_puts_a_set_into_the_base_for_good()
   lu.assertStrContains(fails(ws[1].fold, ws[1], 9), "has no set 9")
 end
 
+function TestLoRA.test_fold_now_lets_a_later_phase_train_the_whole_layer()
+  -- a plan: task 2 learns through a LoRA set, then s:fold(2) and a "tune"
+  -- phase on the same data trains the wrapped layer's base weights (frozen
+  -- while the set trained) and leaves the folded set's factors alone
+  local all = engram.data.blobs { n = 900, classes = 6, dim = 8, std = 1.0, seed = 3 }
+  local train, test = all:split(0.8, 1)
+  local scen = engram.scenarios.split(train, test, { tasks = 3 })
+  local s = engram.strategies.lora { rank = 2, layers = "1" }
+  local seen = {}
+  local x = engram.randn(5, 8)
+  local function base(ctx) return ctx.model.modules[1].modules[1].weight:clone() end
+  local function factors(ctx) return ctx.model.modules[1].sets[2].B:clone() end
+  local plan = engram.plan {
+    strategies = { lora = s },
+    phases = { learn = { use = { "lora" } }, tune = { use = {}, epochs = 1 } },
+    tasks = { { tasks = "1", run = { "learn" } }, { tasks = "2", run = { "learn", "tune" } },
+      { tasks = "3", run = { "learn" } } },
+    hooks = {
+      before_phase = function(ctx)
+        if ctx.t ~= 2 then return end
+        if ctx.phase.name == "learn" then seen.base0 = base(ctx) return end
+        ctx.model:evaluate()
+        local y = ctx.model:forward(x):clone()
+        s:fold(2)
+        seen.same = ctx.model:forward(x):allclose(y, 1e-4, 1e-5)
+        ctx.model:train()
+        seen.base1, seen.B1 = base(ctx), factors(ctx)
+      end,
+      after_phase = function(ctx)
+        if ctx.t == 2 and ctx.phase.name == "tune" then seen.base2, seen.B2 = base(ctx), factors(ctx) end
+      end,
+    },
+  }
+  local L = engram.learner(nn.mlp { 8, 32, 6 }:build { seed = 1 }, { epochs = 2, batch = 32, lr = 0.01, quiet = true })
+  L:use(plan):run(scen)
+  lu.assertTrue(seen.same, "folding changed the model's output")
+  lu.assertFalse(seen.base1:allclose(seen.base0, 0, 1e-6), "the fold moved the base by the set's product")
+  lu.assertFalse(seen.base2:allclose(seen.base1, 0, 1e-6), "the tune phase trained the base weights")
+  lu.assertTrue(seen.B2:equal(seen.B1), "the folded set's factors stayed as they were")
+  lu.assertStrContains(fails(s.fold, s, 9), "fold: no set for task 9")
+end
+
 function TestLoRA.test_the_strategy_with_fold_evaluates_without_task_identity()
   -- class-IL: with fold, every task is evaluated with the same (base) model,
   -- whatever the task; without it, evaluating task j activates set j

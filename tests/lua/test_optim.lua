@@ -355,3 +355,23 @@ function TestOptim.test_fused_terms_reject_bad_input_naming_it()
   lu.assertErrorMsgContains("sgd: path integral has 3 elements, the parameters have 2", engram.core.sgd_step,
     gs[1].params, gs[1].grads, nil, 0.1, 0, 0, false, 0, 1, nil, { omega = engram.zeros(3) })
 end
+
+function TestOptim.test_an_optimiser_of_a_module_inside_a_model_keeps_its_state_when_another_model_is_built()
+  -- (a GAN's Adam on its generator lost its moments whenever any model was
+  -- built, e.g. the learner's copy of the old model after every task)
+  local nn = engram.nn
+  local net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)):build { seed = 1 }
+  local first = net.modules[1]
+  local opt = optim.Adam(first, { lr = 0.1 })
+  local x = engram.ones(4, 3)
+  local function step()
+    net:zero_grad()
+    net:backward(x, net:forward(x), false)
+    opt:step()
+  end
+  step()
+  lu.assertEquals(opt:state_dict().groups.base.t, 1)
+  nn.mlp { 3, 2 }:build { seed = 2 }
+  step()
+  lu.assertEquals(opt:state_dict().groups.base.t, 2, "the moments carried on")
+end

@@ -237,6 +237,9 @@ function GAN:__tostring()
     table.concat(o.hidden, ", "), self.net:numel())
 end
 
+-- The optimisers a checkpoint saves (generator.install's checkpoint()).
+function GAN:_optimizers() return { G = self.optG, D = self.optD } end
+
 generator.install(GAN, "gan", new, { "generator", "discriminator" })
 
 local copy_from, state = GAN.copy_from, GAN.state

@@ -141,6 +141,69 @@ function generator.install(cls, who, new, parts)
     return out
   end
 
+  --- What a checkpoint needs to continue training exactly: the parameters
+  -- (state()) and the optimisers' buffers ("optim.<optimiser>.<group>.<m|v|buf>")
+  -- as tensors; the optimisers' scalars, the noise generator's state and the
+  -- steps taken as a JSON value. load_checkpoint puts them back.
+  function cls:checkpoint()
+    local tensors, meta = self:state(), { trained = self.trained, rng = self.rng:state(), optim = {} }
+    for oname, opt in pairs(self:_optimizers()) do
+      local sd = opt:state_dict()
+      local m = { kind = sd.kind, step = sd.step, lr = sd.lr, groups = {} }
+      for g, e in pairs(sd.groups) do
+        m.groups[g] = e.t
+        for _, k in ipairs { "buf", "m", "v" } do
+          if e[k] then tensors["optim." .. oname .. "." .. g .. "." .. k] = e[k] end
+        end
+      end
+      meta.optim[oname] = m
+    end
+    return tensors, meta
+  end
+
+  --- Restores what checkpoint() gave; everything is checked before anything
+  -- changes (an error naming the problem, prefixed with who).
+  function cls:load_checkpoint(tensors, meta, caller)
+    local function bad(msg) error(string.format("%s: %s", caller, msg), 0) end
+    if type(meta) ~= "table" or math.type(meta.trained) ~= "integer" or type(meta.rng) ~= "string" or
+        type(meta.optim) ~= "table" then
+      bad("the " .. WHO .. "'s records (steps, noise generator, optimisers) are missing")
+    end
+    local params = self:state()
+    for name, p in pairs(params) do
+      local t = tensors[name]
+      if not t then bad("the checkpoint lacks " .. name) end
+      if t:numel() ~= p:numel() then
+        bad(string.format("%s has %d values, the %s %d", name, t:numel(), WHO, p:numel()))
+      end
+    end
+    local sds = {}
+    for oname in pairs(self:_optimizers()) do
+      local m = meta.optim[oname]
+      if type(m) ~= "table" or type(m.groups) ~= "table" then bad("the optimiser '" .. oname .. "' is missing") end
+      local sd = { kind = m.kind, step = m.step, lr = m.lr, groups = {} }
+      for g, t in pairs(m.groups) do sd.groups[g] = { t = t } end
+      sds[oname] = sd
+    end
+    for name, t in pairs(tensors) do
+      local oname, g, k = name:match("^optim%.(%w+)%.(.+)%.(%a+)$")
+      if oname then
+        if not sds[oname] or not sds[oname].groups[g] then bad("optimiser tensor '" .. name .. "' has no group") end
+        sds[oname].groups[g][k] = t
+      elseif not params[name] then
+        bad("unknown tensor '" .. name .. "'")
+      end
+    end
+    local opts = self:_optimizers()
+    for oname, sd in pairs(sds) do
+      local ok, err = pcall(opts[oname].load_state_dict, opts[oname], sd)
+      if not ok then bad(tostring(err)) end
+    end
+    for name, p in pairs(params) do p:copy_(tensors[name]) end
+    self.rng:set_state(meta.rng)
+    self.trained = meta.trained
+  end
+
   function cls:parameters() return self.net:parameters() end
   function cls:groups() return self.net:groups() end
   function cls:numel() return self.net:numel() end

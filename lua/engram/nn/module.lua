@@ -266,7 +266,19 @@ local function scope(self)
     if n ~= hi - lo then
       error(string.format("%s: its parameters in group '%s' are not contiguous", label(self), part.name), 3)
     end
-    part.params, part.grads, part.numel = part.rec.params:narrow(1, lo + 1, n), part.rec.grads:narrow(1, lo + 1, n), n
+    -- the same slices as before when the module's place in its group has not
+    -- moved: optimisers key their state by them (a GAN's Adam on its
+    -- generator would otherwise start afresh whenever any model is built)
+    local old
+    for _, q in ipairs(cached and cached.parts or {}) do
+      if q.rec == part.rec and q.base == part.rec.params and q.lo == lo and q.numel == n then old = q end
+    end
+    if old then
+      part.params, part.grads = old.params, old.grads
+    else
+      part.params, part.grads = part.rec.params:narrow(1, lo + 1, n), part.rec.grads:narrow(1, lo + 1, n)
+    end
+    part.numel, part.lo, part.base = n, lo, part.rec.params
   end
   scopes[self] = { layout = layout, parts = out }
   return out

@@ -466,6 +466,45 @@ local function set_params(self, pattern, v, who)
   return self
 end
 
+--- model:freezing() -> {group name = {frozen = bool, mask = tensor or nil}}:
+-- how every group is frozen (whole, or its element mask: 1 train, 0 keep;
+-- the masks are the model's own: clone them to keep them). For checkpoints.
+function Module:freezing()
+  check_root(self, "freezing", 2)
+  local out = {}
+  for _, rec in ipairs(rawget(self, "_groups")) do
+    out[rec.name] = { frozen = rec.frozen and true or false, mask = rec.mask }
+  end
+  return out
+end
+
+--- model:set_freezing(st): puts back what freezing() gave, for every group
+-- st names (the masks copied). Checked whole before anything changes.
+function Module:set_freezing(st)
+  check_root(self, "set_freezing", 2)
+  if type(st) ~= "table" then error("set_freezing: expected {group name = {frozen =, mask =}}", 2) end
+  local groups, byname = rawget(self, "_groups"), {}
+  for _, rec in ipairs(groups) do byname[rec.name] = rec end
+  for name, e in pairs(st) do
+    local rec = byname[name]
+    if not rec then error(string.format("set_freezing: no parameter group '%s'", tostring(name)), 2) end
+    if type(e) ~= "table" or type(e.frozen) ~= "boolean" then
+      error(string.format("set_freezing: group '%s': expected {frozen = bool, mask = tensor or nil}", name), 2)
+    end
+    if e.mask ~= nil and (not core.istensor(e.mask) or e.mask:numel() ~= rec.numel) then
+      error(string.format("set_freezing: group '%s' has %d parameters, the mask %s values", name, rec.numel,
+        core.istensor(e.mask) and tostring(e.mask:numel()) or "no"), 2)
+    end
+  end
+  for name, e in pairs(st) do
+    local rec = byname[name]
+    rec.mask = e.mask and e.mask:contiguous():view(-1):clone() or nil
+    tidy(rec)
+    if e.frozen then self:freeze(name) else self:unfreeze(name) end
+  end
+  return self
+end
+
 --- model:freeze_params(pattern) / model:unfreeze_params(pattern): the
 -- parameters whose name ("1.weight") or group-qualified name
 -- ("base.1.weight") matches the Lua pattern.

@@ -180,6 +180,9 @@ function VAE:__tostring()
     self.net:numel())
 end
 
+-- The optimisers a checkpoint saves (generator.install's checkpoint()).
+function VAE:_optimizers() return { opt = self.opt } end
+
 generator.install(VAE, "vae", new, { "encoder", "decoder" })
 
 return { new = new, VAE = VAE }

@@ -6,7 +6,8 @@
 --
 --   L:use(S.freeze{layers = {"1", "3"}}, {tasks = "2-"})   -- from task 2 on, train the head only
 --
--- s:state(): the element masks it made, "mask.<group>" -> [numel] (1 train, 0 keep).
+-- s:state(): the element masks it made, "mask.<group>" -> [numel] (1 train, 0 keep);
+-- checkpoints restore them with the model's freezing (load_state checks the names).
 local strategies = require("engram.strategies")
 local iso = require("engram.strategies.isolation")
 
@@ -47,6 +48,18 @@ function Freeze:state()
     if g.mask then out["mask." .. g.name] = g.mask end
   end
   return out
+end
+
+-- A checkpoint restores every group's freezing with the model (masks and
+-- frozen groups, engram.checkpoint), so that a resumed run keeps what this
+-- strategy froze in tasks before it; here only the names are checked.
+function Freeze:load_state(st)
+  local groups = {}
+  for _, g in ipairs(self.model:groups()) do groups[g.name] = true end
+  for name in pairs(st) do
+    local g = name:match("^mask%.(.+)$")
+    if not g or not groups[g] then error("freeze: load_state: unknown tensor '" .. name .. "'", 0) end
+  end
 end
 
 return new

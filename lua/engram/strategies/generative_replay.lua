@@ -45,7 +45,9 @@
 -- to the step's, and the generator's step). ctx.logits is the replayed
 -- batch's output after this hook. Class- and domain-IL; per-task heads are
 -- refused. State: the generator's parameters ("generator.<name>", the VAE's
--- "encoder.*"/"decoder.*" or the GAN's "generator.*"/"discriminator.*"/"generator_ema.*").
+-- "encoder.*"/"decoder.*" or the GAN's "generator.*"/"discriminator.*"/"generator_ema.*"),
+-- its optimisers ("generator.optim.*") and the frozen copy ("old_generator.*"):
+-- checkpoints between tasks resume exactly (load_state).
 -- ctx.extra.generative_replay: the generator's description and its last loss.
 local core = require("engram.core")
 local loss = require("engram.loss")
@@ -205,13 +207,50 @@ function GR:after_task(ctx)
   ctx.extra.generative_replay.steps = self.gen.trained
 end
 
---- The generator's parameters as named tensors ("generator.encoder.1.weight", ...).
+--- The state as named tensors: the generator's parameters
+-- ("generator.encoder.1.weight", ...) and its optimisers' buffers
+-- ("generator.optim.opt.base.m", ...), and from task 2 on the frozen copy
+-- that replays ("old_generator.*"). state_meta() holds their steps, noise
+-- generators' states and optimisers' scalars. With the old model the
+-- learner keeps (needs_old_model), a checkpoint between tasks then continues
+-- bit-identically (docs/checkpoints.md).
 function GR:state()
-  local out = {}
-  if self.gen then
-    for k, v in pairs(self.gen:state()) do out["generator." .. k] = v end
+  local out, meta = {}, {}
+  for prefix, g in pairs { generator = self.gen, old_generator = self.old_gen } do
+    local t, m = g:checkpoint()
+    for k, v in pairs(t) do out[prefix .. "." .. k] = v end
+    meta[prefix] = m
   end
+  self._meta = meta
   return out
+end
+
+function GR:state_meta()
+  if not self._meta then self:state() end
+  local m = self._meta
+  self._meta = nil
+  return m
+end
+
+function GR:load_state(st, _, meta)
+  if type(meta) ~= "table" or type(meta.generator) ~= "table" then
+    error("generative_replay: load_state: the generator's records are missing", 0)
+  end
+  local parts = { generator = {}, old_generator = {} }
+  for name, t in pairs(st) do
+    local prefix, rest = name:match("^([%w_]+)%.(.+)$")
+    if not parts[prefix] then error("generative_replay: load_state: unknown tensor '" .. name .. "'", 0) end
+    parts[prefix][rest] = t
+  end
+  if (meta.old_generator ~= nil) ~= (next(parts.old_generator) ~= nil) then
+    error("generative_replay: load_state: the frozen copy of the generator is incomplete", 0)
+  end
+  self.gen:load_checkpoint(parts.generator, meta.generator, "generative_replay: load_state: generator")
+  if meta.old_generator then
+    self.old_gen = self.old_gen or self.gen:clone()
+    self.old_gen:load_checkpoint(parts.old_generator, meta.old_generator,
+      "generative_replay: load_state: old generator")
+  end
 end
 
 return setmetatable({ GR = GR }, { __call = function(_, opts)

@@ -17,7 +17,8 @@
 -- base alone — no task identity needed, for class- and domain-IL; without
 -- fold, evaluating task j activates task j's set, which needs task identity
 -- at test time (task-IL, or domain-IL with the task known).
--- Methods: s:activate(t), s:merge(t) / s:unmerge(), s:combine(name, tasks,
+-- Methods: s:activate(t), s:fold(t) (fold task t's set now: below),
+-- s:merge(t) / s:unmerge(), s:combine(name, tasks,
 -- weights) (a new set "lora.<name>", the exact weighted sum of the tasks'
 -- sets), s:state() (name -> tensor: "lora.task2.1.2.A"), s:state_bytes().
 local nn = require("engram.nn")
@@ -111,6 +112,29 @@ function Lora:before_eval(ctx)
   if self.o.fold then return self:activate(nil) end -- the base holds every folded set
   local j = ctx.eval_task
   self:activate(self.sets[j] and j or nil)
+end
+
+--- s:fold(t): task t's set goes into the base weights now (nn.LoRA:fold),
+-- its factors are frozen and the wrapped layers' base weights trainable
+-- again, so a later phase of the task (a consolidation, say) trains the
+-- whole layers; after_task then has nothing left to fold. From a plan:
+--   hooks = { before_phase = function(ctx) if ctx.phase.name == "sleep" then lora:fold(ctx.t) end end }
+function Lora:fold(t)
+  if not self.ws or not self.sets[t] then
+    error(string.format("lora: fold: no set for task %s", tostring(t)), 2)
+  end
+  if self._folded[t] then return self end
+  for _, w in ipairs(self.ws) do w:fold(t) end
+  self._folded[t] = true
+  self:activate(nil)
+  self.model:freeze(self.sets[t])
+  if self.o.freeze == "wrapped" then
+    local inner = self._inner
+    self.model:unfreeze_layers(function(m) return inner[m] end)
+  elseif self.o.freeze == "base" then
+    self.model:unfreeze("base")
+  end
+  return self
 end
 
 -- fold = true: the set of the task just learnt goes into the base weights

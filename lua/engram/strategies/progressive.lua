@@ -13,7 +13,10 @@
 local strategies = require("engram.strategies")
 local iso = require("engram.strategies.isolation")
 
-local Prog = iso.class("progressive")
+-- Resumable (engram.checkpoint): a resumed run re-creates the columns task
+-- by task (rebuild_task), their values come with the model's parameters and
+-- which columns are frozen with the model's freezing.
+local Prog = iso.resumable(iso.class("progressive"))
 
 local function new(opts)
   strategies.options("progressive", opts, {}, 3)
@@ -21,7 +24,7 @@ local function new(opts)
 end
 
 function Prog:before_run(ctx)
-  self.model, self.cols, self.names = ctx.model, { 1 }, {}
+  self.model, self.cols, self.names, self.order = ctx.model, { 1 }, {}, {}
   local ok, found = pcall(ctx.model.find, ctx.model, function(m) return m.__name == "Progressive" end)
   if not ok then found = {} end
   if #found ~= 1 then
@@ -46,6 +49,7 @@ function Prog:before_task(ctx)
     model:new_group(gname, { c }, { generator = ctx.rng })
     self.cols[t] = p:columns()
     self.names[#self.names + 1] = gname
+    self.order[#self.order + 1] = t
     iso.note(ctx, t, gname)
   end
   local mine = p.modules[self.cols[t]]
