@@ -166,27 +166,31 @@ static lua_Integer int_arg(lua_State *L, int arg, lua_Integer lo, lua_Integer hi
   return v;
 }
 
-/* windows(tok, text, T, stride, holdout, block) -> train, held */
+/* windows(tok, text, T, stride, holdout, validation, block) -> train, held, tokens, val */
 static int l_windows(lua_State *L) {
   eg_tokenizer *tk = check_tok(L, 1);
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   lua_Integer T = int_arg(L, 3, 1, 1 << 24, "ctx");
   lua_Integer stride = int_arg(L, 4, 1, (lua_Integer)1 << 40, "stride");
-  double holdout = luaL_checknumber(L, 5);
-  lua_Integer block = int_arg(L, 6, 0, (lua_Integer)1 << 50, "block");
+  double holdout = luaL_checknumber(L, 5), validation = luaL_checknumber(L, 6);
+  lua_Integer block = int_arg(L, 7, 0, (lua_Integer)1 << 50, "block");
+  lua_settop(L, 7);
   int32_t *ids = lua_newuserdatauv(L, sizeof(int32_t) * (n ? n : 1), 0);
   int64_t count;
   eg_tokenizer_encode(tk, s, n, ids, &count);
   eg_dataset **a = eg_lua_newdataset(L), **b = eg_lua_newdataset(L);
-  eg_dataset *tr, *he;
-  eg_lua_try(L, eg_dataset_windows(&tr, &he, ids, count, eg_tokenizer_vocab(tk), T, stride, holdout, block),
+  lua_pushinteger(L, (lua_Integer)count);
+  eg_dataset **c = eg_lua_newdataset(L);
+  eg_dataset *tr, *va, *he;
+  eg_lua_try(L, eg_dataset_windows(&tr, &va, &he, ids, count, eg_tokenizer_vocab(tk), T, stride, holdout, validation,
+                                   block),
              "windows");
   *a = tr;
   *b = he;
+  *c = va;
   eg_lua_account(L, (size_t)count * (eg_tokenizer_vocab(tk) <= 256 ? 1 : 2) + (size_t)eg_dataset_size(tr) * 8);
-  lua_pushinteger(L, (lua_Integer)count);
-  return 3;
+  return 4;
 }
 
 /* window(ds) -> T of a window dataset, or nil; and the stream's token count */

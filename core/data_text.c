@@ -97,10 +97,19 @@ static int64_t cut(int64_t *starts, int64_t k, int64_t lo, int64_t hi, int64_t T
   return k;
 }
 
-int eg_dataset_windows(eg_dataset **train, eg_dataset **held, const int32_t *tokens, int64_t ntok, int64_t vocab,
-                       int64_t T, int64_t stride, double holdout, int64_t block) {
+/* The part bounds of block [lo, hi): training [lo, a), validation [a, b), held-out [b, hi). */
+static void bounds(int64_t lo, int64_t hi, double holdout, double validation, int64_t *a, int64_t *b) {
+  int64_t n = hi - lo, h = (int64_t)llround(holdout * (double)n), v = (int64_t)llround(validation * (double)n);
+  if (h + v > n) v = n - h;
+  *b = hi - h;
+  *a = *b - v;
+}
+
+int eg_dataset_windows(eg_dataset **train, eg_dataset **val, eg_dataset **held, const int32_t *tokens, int64_t ntok,
+                       int64_t vocab, int64_t T, int64_t stride, double holdout, double validation, int64_t block) {
   const char *op = "windows";
   *train = *held = NULL;
+  if (val) *val = NULL;
   if (vocab < 1 || vocab > EG_TEXT_MAX_VOCAB)
     return eg_seterr(EG_EINVAL, "%s: vocabulary size %lld (1 to %d supported)", op, (long long)vocab,
                      EG_TEXT_MAX_VOCAB);
@@ -108,6 +117,9 @@ int eg_dataset_windows(eg_dataset **train, eg_dataset **held, const int32_t *tok
   if (stride < 1) return eg_seterr(EG_EINVAL, "%s: stride %lld (must be >= 1)", op, (long long)stride);
   if (ntok < 0) return eg_seterr(EG_EINVAL, "%s: negative token count", op);
   if (!(holdout >= 0 && holdout < 1)) return eg_seterr(EG_EINVAL, "%s: holdout %g is not in [0, 1)", op, holdout);
+  if (!(validation >= 0 && validation < 1 && holdout + validation < 1))
+    return eg_seterr(EG_EINVAL, "%s: validation %g is not in [0, 1 - holdout)", op, validation);
+  if (validation > 0 && !val) return eg_seterr(EG_EINVAL, "%s: a validation share needs somewhere to put it", op);
   for (int64_t i = 0; i < ntok; i++)
     if (tokens[i] < 0 || tokens[i] >= vocab)
       return eg_seterr(EG_ERANGE, "%s: token %ld at position %lld is not an id below the vocabulary size %lld", op,
@@ -115,20 +127,19 @@ int eg_dataset_windows(eg_dataset **train, eg_dataset **held, const int32_t *tok
   if (block <= 0 || block > ntok) block = ntok;
   /* At most one window per stride in each part: ntok / stride + one per part. */
   int64_t nblocks = block > 0 ? (ntok + block - 1) / block : 0;
-  size_t cap = (size_t)(ntok / stride + 2 * nblocks + 1);
+  size_t cap = (size_t)(ntok / stride + 3 * nblocks + 1);
   int64_t *starts = eg_malloc(sizeof(int64_t) * cap);
   if (!starts) return nomem(op);
-  int64_t ntrain = 0;
-  for (int64_t lo = 0; lo < ntok; lo += block) {
-    int64_t hi = lo + block < ntok ? lo + block : ntok;
-    int64_t h = (int64_t)llround(holdout * (double)(hi - lo));
-    ntrain = cut(starts, ntrain, lo, hi - h, T, stride);
-  }
-  int64_t n = ntrain;
-  for (int64_t lo = 0; lo < ntok; lo += block) {
-    int64_t hi = lo + block < ntok ? lo + block : ntok;
-    int64_t h = (int64_t)llround(holdout * (double)(hi - lo));
-    n = cut(starts, n, hi - h, hi, T, stride);
+  int64_t count[3] = {0, 0, 0}, n = 0;
+  for (int part = 0; part < 3; part++) {
+    int64_t before = n;
+    for (int64_t lo = 0; lo < ntok; lo += block) {
+      int64_t hi = lo + block < ntok ? lo + block : ntok, a, b;
+      bounds(lo, hi, holdout, validation, &a, &b);
+      n = part == 0 ? cut(starts, n, lo, a, T, stride) : part == 1 ? cut(starts, n, a, b, T, stride)
+                                                                  : cut(starts, n, b, hi, T, stride);
+    }
+    count[part] = n - before;
   }
   eg_database *b;
   int st = make_base(&b, tokens, ntok, vocab, T, starts, n, op);
@@ -143,12 +154,20 @@ int eg_dataset_windows(eg_dataset **train, eg_dataset **held, const int32_t *tok
     return nomem(op);
   }
   for (int64_t i = 0; i < n; i++) idx[i] = i;
-  st = eg_dataset_subset(train, all, idx, ntrain);
-  if (!st) st = eg_dataset_subset(held, all, idx + ntrain, n - ntrain);
+  eg_dataset *v = NULL;
+  st = eg_dataset_subset(train, all, idx, count[0]);
+  if (!st) st = eg_dataset_subset(&v, all, idx + count[0], count[1]);
+  if (!st) st = eg_dataset_subset(held, all, idx + count[0] + count[1], count[2]);
   if (st) {
     eg_dataset_release(*train);
+    eg_dataset_release(v);
     *train = NULL;
+    v = NULL;
   }
+  if (val)
+    *val = v;
+  else
+    eg_dataset_release(v);
   eg_free(idx);
   eg_dataset_release(all);
   return st;

@@ -68,13 +68,15 @@ EG_API int eg_tokenizer_decode(const eg_tokenizer *tk, const float *ids, int64_t
 /* A window dataset over tokens[0..ntok-1] (ids < vocab <= EG_TEXT_MAX_VOCAB,
 ** copied): windows of T tokens (+1 for the targets) starting every `stride`
 ** tokens inside each part. The stream is cut into blocks of `block` tokens
-** (block <= 0: one block); the last round(holdout * block length) tokens of
-** each block form the held-out part, the rest the training part, and no
-** window crosses a part's end, so no held-out token is ever in a training
-** window (x or y). *train gets the training windows and *held the held-out
-** ones (both may be empty; *held is empty when holdout == 0). */
-EG_API int eg_dataset_windows(eg_dataset **train, eg_dataset **held, const int32_t *tokens, int64_t ntok,
-                              int64_t vocab, int64_t T, int64_t stride, double holdout, int64_t block);
+** (block <= 0: one block); of each block of n tokens, the last
+** round(holdout * n) form the held-out part, the round(validation * n)
+** before them the validation part, the rest the training part; no window
+** crosses a part's end, so no held-out or validation token is ever in
+** another part's window (x or y). *train, *val and *held get the windows of
+** each part (any may be empty; val may be NULL when validation == 0). */
+EG_API int eg_dataset_windows(eg_dataset **train, eg_dataset **val, eg_dataset **held, const int32_t *tokens,
+                              int64_t ntok, int64_t vocab, int64_t T, int64_t stride, double holdout,
+                              double validation, int64_t block);
 /* T for a window dataset, 0 for any other dataset. */
 EG_API int64_t eg_dataset_window(const eg_dataset *ds);
 /* The number of tokens in the stream a window dataset's windows are cut from. */

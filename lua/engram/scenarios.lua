@@ -471,6 +471,7 @@ end
 local TEXT_KNOWN = {
   domains = true, ctx = true, stride = true, bytes = true, file_bytes = true, holdout = true, block = true,
   tokenizer = true, seed = true, samples = true, test_samples = true, separator = true, quiet = true,
+  validation = true,
 }
 
 --- Text domains: continual language modelling, one task per domain of text
@@ -483,6 +484,8 @@ local TEXT_KNOWN = {
 --   bytes [262144]      bytes read per domain; file_bytes [32768] per file
 --   holdout [0.1]       share of each block of the token stream held out as
 --                       the task's test part; block [64 * (ctx + 1)] tokens
+--   validation [0]      share of each block before the held-out part kept as
+--                       task.val (for eval_on = "val" and engram search)
 --   tokenizer ["byte"]  "byte", "char" (vocabulary from every domain's text,
 --                       read as UTF-8) or a tokenizer
 --   samples, test_samples  at most this many training / held-out windows per
@@ -504,6 +507,7 @@ function scenarios.text_domains(opts)
     error(who .. ": ctx must be a positive integer, got " .. tostring(ctx), 2)
   end
   local seed = opts.seed or 1
+  local validation = search_validation(opts.validation)
   if opts.samples ~= nil then posint(who, "samples", opts.samples, 2) end
   if opts.test_samples ~= nil then posint(who, "test_samples", opts.test_samples, 2) end
   local specs, texts, infos = {}, {}, {}
@@ -556,15 +560,16 @@ function scenarios.text_domains(opts)
   for id = 1, tok:vocab() do vocab_ids[id] = id - 1 end
   local tasks, sources = {}, {}
   for i, spec in ipairs(specs) do
-    local ok, train, held, w = pcall(text.windows, texts[i], { tokenizer = tok, ctx = ctx, stride = opts.stride,
-      holdout = opts.holdout, block = opts.block })
+    local ok, train, held, w, val = pcall(text.windows, texts[i], { tokenizer = tok, ctx = ctx,
+      stride = opts.stride, holdout = opts.holdout, validation = validation, block = opts.block })
     if not ok then
       error(who .. ": domain '" .. spec.name .. "': " .. tostring(train):gsub("^text%.windows: ", ""), 2)
     end
     texts[i] = nil
-    if #train == 0 or #held == 0 then
+    if #train == 0 or #held == 0 or (val and #val == 0) then
       error(string.format("%s: domain '%s' gives %d training and %d held-out windows of %d tokens from %d bytes " ..
-        "(read more bytes, or lower ctx or block)", who, spec.name, #train, #held, ctx, infos[i].bytes), 2)
+        "%s(read more bytes, or lower ctx or block)", who, spec.name, #train, #held, ctx, infos[i].bytes,
+        val and string.format("and %d validation windows ", #val) or ""), 2)
     end
     train = at_most(train, opts.samples, seed * 7919 + i)
     held = at_most(held, opts.test_samples, seed * 7919 + 100 + i)
@@ -574,15 +579,16 @@ function scenarios.text_domains(opts)
       skipped = info.skipped_binary + info.skipped_empty + info.skipped_unreadable }
     if not opts.quiet then
       local skipped = info.skipped_binary + info.skipped_empty + info.skipped_unreadable
-      print(string.format("%s: %-6s %4d files, %8d bytes, %7d tokens -> %5d train / %4d held-out windows of %d" ..
-        "%s%s", who, spec.name, info.files, info.bytes, w.tokens, #train, #held, ctx,
+      print(string.format("%s: %-6s %4d files, %8d bytes, %7d tokens -> %5d train / %4d held-out%s windows of %d" ..
+        "%s%s", who, spec.name, info.files, info.bytes, w.tokens, #train, #held,
+        val and string.format(" / %d validation", #val) or "", ctx,
         info.truncated > 0 and string.format(", %d files cut at %d bytes", info.truncated, opts.file_bytes or 32768)
           or "",
         skipped > 0 and string.format(", skipped %d (%d binary, %d empty, %d unreadable)", skipped,
           info.skipped_binary, info.skipped_empty, info.skipped_unreadable) or ""))
     end
-    tasks[i] = { index = i, name = spec.name, train = train, test = held, shuffle = true, domain = spec.name,
-      targets = vocab_ids }
+    tasks[i] = { index = i, name = spec.name, train = train, test = held, val = val, shuffle = true,
+      domain = spec.name, targets = vocab_ids }
   end
   local o = {}
   for k, v in pairs(opts) do

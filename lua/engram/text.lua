@@ -275,7 +275,7 @@ text.DOMAINS = {
 
 -- ------------------------------------------------------------- windows
 
-local WIN_KNOWN = { tokenizer = true, ctx = true, stride = true, holdout = true, block = true }
+local WIN_KNOWN = { tokenizer = true, ctx = true, stride = true, holdout = true, validation = true, block = true }
 
 local function check_int(who, name, v, lo, level)
   if math.type(v) ~= "integer" or v < lo then
@@ -285,12 +285,14 @@ local function check_int(who, name, v, lo, level)
 end
 
 --- Windows of a text: text.windows(str, {tokenizer = text.byte(), ctx = 128,
--- stride = ctx, holdout = 0.1, block = 64 * (ctx + 1)}) -> train, held, info.
+-- stride = ctx, holdout = 0.1, validation = 0, block = 64 * (ctx + 1)})
+-- -> train, held, info, val.
 -- Samples are windows of ctx + 1 tokens: x = the first ctx, y = the next ctx
 -- (x shifted by one). The token stream is cut into blocks of `block` tokens
--- and the last `holdout` share of every block is held out, so the held-out
--- text is spread over the corpus and no training window overlaps it.
--- info: {tokens =, train =, held =, ctx =, vocab =}.
+-- and the last `holdout` share of every block is held out (and the
+-- `validation` share before it is the validation part, val; nil when 0), so
+-- the held-out text is spread over the corpus and no training window
+-- overlaps it. info: {tokens =, train =, held =, val =, ctx =, vocab =}.
 function text.windows(str, opts)
   local who = "text.windows"
   if type(str) ~= "string" then error(who .. ": expected the text (a string), got " .. type(str), 2) end
@@ -304,14 +306,20 @@ function text.windows(str, opts)
   if type(holdout) ~= "number" or not (holdout >= 0 and holdout < 1) then
     error(who .. ": holdout must be a share in [0, 1), got " .. tostring(holdout), 2)
   end
-  local ok, train, held, n = pcall(C.windows, tok, str, ctx, stride, holdout, block)
+  local validation = opts.validation or 0
+  if type(validation) ~= "number" or not (validation >= 0 and validation + holdout < 1) then
+    error(who .. ": validation must be a share in [0, 1 - holdout), got " .. tostring(validation), 2)
+  end
+  local ok, train, held, n, val = pcall(C.windows, tok, str, ctx, stride, holdout, validation, block)
   if not ok then error(who .. ": " .. tostring(train):gsub("^windows: ", ""), 2) end
-  return train, held, { tokens = n, train = #train, held = #held, ctx = ctx, vocab = tok:vocab() }
+  if validation == 0 then val = nil end
+  return train, held, { tokens = n, train = #train, held = #held, val = val and #val or nil, ctx = ctx,
+    vocab = tok:vocab() }, val
 end
 
 --- Files to windows in one call: text.dataset{paths = ..., ctx = ..., ...}
--- takes text.read's options and text.windows' options; returns train, held, info
--- (info merges both, plus the text's byte count).
+-- takes text.read's options and text.windows' options; returns train, held,
+-- info (info merges both, plus the text's byte count), val.
 function text.dataset(opts)
   local who = "text.dataset"
   local known = {}
@@ -324,10 +332,10 @@ function text.dataset(opts)
   end
   local ok, s, rinfo = pcall(text.read, r)
   if not ok then error(s, 2) end
-  local ok2, train, held, winfo = pcall(text.windows, s, w)
+  local ok2, train, held, winfo, val = pcall(text.windows, s, w)
   if not ok2 then error((tostring(train):gsub("^text%.windows", who)), 2) end
   for k, v in pairs(winfo) do rinfo[k] = v end
-  return train, held, rinfo
+  return train, held, rinfo, val
 end
 
 --- ctx (T) of a window dataset, or nil for any other dataset.

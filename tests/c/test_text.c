@@ -63,7 +63,7 @@ static void test_windows_shift_by_one_and_keep_held_out_tokens_apart(void) {
   for (int i = 0; i < N; i++) tok[i] = (i * 7) % 200;
   eg_dataset *tr, *he;
   /* blocks of 100 tokens, the last 20 of each held out; windows of 8 (+1) every 4 */
-  CHECK_OK(eg_dataset_windows(&tr, &he, tok, N, 256, 8, 4, 0.2, 100));
+  CHECK_OK(eg_dataset_windows(&tr, NULL, &he, tok, N, 256, 8, 4, 0.2, 0, 100));
   /* per block: training part [0, 80) gives starts 0..68 (18), held-out [80, 100) gives 80, 84, 88 (3) */
   CHECK(eg_dataset_size(tr) == 10 * 18);
   CHECK(eg_dataset_size(he) == 10 * 3);
@@ -98,7 +98,7 @@ static void test_windows_shift_by_one_and_keep_held_out_tokens_apart(void) {
   int lab = 0;
   CHECK_ERR(eg_dataset_subset_labels(&o, tr, &lab, 1), EG_EINVAL);
   eg_dataset *tr2, *he2, *cat;
-  CHECK_OK(eg_dataset_windows(&tr2, &he2, tok + 1, 300, 256, 8, 8, 0, 0));
+  CHECK_OK(eg_dataset_windows(&tr2, NULL, &he2, tok + 1, 300, 256, 8, 8, 0, 0, 0));
   CHECK(eg_dataset_size(he2) == 0 && eg_dataset_size(tr2) == 37); /* starts 0, 8, ..., 288 */
   CHECK_OK(eg_dataset_concat(&cat, he, tr2));
   CHECK(eg_dataset_size(cat) == 30 + 37);
@@ -119,12 +119,39 @@ static void test_windows_shift_by_one_and_keep_held_out_tokens_apart(void) {
 static void test_windows_reject_bad_arguments(void) {
   int32_t tok[4] = {1, 2, 300, 4};
   eg_dataset *tr, *he;
-  CHECK_ERR(eg_dataset_windows(&tr, &he, tok, 4, 256, 2, 1, 0, 0), EG_ERANGE);
-  CHECK_ERR(eg_dataset_windows(&tr, &he, tok, 4, 70000, 2, 1, 0, 0), EG_EINVAL);
-  CHECK_ERR(eg_dataset_windows(&tr, &he, tok, 2, 256, 0, 1, 0, 0), EG_EINVAL);
-  CHECK_ERR(eg_dataset_windows(&tr, &he, tok, 2, 256, 1, 0, 0, 0), EG_EINVAL);
-  CHECK_ERR(eg_dataset_windows(&tr, &he, tok, 2, 256, 1, 1, 1.0, 0), EG_EINVAL);
-  CHECK(tr == NULL && he == NULL);
+  CHECK_ERR(eg_dataset_windows(&tr, NULL, &he, tok, 4, 256, 2, 1, 0, 0, 0), EG_ERANGE);
+  CHECK_ERR(eg_dataset_windows(&tr, NULL, &he, tok, 4, 70000, 2, 1, 0, 0, 0), EG_EINVAL);
+  CHECK_ERR(eg_dataset_windows(&tr, NULL, &he, tok, 2, 256, 0, 1, 0, 0, 0), EG_EINVAL);
+  CHECK_ERR(eg_dataset_windows(&tr, NULL, &he, tok, 2, 256, 1, 0, 0, 0, 0), EG_EINVAL);
+  CHECK_ERR(eg_dataset_windows(&tr, NULL, &he, tok, 2, 256, 1, 1, 1.0, 0, 0), EG_EINVAL);
+  CHECK_ERR(eg_dataset_windows(&tr, NULL, &he, tok, 2, 256, 1, 1, 0, 0.1, 0), EG_EINVAL);
+  eg_dataset *va;
+  CHECK_ERR(eg_dataset_windows(&tr, &va, &he, tok, 2, 256, 1, 1, 0.5, 0.5, 0), EG_EINVAL);
+  CHECK(tr == NULL && he == NULL && va == NULL);
+}
+
+static void test_windows_three_parts_do_not_touch(void) {
+  enum { N = 2000 };
+  int32_t tok[N];
+  for (int i = 0; i < N; i++) tok[i] = i % 256;
+  eg_dataset *tr, *va, *he;
+  /* blocks of 200: training [0, 150), validation [150, 170), held-out [170, 200) */
+  CHECK_OK(eg_dataset_windows(&tr, &va, &he, tok, N, 256, 9, 10, 0.15, 0.1, 200));
+  CHECK(eg_dataset_size(tr) == 10 * 15); /* starts 0..140 (the last ends at 149) */
+  CHECK(eg_dataset_size(va) == 10 * 2);  /* starts 150, 160 */
+  CHECK(eg_dataset_size(he) == 10 * 3);  /* starts 170, 180, 190 */
+  eg_tensor x = EG_TENSOR_INIT, y = EG_TENSOR_INIT;
+  CHECK_OK(eg_dataset_range(va, 0, 20, &x, &y, 0));
+  for (int i = 0; i < 20; i++) {
+    int s = (i / 2) * 200 + 150 + (i % 2) * 10;
+    CHECK(eg_data(&x)[i * 9] == (float)tok[s]);
+    CHECK(eg_data(&y)[i * 9 + 8] == (float)tok[s + 9]);
+  }
+  eg_tensor_release(&x);
+  eg_tensor_release(&y);
+  eg_dataset_release(tr);
+  eg_dataset_release(va);
+  eg_dataset_release(he);
 }
 
 static void test_sampler_top_k_temperature_and_determinism(void) {
@@ -163,6 +190,7 @@ int main(void) {
   RUN(test_char_tokenizer_decodes_utf8_and_maps_the_unknown);
   RUN(test_windows_shift_by_one_and_keep_held_out_tokens_apart);
   RUN(test_windows_reject_bad_arguments);
+  RUN(test_windows_three_parts_do_not_touch);
   RUN(test_sampler_top_k_temperature_and_determinism);
   return CHECK_DONE("text");
 }

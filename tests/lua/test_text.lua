@@ -462,3 +462,52 @@ function TestTextRecipe:test_a_tiny_run_on_this_machines_prose_and_c_prints_the_
   lu.assertEquals(doc.scenario.details.tasks[1].source.name, "prose")
   lu.assertTrue(doc.scenario.details.tasks[2].source.files > 0)
 end
+
+-- ------------------------------------------------------------- validation
+TestTextValidation = {}
+
+function TestTextValidation:test_a_validation_part_sits_between_training_and_held_out_text()
+  local cps = {}
+  for p = 0, 2999 do cps[#cps + 1] = utf8.char(0x4E00 + p) end
+  local s = table.concat(cps)
+  local tok = text.char(s)
+  local train, held, info, val = text.windows(s, { tokenizer = tok, ctx = 4, holdout = 0.1, validation = 0.2,
+    block = 300 })
+  lu.assertEquals(info.val, #val)
+  local owner = {}
+  local function mark(ds, name)
+    local x, y = ds:range(1, #ds)
+    for _, t in ipairs { x:totable(), y:totable() } do
+      for _, row in ipairs(t) do
+        for _, v in ipairs(row) do
+          lu.assertTrue(owner[v] == nil or owner[v] == name, "token " .. v .. " in " .. name .. " and " ..
+            tostring(owner[v]))
+          owner[v] = name
+        end
+      end
+    end
+  end
+  mark(train, "train"); mark(val, "val"); mark(held, "held")
+  -- within each block of 300: training, then validation (60), then held-out (30)
+  for v, name in pairs(owner) do
+    local at = v % 300 -- ids are positions here (the vocabulary is sorted, U+FFFD last)
+    local want = at < 210 and "train" or (at < 270 and "val" or "held")
+    lu.assertEquals(name, want, "position " .. v)
+  end
+  lu.assertNil(select(4, text.windows(s, { tokenizer = tok, ctx = 4 })))
+  assertError("validation must be a share", text.windows, s, { validation = 0.95 })
+end
+
+function TestTextValidation:test_the_learner_scores_on_validation_parts_with_eval_on_val()
+  local dir = tmpdir()
+  write(dir .. "/a.txt", markov_text("abcdef", 6000, 1))
+  write(dir .. "/b.txt", markov_text("uvwxyz", 6000, 2))
+  local s = engram.scenarios.text_domains { domains = { { name = "a", paths = { dir .. "/a.txt" } },
+    { name = "b", paths = { dir .. "/b.txt" } } }, ctx = 16, validation = 0.1, quiet = true }
+  rmdir(dir)
+  lu.assertTrue(#s.tasks[1].val > 0)
+  engram.seed(1)
+  local doc = engram.learner(text.bigram(256, 8), { batch = 16, lr = 0.02, quiet = true, eval_on = "val" }):run(s)
+  lu.assertEquals(doc.extra.options.eval_on, "val")
+  lu.assertEquals(#doc.perplexity, 2)
+end
