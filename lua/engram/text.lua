@@ -249,6 +249,9 @@ end
 -- "#!/usr/bin/env bash" and the like.
 local SHELLS = { sh = true, bash = true, dash = true }
 function text.is_shell_script(_, head)
+  if type(head) ~= "string" then
+    error("is_shell_script: expected (path, head) with head the file's first bytes, got " .. type(head), 2)
+  end
   local line = head:match("^#![^\n]*")
   if not line then return false end
   local prog, arg1 = line:match("^#!%s*(%S+)%s*(%S*)")

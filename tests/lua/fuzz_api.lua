@@ -299,7 +299,7 @@ end
 local CL = {
   scenarios = engram.scenarios, metrics = engram.metrics, results = engram.results,
   strategies = engram.strategies, learner = engram.learner, schedule = engram.schedule, json = engram.json,
-  report = engram.report, options = engram.options, progress = engram.progress,
+  report = engram.report, options = engram.options, progress = engram.progress, text = engram.text,
 }
 -- Functions that write files, print pages or end the process, and the
 -- learner's training runs (their length is the caller's to choose).
