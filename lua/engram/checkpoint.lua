@@ -24,6 +24,10 @@
 --   strategy.<i>.<name>          strategy i's s:state() (i_j: member j of a
 --                                schedule or plan i)
 --   probe.reference              the drift probe's activations after task 1
+--   tokenizer.codepoints         a char-level tokenizer the model carries
+--                                (model.tokenizer, engram.text.attach; with
+--                                metadata engram.tokenizer = byte | char):
+--                                engram.text.load_tokenizer(file) reads it
 --   __metadata__  engram.checkpoint = "engram.checkpoint/1";
 --                 engram.run = JSON: the position (tasks done, T, steps), the
 --                 accuracy matrix so far and the untrained row (and the
@@ -308,10 +312,19 @@ function M.save(L, dir)
   }
   local ok, run_text = pcall(json.encode, run)
   if not ok then error("checkpoint.save: the run's records cannot be written as JSON: " .. tostring(run_text), 2) end
+  -- a language model's tokenizer (engram.text.attach), so the file carries its vocabulary
+  local tok, tok_meta = rawget(L.model, "tokenizer"), {}
+  if tok ~= nil and require("engram.text").is_tokenizer(tok) then
+    local tt
+    tt, tok_meta = tok:state()
+    for k, v in pairs(tt) do tensors[k] = v end
+  end
   core.mkdir_p(dir)
   local path = dir .. "/" .. M.FILE
-  require("engram.io").save(path, tensors, { ["engram.checkpoint"] = M.FORMAT, ["engram.run"] = run_text,
-    ["engram.checksum"] = checksum(tensors, run_text) })
+  local meta = { ["engram.checkpoint"] = M.FORMAT, ["engram.run"] = run_text,
+    ["engram.checksum"] = checksum(tensors, run_text) }
+  for k, v in pairs(tok_meta) do meta[k] = v end
+  require("engram.io").save(path, tensors, meta)
   last = { dir = dir, done = run.done, T = r.T }
   return path
 end
@@ -367,7 +380,7 @@ local function partition(tensors, path)
       parts.strategy[key][sub] = t
     elseif parts[head] then
       parts[head][rest] = t
-    elseif name ~= "probe.reference" then
+    elseif name ~= "probe.reference" and head ~= "tokenizer" then
       error(string.format("checkpoint: %s: unknown tensor '%s'", path, name), 0)
     end
   end

@@ -361,6 +361,21 @@ function TestTextDomains:test_a_run_stopped_after_the_first_domain_resumes_with_
   lu.assertErrorMsgContains("stopped after task 1", function() run { checkpoint = dir, stop_task = 1 } end)
   local resumed = run { checkpoint = dir, resume = true }
   rmdir(dir)
+  -- a model carrying its tokenizer puts it in the checkpoint
+  local tok = text.char("abcdefghijklmnopqrstuvwxyz\n")
+  local cdir = tmpdir()
+  engram.seed(4)
+  local model = text.attach(text.bigram(256, 8), tok)
+  engram.learner(model, { batch = 16, lr = 0.02, quiet = true, checkpoint = cdir }):use(engram.strategies.naive())
+    :run(s)
+  local back = text.load_tokenizer(cdir .. "/checkpoint.safetensors")
+  lu.assertEquals(back:codepoints():totable(), tok:codepoints():totable())
+  -- and a run resumed from it reads the file (the tokenizer's tensor is known)
+  engram.seed(4)
+  local again = engram.learner(text.attach(text.bigram(256, 8), tok), { batch = 16, lr = 0.02, quiet = true,
+    checkpoint = cdir, resume = true }):use(engram.strategies.naive()):run(s)
+  rmdir(cdir)
+  lu.assertEquals(#again.perplexity, 2)
   lu.assertEquals(resumed.perplexity, whole.perplexity)
   lu.assertEquals(resumed.baseline_perplexity, whole.baseline_perplexity)
   lu.assertEquals(resumed.acc, whole.acc)
