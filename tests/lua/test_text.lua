@@ -346,6 +346,34 @@ function TestTextDomains:test_regularisation_and_distillation_strategies_train_o
   end
 end
 
+function TestTextDomains:test_replay_of_stored_windows_keeps_the_first_domain_and_resumes_exactly()
+  local s = self:scenario()
+  local function run(st, opts)
+    engram.seed(3)
+    local o = { batch = 16, lr = 0.02, epochs = 2, quiet = true, eval_batch = 256, name = "r" }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local L = engram.learner(text.bigram(256, 16), o)
+    L:use(st)
+    return L:run(s)
+  end
+  local naive = run(engram.strategies.naive())
+  local replay = run(engram.strategies.replay { memory = 100 })
+  local rise_naive = naive.perplexity[2][1] / naive.perplexity[1][1]
+  local rise_replay = replay.perplexity[2][1] / replay.perplexity[1][1]
+  lu.assertTrue(rise_replay < 1 + 0.5 * (rise_naive - 1), string.format("rise %.3f with replay, %.3f naive",
+    rise_replay, rise_naive))
+  lu.assertTrue(replay.perplexity[2][2] < 0.2 * replay.baseline_perplexity[2])
+  -- the memory holds windows of T + 1 tokens and survives a checkpoint
+  local dir = tmpdir()
+  lu.assertErrorMsgContains("stopped after task 1", function()
+    run(engram.strategies.replay { memory = 100 }, { checkpoint = dir, stop_task = 1 })
+  end)
+  local resumed = run(engram.strategies.replay { memory = 100 }, { checkpoint = dir, resume = true })
+  rmdir(dir)
+  lu.assertEquals(resumed.perplexity, replay.perplexity)
+  assertError("token windows take 'reservoir'", run, engram.strategies.replay { memory = 10, insert = "score" })
+end
+
 function TestTextDomains:test_a_run_stopped_after_the_first_domain_resumes_with_its_perplexity_rows()
   local s = self:scenario { samples = 60, test_samples = 20 }
   local function run(opts)
