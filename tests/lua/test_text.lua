@@ -333,10 +333,10 @@ function TestTextDomains:test_the_learner_fills_accuracy_and_perplexity_and_show
   lu.assertStrContains(engram.report.html({ doc }), "Held-out perplexity")
 end
 
-function TestTextDomains:test_regularisation_and_distillation_strategies_train_on_token_windows()
+function TestTextDomains:test_regularisation_distillation_and_agem_train_on_token_windows()
   local s = self:scenario { samples = 60, test_samples = 20 }
   local S = engram.strategies
-  for _, st in ipairs { S.ewc { lambda = 10 }, S.si {}, S.mas {}, S.lwf {} } do
+  for _, st in ipairs { S.ewc { lambda = 10 }, S.si {}, S.mas {}, S.lwf {}, S.agem { memory = 50, batch = 8 } } do
     engram.seed(2)
     local L = engram.learner(text.bigram(256, 8), { batch = 16, lr = 0.02, quiet = true })
     L:use(st)

@@ -213,6 +213,12 @@ function Replay:_rows(x, y)
   if o.insert ~= "reservoir" and o.insert ~= "balanced" then
     error("replay: insert = '" .. o.insert .. "' is for labelled samples; token windows take 'reservoir'", 0)
   end
+  return Replay.window_rows(self, x, y)
+end
+
+--- Token windows x, y [B, T] as memory rows [B, T + 1] (x and the last
+-- target) with labels 0 [B]; buffers kept in self (_rows_*). Shared with A-GEM.
+function Replay.window_rows(self, x, y)
   local B, T = x:size(1), x:size(2)
   self._rows_y = self._rows_y and self._rows_y:numel() == B and self._rows_y or core.zeros(B)
   self._rows_buf = self._rows_buf or core.zeros(0)
@@ -491,6 +497,7 @@ end
 
 return setmetatable({ Replay = Replay, append = Replay.append, herd = Replay.herd, exemplars = Replay.exemplars,
   features = Replay.features, feature_layer = Replay.feature_layer, memory_state = Replay.memory_state,
+  window_rows = Replay.window_rows,
   load_memory = Replay.load_memory }, { __call = function(_, opts)
   local s = new(opts)
   return s
