@@ -494,13 +494,17 @@ end
 function TestTextRecipe:test_a_tiny_run_on_this_machines_prose_and_c_prints_the_perplexity_table()
   local p = helpers.tmpname(".json")
   local out, err, code = helpers.run(BIN, "recipes/text_domains.lua --domains prose,c --bytes 16384 --ctx 32 " ..
-    "--generate 10 --quiet --out " .. q(p))
+    "--generate 10 --replay 20 --quiet --out " .. q(p))
   lu.assertEquals(code, 0, err)
   lu.assertStrContains(out, "text_domains: prose")
   lu.assertStrContains(out, "held-out perplexity")
   lu.assertStrContains(out, "sampled from 'int '")
-  local doc = engram.results.load(p)[1]
+  lu.assertStrContains(out, "ppl rise")
+  local docs = engram.results.load(p)
   os.remove(p)
+  lu.assertEquals(#docs, 2)
+  lu.assertEquals(docs[2].strategies[1].name, "replay")
+  local doc = docs[1]
   lu.assertEquals(#doc.perplexity, 2)
   lu.assertEquals(doc.scenario.details.tasks[1].source.name, "prose")
   lu.assertTrue(doc.scenario.details.tasks[2].source.files > 0)
