@@ -29,7 +29,8 @@
 --   drift_layer [auto]     module index of the hidden layer whose activations
 --                          on a probe set of task 1 are tracked (mlp: the last
 --                          hidden activation); false to skip
---   probe [256]            probe set size for representation drift
+--   probe [256]            probe set size for representation drift (for token
+--                          windows, tokens: max(1, probe // T) windows)
 --   quiet [false]          no progress lines
 --   log [nil]              a path or a json.lines writer: JSON Lines events
 --   naive [nil]            {acc=, train_seconds=} of a naive run, for CER
@@ -887,7 +888,10 @@ function Learner:start(scenario)
   if layer == "auto" then layer = default_drift_layer(model) end
   if layer then
     local set = r.eval_set(scenario.tasks[1])
-    r.layer, r.probe = layer, set:range(1, math.min(o.probe, #set), nil, nil, true)
+    -- token windows: probe counts tokens, as eval_batch does (max(1, probe // T) windows)
+    local win = core._text.window(set)
+    local n = win and math.max(1, o.probe // win) or o.probe
+    r.layer, r.probe = layer, set:range(1, math.min(n, #set), nil, nil, true)
   end
   for _, s in ipairs(self.strategies) do
     if s.needs_old_model then r.need_old = true end

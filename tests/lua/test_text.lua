@@ -319,6 +319,11 @@ function TestTextDomains:test_the_learner_fills_accuracy_and_perplexity_and_show
   -- forgetting: the first domain's perplexity rises after training the second
   lu.assertTrue(P[2][1] > 1.2 * P[1][1], string.format("first domain %.3f -> %.3f", P[1][1], P[2][1]))
   lu.assertAlmostEquals(doc.perplexity_ratio[1], P[2][1] / P[1][1], 1e-12)
+  -- representation drift on a probe of the first domain's held-out windows (probe counts tokens)
+  lu.assertEquals(doc.extra.drift_layer, 2)
+  -- (the bigram's hidden layer is the embedding of the first domain's letters,
+  -- which the second domain's disjoint letters leave as they were)
+  lu.assertEquals(doc.extra.drift, { 0, 0 })
   lu.assertTrue(doc.bwt < 0)
   -- accuracy counts tokens: a multiple of 1/(windows * T)
   local n = #s.tasks[1].test * 16
