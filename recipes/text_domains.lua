@@ -18,8 +18,8 @@
 --
 -- Defaults: ctx 64, 128 KiB read per domain (32 KiB at most per file), 10%
 -- of each domain held out by position, dim 64, 1 epoch, batch 32, Adam lr
--- 0.01, 2 BLAS threads. Takes about 10 s on 2 shared cores (train 6.5 s,
--- eval 2.3 s, reading the files under a second; peak RSS 38 MB).
+-- 0.01, 2 BLAS threads. Takes about 10 s on 2 shared cores (train 5.4-6.5 s,
+-- eval 1.2 s, reading the files under a second; peak RSS 18 MB).
 -- Expect (seed 1, measured; the same bits every run): prose perplexity 13.44
 -- right after the prose task, 20.50 after C, 16.79 after all four (x1.25);
 -- C's 14.92 becomes 28.14 (x1.89), Lua's 12.66 becomes 18.72 (x1.48); the
