@@ -24,9 +24,14 @@
 --   strategy.<i>.<name>          strategy i's s:state() (i_j: member j of a
 --                                schedule or plan i)
 --   probe.reference              the drift probe's activations after task 1
+--   tokenizer.codepoints         a char-level tokenizer the model carries
+--                                (model.tokenizer, engram.text.attach; with
+--                                metadata engram.tokenizer = byte | char):
+--                                engram.text.load_tokenizer(file) reads it
 --   __metadata__  engram.checkpoint = "engram.checkpoint/1";
 --                 engram.run = JSON: the position (tasks done, T, steps), the
---                 accuracy matrix so far and the untrained row, drift, the
+--                 accuracy matrix so far and the untrained row (and the
+--                 perplexity matrix and row of a language-modelling run), drift, the
 --                 per-task records, timings, ctx.extra, the optimiser's
 --                 scalars, the generators' states (the run's ctx.rng and the
 --                 default generator), the strategies' state_meta(), and the
@@ -321,13 +326,23 @@ function M.save(L, dir, inside)
       epoch_loss = ctx.epoch_loss, phase = ctx._phase_at } or nil,
     rng = { run = ctx.rng:state(), default = core.default_generator():state() }, strategies = metas,
     fingerprint = r.fingerprint, version = core.version, threads = core.get_threads(),
+    perplexity = ctx.perplexity, untrained_perplexity = ctx.untrained_perplexity,
   }
   local ok, run_text = pcall(json.encode, run)
   if not ok then error("checkpoint.save: the run's records cannot be written as JSON: " .. tostring(run_text), 2) end
+  -- a language model's tokenizer (engram.text.attach), so the file carries its vocabulary
+  local tok, tok_meta = rawget(L.model, "tokenizer"), {}
+  if tok ~= nil and require("engram.text").is_tokenizer(tok) then
+    local tt
+    tt, tok_meta = tok:state()
+    for k, v in pairs(tt) do tensors[k] = v end
+  end
   core.mkdir_p(dir)
   local path = dir .. "/" .. M.FILE
-  require("engram.io").save(path, tensors, { ["engram.checkpoint"] = M.FORMAT, ["engram.run"] = run_text,
-    ["engram.checksum"] = checksum(tensors, run_text) })
+  local meta = { ["engram.checkpoint"] = M.FORMAT, ["engram.run"] = run_text,
+    ["engram.checksum"] = checksum(tensors, run_text) }
+  for k, v in pairs(tok_meta) do meta[k] = v end
+  require("engram.io").save(path, tensors, meta)
   last = { dir = dir, done = run.done, T = r.T, inside = run.inside }
   ctx.log("checkpoint", { task = run.inside and ctx.t or run.done, step = run.inside and ctx.step or nil,
     inside = run.inside and true or nil })
@@ -409,7 +424,7 @@ local function partition(tensors, path)
       parts.strategy[key][sub] = t
     elseif parts[head] then
       parts[head][rest] = t
-    elseif name ~= "probe.reference" then
+    elseif name ~= "probe.reference" and head ~= "tokenizer" then
       error(string.format("checkpoint: %s: unknown tensor '%s'", path, name), 0)
     end
   end
@@ -541,6 +556,7 @@ function M.restore(L, dir)
     load_optimizer(ctx.optimizer, run.optimizer, parts.optimizer, path)
     load_phase_optimizers(L, run.phase_optimizers, parts.phaseopt, path)
     ctx.acc, ctx.untrained, ctx.global_step = run.acc, run.untrained, run.global_step
+    ctx.perplexity, ctx.untrained_perplexity = run.perplexity, run.untrained_perplexity
     ctx.train_seconds, ctx.eval_seconds, ctx.skipped = run.train_seconds, run.eval_seconds, run.skipped
     r.drift, r.per_task, r.h1 = from_by_task(run.drift), run.per_task, tensors["probe.reference"]
     ctx.rng:set_state(run.rng.run)

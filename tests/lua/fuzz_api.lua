@@ -299,7 +299,7 @@ end
 local CL = {
   scenarios = engram.scenarios, metrics = engram.metrics, results = engram.results,
   strategies = engram.strategies, learner = engram.learner, schedule = engram.schedule, json = engram.json,
-  report = engram.report, options = engram.options, progress = engram.progress,
+  report = engram.report, options = engram.options, progress = engram.progress, text = engram.text,
 }
 -- Functions that write files, print pages or end the process, and the
 -- learner's training runs (their length is the caller's to choose).
@@ -307,6 +307,8 @@ local CL_SKIP = {
   ["results.save"] = true, ["results.print"] = true, ["json.write_file"] = true, ["json.write_atomic"] = true,
   ["report.write"] = true, ["json.lines"] = true, ["options.parse"] = true, ["learner.compare"] = true,
   ["learner.select"] = true,
+  -- reads this machine's text files (its bad input is tested in test_text.lua)
+  ["scenarios.text_domains"] = true,
 }
 
 -- Objects of the cl part; returns JSON texts for the string pool.

@@ -85,6 +85,10 @@ function AGEM:after_backward(ctx)
   for i, g in ipairs(groups) do save[i]:copy_(g.grads) end
   model:zero_grad()
   local mx, my = mem:sample(math.min(self.options.batch, #mem), self.gen)
+  if ctx.y:dim() == 2 then -- token windows, stored as rows of T + 1 tokens (replay.window_rows)
+    local T = ctx.y:size(2)
+    mx, my = mx:narrow(2, 1, T):contiguous(), mx:narrow(2, 2, T):contiguous():view(-1)
+  end
   local logits = model:forward(mx)
   local _, gl = self.crit:forward_backward(logits, my)
   model:backward(mx, gl, false)
@@ -103,6 +107,7 @@ function AGEM:after_task(ctx)
   local task = ctx.task
   for x, y in task.train:chunks { batch = 1000, flat = true } do
     y = ctx.learner:targets(task, y)
+    if y:dim() == 2 then x, y = replay.window_rows(self, x, y) end
     self.mem = self.mem or cl.memory(self.options.memory, { dim = x:size(2) })
     self.mem:add(x, y, ctx.t - 1, nil, self.gen)
   end

@@ -55,6 +55,11 @@
 --                        the results (extra.grids; engram report shows it)
 --   grid_file [nil]      ... and as a PNG file: a pattern with %d for the task
 --
+-- Token windows (engram.text: x, y [B, T], y = x shifted by one): each
+-- window is stored as its T + 1 tokens (one row, label 0) and replayed as
+-- x, y [k, T] again; insert "reservoir" (or "balanced", which is the same
+-- with one label) only.
+--
 -- Hooks: before_batch (append a memory batch), after_step (stream) or
 -- after_task (task_end). Per batch: one sample call and four copies in C.
 -- Every scenario: each sample of the combined batch carries its task
@@ -190,7 +195,39 @@ function Replay:before_batch(ctx)
   local B = ctx.x:size(1)
   if B == 0 then B = ctx.batch_size or 1 end -- a phase with data = "none": the batch is the memory's
   local k = math.min(self.options.batch or B, #mem)
+  if ctx.y:dim() == 2 then -- token windows: rows of T + 1 tokens, x = the first T, y = the last T
+    local rows, _, mt = mem:sample(k, self.gen)
+    local T = ctx.y:size(2)
+    if rows:size(2) ~= T + 1 then
+      error(string.format("replay: the memory holds rows of %d values, not windows of %d tokens + 1",
+        rows:size(2), T), 0)
+    end
+    Replay.append(self, ctx, rows:narrow(2, 1, T), rows:narrow(2, 2, T), mt)
+    return
+  end
   Replay.append(self, ctx, mem:sample(k, self.gen)) -- [k, D], [k], [k]: the memory holds flat rows
+end
+
+-- A batch of token windows (x, y [B, T]) as the rows the memory stores:
+-- [B, T + 1] (x and the last target) and labels 0 [B]; x, y unchanged otherwise.
+function Replay:_rows(x, y)
+  if y:dim() ~= 2 then return x, y end
+  local o = self.options
+  if o.insert ~= "reservoir" and o.insert ~= "balanced" then
+    error("replay: insert = '" .. o.insert .. "' is for labelled samples; token windows take 'reservoir'", 0)
+  end
+  return Replay.window_rows(self, x, y)
+end
+
+--- Token windows x, y [B, T] as memory rows [B, T + 1] (x and the last
+-- target) with labels 0 [B]; buffers kept in self (_rows_*). Shared with A-GEM.
+function Replay.window_rows(self, x, y)
+  local B, T = x:size(1), x:size(2)
+  self._rows_y = self._rows_y and self._rows_y:numel() == B and self._rows_y or core.zeros(B)
+  self._rows_buf = self._rows_buf or core.zeros(0)
+  self._rows_list = self._rows_list or {}
+  self._rows_list[1], self._rows_list[2] = x, y:narrow(2, T, 1)
+  return core.cat(self._rows_list, 2, self._rows_buf), self._rows_y
 end
 
 --- Appends stored samples mx [k, D], my [k] of tasks mt [k] (0-based) to
@@ -260,6 +297,7 @@ end
 function Replay:_stream_add(ctx)
   local x, y = ctx.task_x, ctx.task_y
   x = x:contiguous():view(x:size(1), -1)
+  x, y = self:_rows(x, y)
   local logits = self.options.score == "loss" and ctx.logits:narrow(1, 1, x:size(1)) or nil
   local w, sc = self:_extras(ctx, x, y, ctx.t - 1, logits)
   self:_memory(x, ctx.task.train):add(x, y, ctx.t - 1, nil, self.gen, w, sc)
@@ -284,6 +322,7 @@ function Replay:_task_add(ctx)
   if self.options.score == "loss" then model:evaluate() end
   for x, y in task.train:chunks { batch = 1000, flat = true } do
     y = ctx.learner:targets(task, y)
+    x, y = self:_rows(x, y)
     local w, sc = self:_extras(ctx, x, y, ctx.t - 1)
     self:_memory(x, task.train):add(x, y, ctx.t - 1, nil, self.gen, w, sc)
   end
@@ -472,6 +511,7 @@ end
 
 return setmetatable({ Replay = Replay, append = Replay.append, herd = Replay.herd, exemplars = Replay.exemplars,
   features = Replay.features, feature_layer = Replay.feature_layer, memory_state = Replay.memory_state,
+  window_rows = Replay.window_rows,
   load_memory = Replay.load_memory }, { __call = function(_, opts)
   local s = new(opts)
   return s
