@@ -144,8 +144,8 @@ check-asan: deps
 
 build-asan-tests: $(CTEST_BIN)
 
-# memcheck over one short recipe, stopped after task 2 and resumed
-# (tests/valgrind.sh; about 3 minutes on 2 cores, not part of make test)
+# memcheck over one short recipe saving every 7 steps: stopped after task 2,
+# killed inside task 3 and resumed (tests/valgrind.sh; about 3 minutes, not in make test)
 check-valgrind: deps
 	@sh tools/deps.sh valgrind
 	@$(MAKE) --no-print-directory all

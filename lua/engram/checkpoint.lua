@@ -1,5 +1,6 @@
---- engram.checkpoint: a learner's whole state at a task boundary in one
--- safetensors file, and exact resume (docs/checkpoints.md).
+--- engram.checkpoint: a learner's whole state at a task boundary (or every
+-- N steps inside a task) in one safetensors file, and exact resume
+-- (docs/checkpoints.md).
 --
 --   local L = engram.learner(model, {checkpoint = "ckpt", resume = true})
 --   L:use(engram.strategies.ewc{})
@@ -8,14 +9,16 @@
 --                                -- finds one there continues after its last task
 --
 -- Recipes get it from the common options (engram.options): --checkpoint DIR,
--- --resume DIR, --start-task N, --stop-task N; every run of the recipe keeps
--- its file in DIR/<run name>/.
+-- --resume DIR, --start-task N, --stop-task N, --checkpoint-every N; every
+-- run of the recipe keeps its file in DIR/<run name>/.
 --
--- The unit is the task: the file is written after each task's evaluation,
--- and a resumed run redoes the task that was interrupted, from the same state
--- and the same random numbers, so its results are bit-identical to a run
--- that was never stopped (same seed and BLAS threads). A task is never
--- saved half-way.
+-- The file is written after each task's evaluation, and with checkpoint_every
+-- also every N steps inside a task (the position: epoch, batch, the batch
+-- iterators' progress, the epoch's running sums, the phase of a plan; and
+-- the old model). A resumed run continues from there — redoing the task that
+-- was interrupted, or from the next batch — with the same state and the same
+-- random numbers, so its results are bit-identical to a run that was never
+-- stopped (same seed and BLAS threads).
 --
 -- The file (engram.io: the safetensors layout, numpy and PyTorch read it):
 --   model.<group>.<param>        every parameter of every group (heads, LoRA
@@ -53,6 +56,14 @@
 --                                load_state; engram.strategies.isolation)
 --   s:state_meta()               optional: a JSON value (numbers, strings) it
 --                                keeps beside its tensors, given back as meta
+--   s.midtask = true             its state() is whole at any step and its
+--                                before_task has nothing to redo: it resumes
+--                                inside a task (checkpoint_every)
+--   s:resume_task(ctx)           or: called instead of before_task when a run
+--                                resumes inside task ctx.t, after load_state,
+--                                to re-derive what before_task computes
+-- With checkpoint_every, a strategy with neither is refused when the run
+-- starts (schedules and plans: when one of their members is).
 -- A strategy that keeps nothing between tasks says so with stateless = true.
 -- Any other strategy makes saving fail with an error naming it: a
 -- checkpoint is never silently partial.
