@@ -97,3 +97,20 @@ echo "== Parameter isolation: LoRA (issue 13) =="
 echo
 echo "== Replay: time and peak memory beside naive (issue 12) =="
 ENGRAM_BIN="$RUN" "$RUN" bench/replay_bench.lua
+
+# ---- GPT (issue 17) -----------------------------------------------------------
+# The attention kernel beside its matrix products alone (target <= 2x), a GPT
+# training step in tokens/s beside the same model in PyTorch (bench/torch_gpt.py,
+# skipped with a note when torch is missing; targets >= 1.5x at dim 128, >= 1.0x
+# at dim 512, each side at its best thread count), and the peak RSS of a default
+# training run beside parameters + Adam + one step's activations (target <= 2x),
+# in a process of its own. OpenBLAS picks its own kernels (OPENBLAS_CORETYPE and
+# OPENBLAS_L2_SIZE unset); the lines say which ran.
+echo
+echo "== GPT: attention, training throughput, memory (issue 17) =="
+for th in 1 2; do
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$th "$BUILD/bench/attn_bench"
+done
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$RUN" bench/gpt_bench.lua
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$RUN" bench/gpt_bench.lua --memory
+# ---- end of GPT section ---------------------------------------------------------

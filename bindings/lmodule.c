@@ -41,6 +41,7 @@ int luaopen_engram_core(lua_State *L) {
   eg_lua_open_optim(L);
   eg_lua_open_cl(L);
   eg_lua_open_gen(L);
+  eg_lua_open_attn(L);
   eg_lua_open_io(L);
   return 1;
 }

@@ -92,6 +92,7 @@ EG_HIDDEN void eg_lua_open_optim(lua_State *L);
 EG_HIDDEN void eg_lua_open_io(lua_State *L);
 EG_HIDDEN void eg_lua_open_cl(lua_State *L);
 EG_HIDDEN void eg_lua_open_gen(lua_State *L);
+EG_HIDDEN void eg_lua_open_attn(lua_State *L);
 /* ---- end losses, optimisers, cl ---- */
 
 #endif

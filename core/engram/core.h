@@ -24,6 +24,7 @@
 **   safetensors.h  named tensors in the safetensors layout (checkpoints)
 **   image.h    sample grids as 8-bit grayscale PNG
 **   gen.h      the VAE's reparameterisation and KL kernels (generative replay)
+**   attn.h     causal multi-head self-attention (the GPT block's kernel)
 **
 ** A worked example (error checks shortened):
 **
@@ -82,5 +83,6 @@
 #include "safetensors.h"
 #include "image.h"
 #include "gen.h"
+#include "attn.h"
 
 #endif

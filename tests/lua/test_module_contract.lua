@@ -13,6 +13,7 @@ local function cases()
   local img = function() return engram.randn(2, 2, 6, 6) end
   local vec = function() return engram.randn(3, 8) end
   local ids = function() return engram.tensor({ { 0, 3 }, { 2, 1 } }) end
+  local seq = function() return engram.randn(2, 3, 8) end
   return {
     { "Linear", function() return nn.Linear(8, 5) end, vec },
     { "ReLU", nn.ReLU, vec }, { "LeakyReLU", function() return nn.LeakyReLU(0.1) end, vec },
@@ -31,6 +32,11 @@ local function cases()
     { "Concat", function() return nn.Concat(2, nn.Linear(8, 2), nn.Identity()) end, vec },
     { "MultiHead", function() return nn.MultiHead(nn.Sequential(nn.Linear(8, 4), nn.ReLU()), { nn.Linear(4, 2) }) end,
       vec },
+    { "CausalSelfAttention", function() return nn.CausalSelfAttention(8, 2) end, seq },
+    { "TransformerBlock", function() return nn.TransformerBlock(8, 2, { dropout = 0.2 }) end, seq },
+    { "GPT", function() return nn.gpt { vocab = 4, ctx = 3, dim = 8, heads = 2, layers = 1, dropout = 0.1 } end, ids },
+    { "GPT(tied)", function() return nn.gpt { vocab = 4, ctx = 3, dim = 8, heads = 2, layers = 1, tied = true } end,
+      ids },
   }
 end
 
@@ -54,7 +60,7 @@ function TestModuleContract.test_forward_and_backward_leave_what_they_return_in_
       lu.assertTrue(rawequal(m.output, y), what .. ": self.output is not what forward returned")
       local gy = engram.randn(table.unpack(y:size()))
       local gx = m:backward(x, gy)
-      if c[1] ~= "Embedding" then -- ids have no gradient
+      if c[1] ~= "Embedding" and not c[1]:match("^GPT") then -- ids have no gradient
         lu.assertNotNil(gx, what)
         lu.assertTrue(rawequal(m.grad_input, gx), what .. ": self.grad_input is not what backward returned")
       end
@@ -125,6 +131,28 @@ function TestModuleContract.test_clone_holds_parameters_and_nothing_of_the_last_
   local y2 = c:forward(x)
   lu.assertEquals(y2:totable(), m:forward(x):totable())
   lu.assertFalse(rawequal(y2, y))
+end
+
+function TestModuleContract.test_a_gpt_clone_holds_parameters_and_nothing_of_the_last_step()
+  local m = nn.gpt { vocab = 6, ctx = 4, dim = 8, heads = 2, layers = 2, tied = true }:build { seed = 2 }
+  local ids = engram.tensor({ { 0, 3, 5 }, { 2, 1, 4 } })
+  local y = m:forward(ids):clone()
+  m:backward(ids, engram.randn(6, 6))
+  local c = m:clone()
+  local attn = c:attention()
+  lu.assertEquals(#attn, 2)
+  for _, a in ipairs(attn) do lu.assertTrue(empty(a.probs), "attention probabilities start empty") end
+  -- the tied head reads the clone's own embedding
+  lu.assertTrue(rawequal(c.modules[6].emb, c.modules[1]))
+  local cp, cg = c:flat()
+  lu.assertEquals(cg:abs():sum(), 0)
+  lu.assertEquals(cp:totable(), (m:flat()):totable())
+  lu.assertEquals(c:forward(ids):totable(), y:totable())
+  lu.assertEquals(c:numel(), m:numel())
+  lu.assertEquals(c:numel { trainable = true }, m:numel())
+  c:freeze("base")
+  lu.assertEquals(c:numel { trainable = true }, 0)
+  lu.assertEquals(m:numel { trainable = true }, m:numel())
 end
 
 function TestModuleContract.test_clone_shares_a_dropout_generator_and_copies_other_tensors()

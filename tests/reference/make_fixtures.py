@@ -31,7 +31,9 @@ names them, "grad.weight"/"grad.bias" their gradients, "loss" a loss value, "cfg
 "stepK.grad.weight" (the gradient fed in), "stepK.weight" (the parameter after the step) and "stepK.delta.weight"
 (its distance from the start, computed in float64: the update itself, which a float32 parameter would blur); the
 same for the bias. The small network case "mlp_cross_entropy" names its parameters as engram's Sequential does
-("1.weight", ...) and also holds "flat", all of them in engram's arena order, and "grad.flat".
+("1.weight", ...) and also holds "flat", all of them in engram's arena order, and "grad.flat". The GPT case
+"gpt_tiny" holds "ids", "target", "flat" (every parameter, in engram's arena order), "logits", "loss" and
+"grad.flat" (see gpt()).
 """
 import os
 import struct
@@ -241,6 +243,64 @@ def network():
                                        [("grad.flat", gflat)])}
 
 
+def gpt():
+    """A 2-layer GPT as engram.nn.gpt builds it (vocab 11, ctx 8, dim 16, 2 heads, hidden 64, separate head
+    without bias): token + position embeddings, pre-LN blocks (LayerNorm eps 1e-5, causal attention from one
+    Linear(16, 48) split q | k | v, scores scaled by 1/sqrt(8), softmax, output Linear; LayerNorm, Linear(16, 64),
+    gelu(approximate="tanh"), Linear(64, 16); both residual), final LayerNorm, head. Parameters are drawn away from
+    their initial values (matrices N(0, 0.2^2), biases N(0, 0.1^2), LayerNorm weights 1 + N(0, 0.1^2),
+    embeddings N(0, 0.5^2)) and stored as "flat" in engram's arena order; "logits" [B*T, 11], "loss" the mean
+    cross-entropy over all B*T positions, "grad.flat" every parameter's gradient in the same order."""
+    torch.manual_seed(60)
+    V, C, D, H, L, B, T = 11, 8, 16, 2, 2, 3, 7
+    hd = D // H
+
+    def mat(*shape):
+        return randn(*shape) * 0.2
+
+    def vec(n, one=False):
+        return (1.0 if one else 0.0) + randn(n) * 0.1
+
+    # engram's arena order: 1 token, 2 position, 4.<k>.{1 ln1, 2.1 qkv, 2.2 proj, 3 ln2, 4.1 fc, 4.3 fc2}, 5 ln, 6 head
+    params = [("1.weight", randn(V, D) * 0.5), ("2.weight", randn(C, D) * 0.5)]
+    for k in range(1, L + 1):
+        b = "4.%d." % k
+        params += [(b + "1.weight", vec(D, True)), (b + "1.bias", vec(D)),
+                   (b + "2.1.weight", mat(3 * D, D)), (b + "2.1.bias", vec(3 * D)),
+                   (b + "2.2.weight", mat(D, D)), (b + "2.2.bias", vec(D)),
+                   (b + "3.weight", vec(D, True)), (b + "3.bias", vec(D)),
+                   (b + "4.1.weight", mat(4 * D, D)), (b + "4.1.bias", vec(4 * D)),
+                   (b + "4.3.weight", mat(D, 4 * D)), (b + "4.3.bias", vec(D))]
+    params += [("5.weight", vec(D, True)), ("5.bias", vec(D)), ("6.weight", mat(V, D))]
+    ids = torch.randint(0, V, (B, T)).to(torch.float32)
+    target = torch.randint(0, V, (B * T,)).to(torch.float32)
+    P = {n: d(t) for n, t in params}
+
+    def ln(x, n):
+        return F.layer_norm(x, (D,), P[n + ".weight"], P[n + ".bias"], eps=1e-5)
+
+    x = P["1.weight"][ids.long()] + P["2.weight"][torch.arange(T)]
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    for k in range(1, L + 1):
+        b = "4.%d." % k
+        qkv = F.linear(ln(x, b + "1"), P[b + "2.1.weight"], P[b + "2.1.bias"])
+        q, kk, v = (t.reshape(B, T, H, hd).transpose(1, 2) for t in qkv.split(D, dim=2))
+        att = (q @ kk.transpose(-2, -1)) / (hd ** 0.5)
+        att = F.softmax(att.masked_fill(~mask, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + F.linear(y, P[b + "2.2.weight"], P[b + "2.2.bias"])
+        h = F.gelu(F.linear(ln(x, b + "3"), P[b + "4.1.weight"], P[b + "4.1.bias"]), approximate="tanh")
+        x = x + F.linear(h, P[b + "4.3.weight"], P[b + "4.3.bias"])
+    logits = F.linear(ln(x, "5"), P["6.weight"]).reshape(B * T, V)
+    loss = F.cross_entropy(logits, target.long())
+    loss.backward()
+    flat = torch.cat([t.reshape(-1) for _, t in params])
+    gflat = torch.cat([P[n].grad.reshape(-1) for n, _ in params])
+    cfg = [("cfg.vocab", V), ("cfg.ctx", C), ("cfg.dim", D), ("cfg.heads", H), ("cfg.layers", L)]
+    return {"gpt_tiny": write("gpt_tiny", cfg + [("ids", ids), ("target", target), ("flat", flat),
+                                                 ("logits", logits), ("loss", loss), ("grad.flat", gflat)])}
+
+
 def optimiser_case(case, make, cfg, steps=3, clip=None):
     """Three steps of torch's optimiser on a Linear(4, 3)'s weight and bias from fixed gradients. Gradient
     magnitudes spread over three decades (10^-3 .. 1), so Adam's eps matters for some elements. With clip, the
@@ -295,6 +355,7 @@ def main():
     sizes.update(layers())
     sizes.update(losses())
     sizes.update(network())
+    sizes.update(gpt())
     sizes.update(optimisers())
     for case, n in sorted(sizes.items()):
         print("%-24s %6d bytes" % (case, n))

@@ -63,6 +63,10 @@
 -- groups keep their arenas; removed layers' parameters stay in theirs, unused.
 -- ISOLATION modules (engram.nn.isolation): LoRA(linear, {rank, alpha}),
 -- Adapter(dim, {bottleneck}), Switch(), Progressive(sizes).
+-- TRANSFORMERS (engram.nn.transformer): CausalSelfAttention(dim, heads),
+-- TransformerBlock(dim, heads, {hidden, dropout}), and the builder
+-- gpt{vocab, ctx, dim, heads, layers, dropout, tied}: ids [B, T] -> logits
+-- [B*T, vocab]; each attention's probabilities in attn.probs [B, heads, T, T].
 -- A module inside a model (model.modules[3]) answers parameters, groups, flat,
 -- numel, zero_grad, load_flat and copy_params for its own subtree, as views
 -- into the model's arenas: engram.optim.SGD(model.modules[3]) trains that
@@ -86,6 +90,7 @@ require("engram.nn.layers")
 require("engram.nn.containers")
 require("engram.nn.surgery")
 require("engram.nn.isolation")
+require("engram.nn.transformer")
 
 local nn = base.nn
 local options, posint = base.options, base.posint
