@@ -40,6 +40,15 @@ static ldataset *push_ds(lua_State *L) {
   return d;
 }
 
+eg_dataset **eg_lua_newdataset(lua_State *L) { return &push_ds(L)->ds; }
+eg_dataset *eg_lua_checkdataset(lua_State *L, int idx) { return check_ds(L, idx); }
+
+/* Window datasets (text.h) have a sequence of targets per sample, no label. */
+static void no_labels(lua_State *L, eg_dataset *ds, const char *op) {
+  if (eg_dataset_label(ds, 0) < 0)
+    luaL_error(L, "%s: a text window dataset has T target tokens per sample, not a label (use ds:get(i))", op);
+}
+
 static void account_ds(lua_State *L, const eg_dataset *ds) {
   size_t per = eg_dataset_is_u8(ds) ? 1 : sizeof(float);
   eg_lua_account(L, (size_t)eg_dataset_size(ds) * ((size_t)eg_dataset_sample_numel(ds) * per + 4));
@@ -327,6 +336,7 @@ static int m_classes(lua_State *L) {
 static int m_labels(lua_State *L) {
   eg_dataset *ds = check_ds(L, 1);
   int64_t n = eg_dataset_size(ds);
+  if (n > 0) no_labels(L, ds, "labels");
   eg_tensor *t = eg_lua_pushnew(L, 1, &n, "labels");
   float *p = eg_data(t);
   for (int64_t i = 0; i < n; i++) p[i] = (float)eg_dataset_label(ds, i);
@@ -336,6 +346,7 @@ static int m_labels(lua_State *L) {
 static int m_label(lua_State *L) {
   eg_dataset *ds = check_ds(L, 1);
   int64_t i = eg_lua_checkindex(L, 2, eg_dataset_size(ds), "dataset");
+  no_labels(L, ds, "label");
   lua_pushinteger(L, eg_dataset_label(ds, i));
   return 1;
 }
@@ -504,11 +515,19 @@ static int m_noisy(lua_State *L) {
 
 static void account_xy(lua_State *L, const eg_tensor *x) { eg_lua_account(L, (size_t)eg_numel(x) * sizeof(float)); }
 
-/* get(i) -> x [sample shape] (new), label */
+/* get(i) -> x [sample shape] (new), label (a window dataset: y [T], new) */
 static int m_get(lua_State *L) {
   eg_dataset *ds = check_ds(L, 1);
   int64_t i = eg_lua_checkindex(L, 2, eg_dataset_size(ds), "dataset");
   eg_tensor *x = eg_lua_newtensor(L);
+  if (eg_dataset_label(ds, i) < 0) { /* a window dataset */
+    eg_tensor *y = eg_lua_newtensor(L);
+    eg_lua_try(L, eg_dataset_gather(ds, &i, 1, x, y, EG_BATCH_FLAT), "get");
+    int64_t T = eg_dataset_sample_numel(ds);
+    eg_lua_try(L, eg_view(x, x, 1, &T), "get");
+    eg_lua_try(L, eg_view(y, y, 1, &T), "get");
+    return 2;
+  }
   eg_tensor y = EG_TENSOR_INIT;
   int st = eg_dataset_gather(ds, &i, 1, x, &y, 0);
   eg_tensor_release(&y);

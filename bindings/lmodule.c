@@ -37,6 +37,7 @@ int luaopen_engram_core(lua_State *L) {
   eg_lua_open_rng(L);
   eg_lua_open_nn(L);
   eg_lua_open_data(L);
+  eg_lua_open_text(L);
   eg_lua_open_loss(L);
   eg_lua_open_optim(L);
   eg_lua_open_cl(L);

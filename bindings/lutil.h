@@ -85,6 +85,12 @@ EG_HIDDEN void eg_lua_open_tensor(lua_State *L);
 EG_HIDDEN void eg_lua_open_rng(lua_State *L);
 EG_HIDDEN void eg_lua_open_nn(lua_State *L);
 EG_HIDDEN void eg_lua_open_data(lua_State *L);
+EG_HIDDEN void eg_lua_open_text(lua_State *L);
+/* Datasets for other binding sources (ldata.c): a new empty dataset userdata
+** pushed (the core fills the returned slot), and the live dataset at idx. */
+typedef struct eg_dataset eg_dataset;
+EG_HIDDEN eg_dataset **eg_lua_newdataset(lua_State *L);
+EG_HIDDEN eg_dataset *eg_lua_checkdataset(lua_State *L, int idx);
 
 /* ---- losses, optimisers, continual-learning primitives (lloss.c, loptim.c, lcl.c) ---- */
 EG_HIDDEN void eg_lua_open_loss(lua_State *L);

@@ -10,21 +10,6 @@
 
 #include "data_impl.h"
 
-struct eg_dataset {
-  int refs;
-  eg_database *base;
-  int64_t n;
-  int64_t *idx; /* base positions; NULL means 0..n-1 */
-  int ndim;
-  int64_t shape[EG_MAXDIM];
-  int64_t numel;
-  int nclasses;
-  int64_t *perm;        /* NULL: identity */
-  double scale, shift;  /* after uint8 / 255 */
-  double noise_std;
-  uint64_t noise_seed;
-  float lut[256];       /* uint8 value -> float after /255 and the affine map */
-};
 
 struct eg_batcher {
   eg_dataset *ds;
@@ -45,6 +30,9 @@ static uint64_t mix64(uint64_t z) {
 
 static void base_release(eg_database *b) {
   if (!b || --b->refs > 0) return;
+  eg_free(b->tok8);
+  eg_free(b->tok16);
+  eg_free(b->starts);
   eg_free(b->u8);
   eg_free(b->f32);
   eg_free(b->labels);
@@ -58,7 +46,7 @@ static void set_lut(eg_dataset *d) {
 static int is_identity(const eg_dataset *d) { return d->scale == 1.0 && d->shift == 0.0; }
 
 /* A new handle on base (retained) with no transforms. */
-static eg_dataset *handle_new(eg_database *base, int ndim, const int64_t *shape, int nclasses) {
+eg_dataset *eg__dataset_handle(eg_database *base, int ndim, const int64_t *shape, int nclasses) {
   eg_dataset *d = eg_calloc(1, sizeof *d);
   if (!d) return NULL;
   d->refs = 1;
@@ -153,7 +141,7 @@ int eg__dataset_wrap(eg_dataset **out, int64_t n, int ndim, const int64_t *shape
   b->u8 = u8;
   b->f32 = f32;
   b->labels = labels;
-  eg_dataset *d = handle_new(b, ndim, shape, nclasses);
+  eg_dataset *d = eg__dataset_handle(b, ndim, shape, nclasses);
   base_release(b); /* the handle holds it now (or nobody, on failure) */
   if (!d) return nomem(op);
   *out = d;
@@ -184,18 +172,23 @@ int eg_dataset_levels(const eg_dataset *ds, float *levels, double *scale, double
   return 1;
 }
 
-static inline int64_t base_pos(const eg_dataset *ds, int64_t i) { return ds->idx ? ds->idx[i] : i; }
-
-int eg_dataset_label(const eg_dataset *ds, int64_t i) { return ds->base->labels[base_pos(ds, i)]; }
+int eg_dataset_label(const eg_dataset *ds, int64_t i) {
+  return ds->base->labels ? ds->base->labels[base_pos(ds, i)] : -1;
+}
 
 void eg_dataset_class_counts(const eg_dataset *ds, int64_t *counts) {
   for (int c = 0; c < ds->nclasses; c++) counts[c] = 0;
+  if (ds->base->window) {
+    eg__window_counts(ds, counts);
+    return;
+  }
   for (int64_t i = 0; i < ds->n; i++) counts[ds->base->labels[base_pos(ds, i)]]++;
 }
 
 const char *eg_dataset_describe(const eg_dataset *ds, char *buf, size_t n) {
   char shp[128] = "";
   size_t k = 0;
+  if (ds->base->window) return eg__window_describe(ds, buf, n);
   for (int i = 0; i < ds->ndim && k < sizeof shp; i++)
     k += (size_t)snprintf(shp + k, sizeof shp - k, "%s%lld", i ? "x" : "", (long long)ds->shape[i]);
   snprintf(buf, n, "Dataset(%lld samples, %s %s, %d classes%s%s%s)", (long long)ds->n, shp,
@@ -248,7 +241,8 @@ static int prepare(const eg_dataset *ds, int64_t count, eg_tensor *x, eg_tensor 
   }
   int st = eg_tensor_resize_buffer(x, nd, sh);
   if (st) return st;
-  return eg_tensor_resize_buffer(y, 1, sh);
+  sh[1] = ds->base->window; /* window datasets: y [count, T] */
+  return eg_tensor_resize_buffer(y, ds->base->window ? 2 : 1, sh);
 }
 
 static void fill_rows(const eg_dataset *ds, const int64_t *pos, int64_t start, int64_t count, eg_tensor *x,
@@ -256,6 +250,10 @@ static void fill_rows(const eg_dataset *ds, const int64_t *pos, int64_t start, i
   float *xd = eg_data(x), *yd = eg_data(y);
   for (int64_t k = 0; k < count; k++) {
     int64_t i = pos ? pos[k] : start + k;
+    if (ds->base->window) {
+      eg__window_fill(ds->base, base_pos(ds, i), xd + k * ds->numel, yd + k * ds->numel);
+      continue;
+    }
     fill_sample(ds, i, xd + k * ds->numel);
     yd[k] = (float)ds->base->labels[base_pos(ds, i)];
   }
@@ -325,6 +323,7 @@ static int subset_mask(eg_dataset **out, const eg_dataset *ds, const unsigned ch
 
 int eg_dataset_subset_labels(eg_dataset **out, const eg_dataset *ds, const int *labels, int nl) {
   *out = NULL;
+  if (ds->base->window) return eg__not_windows(ds, "subset by labels");
   unsigned char *want = eg_calloc((size_t)ds->nclasses, 1);
   if (!want) return nomem("subset");
   for (int k = 0; k < nl; k++) {
@@ -350,6 +349,7 @@ int eg_dataset_subset_labels(eg_dataset **out, const eg_dataset *ds, const int *
 int eg_dataset_subset_fractions(eg_dataset **out, const eg_dataset *ds, const double *frac, int nfrac,
                                 uint64_t seed) {
   *out = NULL;
+  if (ds->base->window) return eg__not_windows(ds, "subset by class fractions");
   for (int c = 0; c < nfrac; c++)
     if (!(frac[c] >= 0 && frac[c] <= 1))
       return eg_seterr(EG_EINVAL, "subset: fraction %g for class %d is not in [0, 1]", frac[c], c);
@@ -433,6 +433,9 @@ int eg_dataset_concat(eg_dataset **out, const eg_dataset *a, const eg_dataset *b
   }
   int64_t n = a->n + b->n, m = a->numel;
   int ncl = a->nclasses > b->nclasses ? a->nclasses : b->nclasses;
+  if (!a->base->window != !b->base->window)
+    return eg_seterr(EG_EINVAL, "concat: a text window dataset and a dataset of other samples");
+  if (a->base != b->base && a->base->window) return eg__window_concat(out, a, b);
   if (a->base == b->base && same_transforms(a, b)) {
     eg_dataset *c = handle_like(a, "concat");
     if (!c) return EG_ENOMEM;
@@ -483,6 +486,7 @@ int eg_dataset_concat(eg_dataset **out, const eg_dataset *a, const eg_dataset *b
 
 int eg_dataset_permuted(eg_dataset **out, const eg_dataset *ds, const int64_t *perm, uint64_t seed) {
   *out = NULL;
+  if (ds->base->window) return eg__not_windows(ds, "permuted");
   int64_t m = ds->numel;
   int64_t *p = eg_malloc(sizeof(int64_t) * (size_t)m);
   unsigned char *seen = eg_calloc((size_t)m, 1);
@@ -558,6 +562,7 @@ static int derive(eg_dataset **out, const eg_dataset *ds, const char *op) {
 
 int eg_dataset_normalized(eg_dataset **out, const eg_dataset *ds, double mean, double std) {
   *out = NULL;
+  if (ds->base->window) return eg__not_windows(ds, "normalized");
   if (!isfinite(mean) || !isfinite(std) || !(std > 0))
     return eg_seterr(EG_EINVAL, "normalized: mean %g and standard deviation %g (must be finite, std > 0)", mean, std);
   eg_dataset *c;
@@ -573,6 +578,7 @@ int eg_dataset_normalized(eg_dataset **out, const eg_dataset *ds, double mean, d
 
 int eg_dataset_noisy(eg_dataset **out, const eg_dataset *ds, double std, uint64_t seed) {
   *out = NULL;
+  if (ds->base->window) return eg__not_windows(ds, "noisy");
   if (!isfinite(std) || std < 0)
     return eg_seterr(EG_EINVAL, "noisy: standard deviation %g (must be finite and >= 0)", std);
   eg_dataset *c;
@@ -744,8 +750,9 @@ int eg_batcher_next(eg_batcher *b, eg_tensor *x, eg_tensor *y, int64_t *count) {
   int64_t c = left < b->batch ? left : b->batch;
   /* Size for a full batch first, so the last, smaller batch is a narrower view. */
   int st = EG_OK;
-  int64_t full = b->batch < n ? b->batch : n;
-  if (c < full && (!x->storage || x->storage->size < full * b->ds->numel || !y->storage || y->storage->size < full)) {
+  int64_t full = b->batch < n ? b->batch : n, yw = b->ds->base->window ? b->ds->base->window : 1;
+  if (c < full &&
+      (!x->storage || x->storage->size < full * b->ds->numel || !y->storage || y->storage->size < full * yw)) {
     st = prepare(b->ds, full, x, y, b->flags, "batches");
     if (st) return st;
   }

@@ -25,6 +25,7 @@
 **   image.h    sample grids as 8-bit grayscale PNG
 **   gen.h      the VAE's reparameterisation and KL kernels (generative replay)
 **   attn.h     causal multi-head self-attention (the GPT block's kernel)
+**   text.h     byte- and char-level tokenizers, token-window datasets, sampling
 **
 ** A worked example (error checks shortened):
 **
@@ -84,5 +85,6 @@
 #include "image.h"
 #include "gen.h"
 #include "attn.h"
+#include "text.h"
 
 #endif

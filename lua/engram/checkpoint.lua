@@ -26,7 +26,8 @@
 --   probe.reference              the drift probe's activations after task 1
 --   __metadata__  engram.checkpoint = "engram.checkpoint/1";
 --                 engram.run = JSON: the position (tasks done, T, steps), the
---                 accuracy matrix so far and the untrained row, drift, the
+--                 accuracy matrix so far and the untrained row (and the
+--                 perplexity matrix and row of a language-modelling run), drift, the
 --                 per-task records, timings, ctx.extra, the optimiser's
 --                 scalars, the generators' states (the run's ctx.rng and the
 --                 default generator), the strategies' state_meta(), and the
@@ -303,6 +304,7 @@ function M.save(L, dir)
     phase_optimizers = phase_opts, freezing = freezing,
     rng = { run = ctx.rng:state(), default = core.default_generator():state() }, strategies = metas,
     fingerprint = r.fingerprint, version = core.version, threads = core.get_threads(),
+    perplexity = ctx.perplexity, untrained_perplexity = ctx.untrained_perplexity,
   }
   local ok, run_text = pcall(json.encode, run)
   if not ok then error("checkpoint.save: the run's records cannot be written as JSON: " .. tostring(run_text), 2) end
@@ -496,6 +498,7 @@ function M.restore(L, dir)
     load_optimizer(ctx.optimizer, run.optimizer, parts.optimizer, path)
     load_phase_optimizers(L, run.phase_optimizers, parts.phaseopt, path)
     ctx.acc, ctx.untrained, ctx.global_step = run.acc, run.untrained, run.global_step
+    ctx.perplexity, ctx.untrained_perplexity = run.perplexity, run.untrained_perplexity
     ctx.train_seconds, ctx.eval_seconds, ctx.skipped = run.train_seconds, run.eval_seconds, run.skipped
     r.drift, r.per_task, r.h1 = from_by_task(run.drift), run.per_task, tensors["probe.reference"]
     ctx.rng:set_state(run.rng.run)

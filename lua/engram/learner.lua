@@ -289,6 +289,10 @@ function Learner:active(task)
 end
 
 --- Accuracy of the model on a task's test set (or `ds` with the task's labels and mask).
+-- On a dataset of token windows (targets y [N, T], engram.text) the accuracy
+-- is next-token accuracy over every position, and a second value is the mean
+-- cross-entropy per token in nats (perplexity = exp of it); eval_batch then
+-- counts tokens (chunks of max(1, eval_batch // T) windows).
 function Learner:evaluate(task, ds)
   check_task(task, "evaluate")
   local model, o = self.model, self.opts
@@ -301,8 +305,17 @@ function Learner:evaluate(task, ds)
   if model.evaluate then model:evaluate() end
   local correct, n, active = 0, 0, active_of(self, task)
   local predictor = self:_predictor()
-  for x, y in ds:chunks { batch = o.eval_batch, flat = true } do
+  local window = require("engram.core")._text.window(ds)
+  local ce, nll = nil, window and 0 or nil
+  if window then
+    self._eval_ce = self._eval_ce or require("engram.loss").CrossEntropy()
+    ce = self._eval_ce
+    ce:set_active(active)
+  end
+  local batch = window and math.max(1, o.eval_batch // window) or o.eval_batch
+  for x, y in ds:chunks { batch = batch, flat = true } do
     y = targets_of(self, task, y)
+    if window then y = y:view(-1) end
     local logits = model:forward(x)
     if predictor then
       local pred = predictor:predict(x, logits, task, active)
@@ -314,10 +327,11 @@ function Learner:evaluate(task, ds)
     else
       correct = correct + count_correct(logits, y, active)
     end
+    if ce then nll = nll + ce:forward(logits, y) * y:size(1) end
     n = n + y:size(1)
   end
   if was_training ~= false and model.train then model:train() end
-  return n > 0 and correct / n or 0
+  return n > 0 and correct / n or 0, nll and n > 0 and nll / n or nil
 end
 
 -- ------------------------------------------------------------- helpers
@@ -506,7 +520,9 @@ local function train_step(self, ctx, x, y, btask)
   end
   local per_sample = ctx.sample_tasks and self._task_masks
   if per_sample then crit:set_tasks(self._task_masks, ctx.sample_tasks) end
-  ctx.loss, ctx.grad_logits = crit:forward_backward(logits, ctx.y)
+  -- token windows (engram.text): targets [B, T] against logits [B*T, V]
+  local yt = ctx.y:dim() == 2 and ctx.y:view(-1) or ctx.y
+  ctx.loss, ctx.grad_logits = crit:forward_backward(logits, yt)
   if per_sample then crit:set_tasks(nil) end
   ctx.task_loss = ctx.loss
   dispatch(self, "loss", ctx)
@@ -791,7 +807,13 @@ local function evaluate_all(self, ctx, r, t)
   for j, tj in ipairs(r.scenario.tasks) do
     ctx.eval_task = j
     dispatch(self, "before_eval", ctx)
-    acc[t][j] = self:evaluate(tj, r.eval_set(tj))
+    local nll
+    acc[t][j], nll = self:evaluate(tj, r.eval_set(tj))
+    if nll then
+      ctx.perplexity = ctx.perplexity or {}
+      ctx.perplexity[t] = ctx.perplexity[t] or {}
+      ctx.perplexity[t][j] = math.exp(nll)
+    end
     dispatch(self, "after_eval", ctx)
   end
   ctx.eval_task = nil
@@ -848,8 +870,16 @@ function Learner:start(scenario)
   ctx.optimizer = make_optimizer(model, o)
   -- the untrained model's accuracies (FWT's b)
   local te = core.clock()
-  local untrained = {}
-  for j, task in ipairs(scenario.tasks) do untrained[j] = self:evaluate(task, r.eval_set(task)) end
+  local untrained, untrained_ppl = {}, nil
+  for j, task in ipairs(scenario.tasks) do
+    local nll
+    untrained[j], nll = self:evaluate(task, r.eval_set(task))
+    if nll then
+      untrained_ppl = untrained_ppl or {}
+      untrained_ppl[j] = math.exp(nll)
+    end
+  end
+  ctx.untrained_perplexity = untrained_ppl
   ctx.eval_seconds = ctx.eval_seconds + (core.clock() - te)
   ctx.untrained = untrained
   -- representation drift on a probe set of task 1
@@ -920,12 +950,16 @@ function Learner:step()
   avg = avg / t
   r.per_task[t] = { train_seconds = ctx.train_seconds - t0, avg_acc = avg }
   ctx.log("task_end", { task = t, acc = acc[t], avg_acc = avg, seconds = ctx.train_seconds - t0,
+    perplexity = ctx.perplexity and ctx.perplexity[t] or nil,
     drift = r.drift[t] })
   if not o.quiet then
     local row = {}
     for j = 1, T do row[j] = string.format("%.1f", 100 * acc[t][j]) end
-    r.prog:message(string.format("%s  after task %d/%d: avg %.1f%%  [%s]", o.name, t, T, 100 * avg,
-      table.concat(row, " ")))
+    local ppl = ctx.perplexity and ctx.perplexity[t]
+    local prow = {}
+    for j = 1, ppl and T or 0 do prow[j] = string.format("%.2f", ppl[j]) end
+    r.prog:message(string.format("%s  after task %d/%d: avg %.1f%%  [%s]%s", o.name, t, T, 100 * avg,
+      table.concat(row, " "), ppl and ("  perplexity [" .. table.concat(prow, " ") .. "]") or ""))
   end
   r.next = t + 1
   if o.checkpoint then require("engram.checkpoint").after_task(self, t) end
@@ -977,6 +1011,7 @@ function Learner:finish()
     strategies = strategies, reference_acc = reference_acc, reference = reference,
     naive = o.naive or nil, train_seconds = ctx.train_seconds, eval_seconds = ctx.eval_seconds,
     trainable_params = model:numel { trainable = true }, extra = extra,
+    perplexity = ctx.perplexity, baseline_perplexity = ctx.untrained_perplexity,
   }
   return doc
 end

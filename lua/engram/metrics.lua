@@ -251,4 +251,45 @@ function metrics.all(R, opts)
   return m
 end
 
+--- Checks a perplexity matrix P (T×T, P[i][j] = perplexity on task j after
+-- training task i: finite numbers >= 1); returns T, or nil and a message.
+function metrics.check_perplexity(P, T)
+  if type(P) ~= "table" or #P ~= T then return nil, string.format(" must be an array of %d rows", T) end
+  for i = 1, T do
+    if type(P[i]) ~= "table" or #P[i] ~= T then
+      return nil, string.format("[%d] must be an array of %d numbers", i, T)
+    end
+    for j = 1, T do
+      local v = P[i][j]
+      if type(v) ~= "number" or v ~= v or v == math.huge or v < 1 then
+        return nil, string.format("[%d][%d] is %s, not a perplexity (a finite number >= 1)", i, j, tostring(v))
+      end
+    end
+  end
+  return T
+end
+
+--- Checks a vector of T perplexities; returns true, or nil and a message.
+function metrics.check_perplexities(v, T)
+  if type(v) ~= "table" or #v ~= T then return nil, string.format(" must be an array of %d numbers", T) end
+  for j = 1, T do
+    if type(v[j]) ~= "number" or v[j] ~= v[j] or v[j] == math.huge or v[j] < 1 then
+      return nil, string.format("[%d] is %s, not a perplexity (a finite number >= 1)", j, tostring(v[j]))
+    end
+  end
+  return true
+end
+
+--- Perplexity forgetting: how much each task's perplexity rose by the end,
+-- r[j] = P[T][j] / P[j][j] for j < T (1: kept; 2: doubled). nil, reason when T = 1.
+function metrics.perplexity_ratio(P)
+  local T = type(P) == "table" and #P or 0
+  local ok, err = metrics.check_perplexity(P, T)
+  if not ok or T == 0 then error("metrics: the perplexity matrix" .. tostring(err or " is empty"), 2) end
+  if T < 2 then return nil, "needs at least 2 tasks" end
+  local r = {}
+  for j = 1, T - 1 do r[j] = P[T][j] / P[j][j] end
+  return r
+end
+
 return metrics

@@ -251,6 +251,7 @@ local known = { title = true, created = true }
 -- created (a timestamp text; default now). Raises on an invalid document.
 -- The sample grids runs recorded (engram.image.record: extra.grids), as
 -- images embedded in the page; anything that is not base64 is left out.
+local perplexity_html -- (out, docs, labels): below
 local function grids_html(out, docs, labels)
   local any = false
   for k, d in ipairs(docs) do
@@ -272,6 +273,57 @@ local function grids_html(out, docs, labels)
       out[#out + 1] = "</div></div>"
     end
   end
+end
+
+--- A language-modelling run's perplexity matrix (doc.perplexity) as an HTML
+-- table: rows after each task, columns the tasks evaluated, the untrained
+-- row and each task's rise by the end; "" when the document has none.
+function report.perplexity_table(doc)
+  local P = type(doc) == "table" and doc.perplexity
+  if type(P) ~= "table" or #P == 0 then return "" end
+  local T = #P
+  local tasks = type(doc.scenario) == "table" and type(doc.scenario.details) == "table" and doc.scenario.details.tasks
+  local out = { '<table class="metrics"><tr><th class="name">after</th>' }
+  for j = 1, T do
+    local tj = type(tasks) == "table" and tasks[j]
+    out[#out + 1] = "<th>" .. esc(type(tj) == "table" and type(tj.name) == "string" and tj.name or ("task " .. j)) ..
+      "</th>"
+  end
+  out[#out + 1] = "</tr>"
+  local function row(name, v, fmt)
+    local cells = { '<tr><td class="name">' .. esc(name) .. "</td>" }
+    for j = 1, #v do cells[#cells + 1] = "<td>" .. esc(string.format(fmt, v[j])) .. "</td>" end
+    return table.concat(cells) .. "</tr>"
+  end
+  for i = 1, T do out[#out + 1] = row("task " .. i, P[i], "%.2f") end
+  if type(doc.baseline_perplexity) == "table" and #doc.baseline_perplexity == T then
+    out[#out + 1] = row("untrained", doc.baseline_perplexity, "%.2f")
+  end
+  if type(doc.perplexity_ratio) == "table" and #doc.perplexity_ratio > 0 then
+    out[#out + 1] = row("rise", doc.perplexity_ratio, "%.2f×")
+  end
+  out[#out + 1] = "</table>"
+  return table.concat(out, "\n")
+end
+
+-- The perplexity section: one table per language-modelling run.
+perplexity_html = function(out, docs, labels)
+  local any = false
+  for k, d in ipairs(docs) do
+    local t = report.perplexity_table(d)
+    if t ~= "" then
+      if not any then
+        out[#out + 1] = "<h2>Held-out perplexity</h2>"
+        out[#out + 1] = '<p class="note">Row i, column j: perplexity on task j\'s held-out text after training ' ..
+            "task i (exp of the mean cross-entropy per token; lower is better). Rise: the perplexity after the " ..
+            "last task over the one right after learning the task (forgetting shows as a rise above 1).</p>"
+        out[#out + 1] = '<div class="grid-runs">'
+        any = true
+      end
+      out[#out + 1] = string.format('<div class="run"><h3>%s</h3>%s</div>', esc(labels[k]), t)
+    end
+  end
+  if any then out[#out + 1] = "</div>" end
 end
 
 function report.html(docs, opts)
@@ -368,6 +420,7 @@ function report.html(docs, opts)
     out[#out + 1] = "</div>"
   end
   out[#out + 1] = "</div>"
+  perplexity_html(out, docs, labels)
   grids_html(out, docs, labels)
   out[#out + 1] = "</body>\n</html>\n"
   return table.concat(out, "\n")

@@ -86,8 +86,8 @@ local function norm_scenario(s, T)
 end
 
 local new_keys = {
-  "acc", "baseline_acc", "created", "engram_version", "eval_seconds", "extra", "naive",
-  "name", "peak_rss_mb", "reference", "reference_acc", "scenario", "seed", "strategies",
+  "acc", "baseline_acc", "baseline_perplexity", "created", "engram_version", "eval_seconds", "extra", "naive",
+  "name", "peak_rss_mb", "perplexity", "reference", "reference_acc", "scenario", "seed", "strategies",
   "train_seconds", "trainable_params",
 }
 local new_known = {}
@@ -117,6 +117,16 @@ function results.new(o)
     naive_acc = naive and naive.acc, naive_cost = naive and naive.train_seconds, cost = o.train_seconds,
   })
   if not mok then error("results.new: " .. tostring(m):gsub("^.-metrics: ", ""), 2) end
+  local ppl_ratio
+  if o.perplexity ~= nil then
+    local pok, perr = metrics.check_perplexity(o.perplexity, T)
+    if not pok then error("results.new: perplexity" .. perr, 2) end
+    ppl_ratio = metrics.perplexity_ratio(o.perplexity)
+  end
+  if o.baseline_perplexity ~= nil then
+    local pok, perr = metrics.check_perplexities(o.baseline_perplexity, T)
+    if not pok then error("results.new: baseline_perplexity" .. perr, 2) end
+  end
   local doc = {
     schema = results.SCHEMA,
     name = o.name or "run",
@@ -139,6 +149,9 @@ function results.new(o)
     created = o.created or os.date("!%Y-%m-%dT%H:%M:%SZ"),
     undefined = json.object(m.undefined),
     extra = o.extra,
+    perplexity = o.perplexity and copy_matrix(o.perplexity),
+    baseline_perplexity = copy_array(o.baseline_perplexity),
+    perplexity_ratio = copy_array(ppl_ratio),
   }
   for _, k in ipairs(METRICS) do doc[k] = m[k] end
   return doc
@@ -200,6 +213,25 @@ function results.validate(doc)
         if not is_acc(v[j]) then
           return nil, string.format("%s[%d] must be an accuracy in [0, 1], got %s", k, j, tostring(v[j]))
         end
+      end
+    end
+  end
+  if doc.perplexity ~= nil then
+    local ok, err = metrics.check_perplexity(doc.perplexity, T)
+    if not ok then return nil, "field 'perplexity'" .. err end
+  end
+  if doc.baseline_perplexity ~= nil then
+    local ok, err = metrics.check_perplexities(doc.baseline_perplexity, T)
+    if not ok then return nil, "field 'baseline_perplexity'" .. err end
+  end
+  if doc.perplexity_ratio ~= nil then
+    local v = doc.perplexity_ratio
+    if type(v) ~= "table" or #v ~= T - 1 then
+      return nil, "field 'perplexity_ratio' must be an array of " .. (T - 1) .. " numbers"
+    end
+    for j = 1, T - 1 do
+      if not is_num(v[j]) or v[j] <= 0 then
+        return nil, string.format("perplexity_ratio[%d] must be a positive finite number", j)
       end
     end
   end
@@ -287,8 +319,45 @@ function results.format(doc)
   lines[#lines + 1] = string.format("train %s  eval %s  params %s  peak RSS %s",
     secs(doc.train_seconds), secs(doc.eval_seconds), thousands(doc.trainable_params),
     doc.peak_rss_mb and string.format("%.0f MB", doc.peak_rss_mb) or "n/a")
+  for _, l in ipairs(results.perplexity_lines(doc)) do lines[#lines + 1] = l end
   for _, l in ipairs(results.isolation_lines(doc)) do lines[#lines + 1] = l end
   return table.concat(lines, "\n") .. "\n"
+end
+
+--- The perplexity matrix of a language-modelling run (doc.perplexity) as
+-- lines: one row per task trained, one column per task evaluated, then the
+-- untrained model's row and each task's rise by the end (P[T][j] / P[j][j]).
+-- {} when the document has none.
+function results.perplexity_lines(doc)
+  local P = type(doc) == "table" and doc.perplexity
+  if type(P) ~= "table" or #P == 0 then return {} end
+  local T = #P
+  local names = {}
+  local tasks = type(doc.scenario) == "table" and type(doc.scenario.details) == "table" and doc.scenario.details.tasks
+  for j = 1, T do
+    local tj = type(tasks) == "table" and tasks[j]
+    names[j] = type(tj) == "table" and type(tj.name) == "string" and tj.name or ("T" .. j)
+  end
+  local lines = { "held-out perplexity (exp of the mean cross-entropy per token; lower is better)" }
+  local hdr = { string.format("%-10s", "after") }
+  for j = 1, T do hdr[#hdr + 1] = string.format("%9s", names[j]:sub(1, 9)) end
+  lines[#lines + 1] = table.concat(hdr)
+  for i = 1, T do
+    local row = { string.format("%-10s", "task " .. i) }
+    for j = 1, T do row[#row + 1] = string.format("%9.2f", P[i][j]) end
+    lines[#lines + 1] = table.concat(row)
+  end
+  if type(doc.baseline_perplexity) == "table" and #doc.baseline_perplexity == T then
+    local row = { string.format("%-10s", "untrained") }
+    for j = 1, T do row[#row + 1] = string.format("%9.2f", doc.baseline_perplexity[j]) end
+    lines[#lines + 1] = table.concat(row)
+  end
+  if type(doc.perplexity_ratio) == "table" and #doc.perplexity_ratio > 0 then
+    local row = { string.format("%-10s", "rise") }
+    for j = 1, #doc.perplexity_ratio do row[#row + 1] = string.format("%8.2fx", doc.perplexity_ratio[j]) end
+    lines[#lines + 1] = table.concat(row) .. "   (after the last task / right after learning it)"
+  end
+  return lines
 end
 
 --- A run with parameter isolation beside a full fine-tuning run on the same
@@ -369,6 +438,13 @@ end
 function results.compare_table(docs)
   if type(docs) ~= "table" then error("results.compare_table: expected an array of documents", 2) end
   local rows = { { "run", "ACC", "BWT", "FWT", "forget", "RKR", "NAR", "train s", "params" } }
+  -- language modelling: the mean perplexity after the last task and the mean rise of the earlier tasks'
+  local lm = false
+  for _, d in ipairs(docs) do lm = lm or (type(d) == "table" and type(d.perplexity) == "table") end
+  if lm then
+    table.insert(rows[1], 8, "ppl")
+    table.insert(rows[1], 9, "ppl rise")
+  end
   for i, d in ipairs(docs) do
     local ok, err = results.validate(d)
     if not ok then error(string.format("results.compare_table: run %d: %s", i, err), 2) end
@@ -377,6 +453,20 @@ function results.compare_table(docs)
       pts(d.forgetting), ratio(d.rkr), ratio(d.nar),
       seconds(d.train_seconds), thousands(d.trainable_params),
     }
+    if lm then
+      local P, r = d.perplexity, d.perplexity_ratio
+      local mean, rise = nil, nil
+      if type(P) == "table" then
+        mean = 0
+        for _, v in ipairs(P[#P]) do mean = mean + v / #P end
+      end
+      if type(r) == "table" and #r > 0 then
+        rise = 0
+        for _, v in ipairs(r) do rise = rise + v / #r end
+      end
+      table.insert(rows[#rows], 8, mean and string.format("%.2f", mean) or "n/a")
+      table.insert(rows[#rows], 9, rise and string.format("%.2fx", rise) or "n/a")
+    end
   end
   return results.columns(rows, { true })
 end

@@ -116,7 +116,7 @@ function Scenario:describe()
   local tasks = {}
   for i, t in ipairs(self.tasks) do
     tasks[i] = { name = t.name, classes = t.classes, train = #t.train, test = #t.test, val = t.val and #t.val or nil,
-      angle = t.angle }
+      angle = t.angle, source = self.sources and self.sources[i] or nil }
   end
   local opts = {}
   local json = require("engram.json")
@@ -465,6 +465,135 @@ function scenarios.from_tasks(list, opts)
   for t, spec in ipairs(list) do
     if spec.val then s.tasks[t].val = spec.val end
   end
+  return s
+end
+
+local TEXT_KNOWN = {
+  domains = true, ctx = true, stride = true, bytes = true, file_bytes = true, holdout = true, block = true,
+  tokenizer = true, seed = true, samples = true, test_samples = true, separator = true, quiet = true,
+}
+
+--- Text domains: continual language modelling, one task per domain of text
+-- read from this machine at run time (docs/text.md).
+--   engram.scenarios.text_domains{domains = {"prose", "c", "lua", "shell"}, ctx = 128}
+-- Options (defaults in brackets):
+--   domains [{"prose","c","lua","shell"}]  names of engram.text.DOMAINS, or
+--                       {name =, paths = {...}, glob =?, accept =?} tables
+--   ctx [128]           window length T; stride [ctx] between windows
+--   bytes [262144]      bytes read per domain; file_bytes [32768] per file
+--   holdout [0.1]       share of each block of the token stream held out as
+--                       the task's test part; block [64 * (ctx + 1)] tokens
+--   tokenizer ["byte"]  "byte", "char" (vocabulary from every domain's text,
+--                       read as UTF-8) or a tokenizer
+--   samples, test_samples  at most this many training / held-out windows per
+--                       task (a seeded random subset; default all)
+--   seed [1]            which files a byte cap keeps, and the subsets
+--   separator ["\n"]    between files; quiet [false]: no summary lines
+-- Tasks are domains (domain-IL: one output space, the vocabulary);
+-- task.train / task.test are window datasets (x, y [B, ctx]). The learner
+-- fills the accuracy matrix with next-token accuracy and adds a perplexity
+-- matrix. s.tokenizer is the tokenizer, s.sources what was read per domain.
+function scenarios.text_domains(opts)
+  local who = "text_domains"
+  opts = require("engram.util").check_options(who, opts, TEXT_KNOWN, 2)
+  local text = require("engram.text")
+  local domains = opts.domains or { "prose", "c", "lua", "shell" }
+  if type(domains) ~= "table" or #domains == 0 then error(who .. ": domains must be a non-empty list", 2) end
+  local ctx = opts.ctx or 128
+  if math.type(ctx) ~= "integer" or ctx < 1 then
+    error(who .. ": ctx must be a positive integer, got " .. tostring(ctx), 2)
+  end
+  local seed = opts.seed or 1
+  if opts.samples ~= nil then posint(who, "samples", opts.samples, 2) end
+  if opts.test_samples ~= nil then posint(who, "test_samples", opts.test_samples, 2) end
+  local specs, texts, infos = {}, {}, {}
+  for i, d in ipairs(domains) do
+    local spec
+    if type(d) == "string" then
+      local def = text.DOMAINS[d]
+      if not def then
+        local names = {}
+        for k in pairs(text.DOMAINS) do names[#names + 1] = k end
+        table.sort(names)
+        error(string.format("%s: unknown domain '%s' (built in: %s; or give {name =, paths = {...}})", who, d,
+          table.concat(names, ", ")), 2)
+      end
+      spec = { name = d, paths = def.paths, glob = def.glob, accept = def.accept }
+    elseif type(d) == "table" then
+      if type(d.name) ~= "string" or d.paths == nil then
+        error(string.format("%s: domains[%d] must be a name or {name = string, paths = {...}}", who, i), 2)
+      end
+      for k in pairs(d) do
+        if k ~= "name" and k ~= "paths" and k ~= "glob" and k ~= "accept" then
+          error(string.format("%s: domains[%d]: unknown key '%s' (known: accept, glob, name, paths)", who, i,
+            tostring(k)), 2)
+        end
+      end
+      spec = d
+    else
+      error(string.format("%s: domains[%d] must be a name or a table, got %s", who, i, type(d)), 2)
+    end
+    for j = 1, i - 1 do
+      if specs[j].name == spec.name then error(string.format("%s: domain '%s' appears twice", who, spec.name), 2) end
+    end
+    specs[i] = spec
+    local ok, str, info = pcall(text.read, { who = who .. ": domain '" .. spec.name .. "'", paths = spec.paths,
+      glob = spec.glob, accept = spec.accept, bytes = opts.bytes or 262144, file_bytes = opts.file_bytes or 32768,
+      separator = opts.separator, seed = seed * 131 + i })
+    if not ok then error(str, 2) end
+    texts[i], infos[i] = str, info
+  end
+  local tok = opts.tokenizer or "byte"
+  if tok == "byte" then
+    tok = text.byte()
+  elseif tok == "char" then
+    tok = text.char(table.concat(texts))
+  elseif not text.is_tokenizer(tok) then
+    error(who .. ": tokenizer must be 'byte', 'char' or a tokenizer, got " .. tostring(tok), 2)
+  end
+  -- every task predicts over the whole vocabulary (what LwF and the like read as its targets)
+  local vocab_ids = {}
+  for id = 1, tok:vocab() do vocab_ids[id] = id - 1 end
+  local tasks, sources = {}, {}
+  for i, spec in ipairs(specs) do
+    local ok, train, held, w = pcall(text.windows, texts[i], { tokenizer = tok, ctx = ctx, stride = opts.stride,
+      holdout = opts.holdout, block = opts.block })
+    if not ok then
+      error(who .. ": domain '" .. spec.name .. "': " .. tostring(train):gsub("^text%.windows: ", ""), 2)
+    end
+    texts[i] = nil
+    if #train == 0 or #held == 0 then
+      error(string.format("%s: domain '%s' gives %d training and %d held-out windows of %d tokens from %d bytes " ..
+        "(read more bytes, or lower ctx or block)", who, spec.name, #train, #held, ctx, infos[i].bytes), 2)
+    end
+    train = at_most(train, opts.samples, seed * 7919 + i)
+    held = at_most(held, opts.test_samples, seed * 7919 + 100 + i)
+    local info = infos[i]
+    sources[i] = { name = spec.name, paths = spec.paths, glob = spec.glob, files = info.files, bytes = info.bytes,
+      tokens = w.tokens, train = #train, test = #held, truncated = info.truncated,
+      skipped = info.skipped_binary + info.skipped_empty + info.skipped_unreadable }
+    if not opts.quiet then
+      local skipped = info.skipped_binary + info.skipped_empty + info.skipped_unreadable
+      print(string.format("%s: %-6s %4d files, %8d bytes, %7d tokens -> %5d train / %4d held-out windows of %d" ..
+        "%s%s", who, spec.name, info.files, info.bytes, w.tokens, #train, #held, ctx,
+        info.truncated > 0 and string.format(", %d files cut at %d bytes", info.truncated, opts.file_bytes or 32768)
+          or "",
+        skipped > 0 and string.format(", skipped %d (%d binary, %d empty, %d unreadable)", skipped,
+          info.skipped_binary, info.skipped_empty, info.skipped_unreadable) or ""))
+    end
+    tasks[i] = { index = i, name = spec.name, train = train, test = held, shuffle = true, domain = spec.name,
+      targets = vocab_ids }
+  end
+  local o = {}
+  for k, v in pairs(opts) do
+    if k ~= "tokenizer" and k ~= "domains" then o[k] = v end
+  end
+  o.tokenizer = tok:kind()
+  o.domains = {}
+  for i, spec in ipairs(specs) do o.domains[i] = spec.name end
+  local s = setmetatable({ name = "text_domains", kind = "domain", tasks = tasks, num_classes = tok:vocab(),
+    mixable = true, options = o, language = true }, Scenario)
+  s.tokenizer, s.sources, s.ctx = tok, sources, ctx
   return s
 end
 
