@@ -275,3 +275,48 @@ function TestLmLearner:test_the_observer_refuses_a_model_without_attention_and_a
   assertError("lm.observer: task 1 ('d1'): the dataset holds no windows", obs.before_run, obs,
     { model = tiny_gpt(1), tasks = { { name = "d1", test = held } }, opts = { eval_on = "test" }, extra = {} })
 end
+
+-- ------------------------------------------------------------- the recipes
+TestLmRecipes = {}
+
+local BIN = os.getenv("ENGRAM_BIN") or "build/engram"
+local TINY = "--domains prose,c --bytes 16384 --ctx 32 --dim 16 --layers 2 --heads 2 --steps 4 --batch 4 " ..
+  "--test-windows 4 --probe 4 --quiet"
+
+function TestLmRecipes.test_help_names_the_options()
+  for _, r in ipairs { "lm_forgetting", "lm_lora" } do
+    local out, _, code = helpers.run(BIN, "recipes/" .. r .. ".lua --help")
+    lu.assertEquals(code, 0)
+    for _, o in ipairs { "--steps", "--dim", "--bytes", "--out", "--report", "--probe" } do
+      lu.assertStrContains(out, o)
+    end
+  end
+end
+
+function TestLmRecipes.test_tiny_runs_print_perplexity_entropy_drift_and_write_the_report()
+  local p, h = helpers.tmpname(".json"), helpers.tmpname(".html")
+  local out, err, code = helpers.run(BIN, "recipes/lm_forgetting.lua " .. TINY .. " --out " .. helpers.q(p) ..
+    " --report " .. helpers.q(h))
+  lu.assertEquals(code, 0, err)
+  for _, s in ipairs { "held-out perplexity", "prose: perplexity", "attention entropy", "block drift",
+    "seed article: attention entropy rises 2-3x", "more than 300%" } do
+    lu.assertStrContains(out, s)
+  end
+  local doc = engram.results.load(p)[1]
+  lu.assertEquals(#doc.extra.attention_entropy.after, 2)
+  lu.assertEquals(#doc.extra.block_drift.after[2], 2)
+  local f = assert(io.open(h))
+  lu.assertStrContains(f:read("a"), "Attention entropy and block drift")
+  f:close()
+  out, err, code = helpers.run(BIN, "recipes/lm_lora.lua " .. TINY .. " --rank 2 --out " .. helpers.q(p))
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, "bit-identical")
+  lu.assertStrContains(out, "trainable share per domain")
+  doc = engram.results.load(p)[1]
+  lu.assertEquals(doc.perplexity[2][1], doc.perplexity[1][1])
+  os.remove(p)
+  os.remove(h)
+  local _, e2, c2 = helpers.run(BIN, "recipes/lm_lora.lua " .. TINY .. " --rank 40")
+  lu.assertNotEquals(c2, 0)
+  lu.assertStrContains(e2, "--rank 40 is larger than the projections' width 16")
+end
