@@ -197,6 +197,25 @@ function TestLmLearner:test_the_observer_fills_entropy_and_drift_before_and_afte
   lu.assertStrContains(html, "Block drift")
 end
 
+function TestLmLearner:test_a_run_stopped_after_task_2_and_resumed_ends_with_the_same_figures()
+  local s = self:scenario(3)
+  local function learner(dir, extra)
+    local o = { batch = 8, lr = 0.01, iterations = 6, quiet = true, checkpoint = dir }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    local L = engram.learner(tiny_gpt(6), o)
+    L:use(lm.observer { windows = 4 })
+    return L
+  end
+  local whole = learner(false):run(s)
+  local dir = helpers.tmpname(".ck")
+  lu.assertErrorMsgContains("stopped after task 2 of 3", function() learner(dir, { stop_task = 2 }):run(s) end)
+  local resumed = learner(dir, { resume = true }):run(s)
+  os.execute("rm -rf " .. helpers.q(dir))
+  lu.assertEquals(resumed.extra.attention_entropy, whole.extra.attention_entropy)
+  lu.assertEquals(resumed.extra.block_drift, whole.extra.block_drift)
+  lu.assertTrue(whole.extra.block_drift.after[3][1] > 0)
+end
+
 function TestLmLearner:test_lora_per_domain_keeps_the_first_domain_bit_identical()
   local s = self:scenario(3)
   local function run(with_lora)
