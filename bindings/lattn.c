@@ -58,6 +58,18 @@ static int l_attn_backward(lua_State *L) {
   return 1;
 }
 
+/* nn_attn_entropy(ent, att) -> ent [heads, T]: each row's entropy summed over the sequences (attn.h). */
+static int l_attn_entropy(lua_State *L) {
+  eg_tensor *ent = check_buf(L, 1), *att = eg_lua_checktensor(L, 2);
+  if (att->ndim == 4) {
+    int64_t es[2] = {att->shape[1], att->shape[2]};
+    buf_resize(L, ent, 2, es);
+  }
+  try_(L, eg_attn_entropy(ent, att));
+  lua_settop(L, 1);
+  return 1;
+}
+
 /* nn_add(y, a, b) -> y: y = a + b, y sized as a (b of a's shape or broadcast to it). */
 static int l_add(lua_State *L) {
   eg_tensor *y = check_buf(L, 1), *a = eg_lua_checktensor(L, 2), *b = eg_lua_checktensor(L, 3);
@@ -79,6 +91,7 @@ static int l_view_rows(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {{"nn_view_rows", l_view_rows},
-    {"nn_attn_forward", l_attn_forward}, {"nn_attn_backward", l_attn_backward}, {"nn_add", l_add}, {NULL, NULL}};
+    {"nn_attn_forward", l_attn_forward}, {"nn_attn_backward", l_attn_backward}, {"nn_add", l_add},
+    {"nn_attn_entropy", l_attn_entropy}, {NULL, NULL}};
 
 void eg_lua_open_attn(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -250,3 +250,34 @@ int eg_attn_backward(eg_tensor *gqkv, eg_tensor *scratch, const eg_tensor *gy, c
   run_split(&job, fit < workers ? (int)fit : workers, backward_main);
   return EG_OK;
 }
+
+int eg_attn_entropy(eg_tensor *ent, const eg_tensor *att) {
+  int st;
+  if ((st = eg_nn_need(att, "attention entropy", "probabilities")) ||
+      (st = eg_nn_need(ent, "attention entropy", "output")))
+    return st;
+  char s[96], se[96];
+  if (att->ndim != 4 || att->shape[2] != att->shape[3])
+    return eg_seterr(EG_ESHAPE, "attention entropy: probabilities must be [N x heads x T x T], got %s",
+                     eg_shape_str(att, s, sizeof s));
+  int64_t N = att->shape[0], H = att->shape[1], T = att->shape[2];
+  if (ent->ndim != 2 || ent->shape[0] != H || ent->shape[1] != T)
+    return eg_seterr(EG_ESHAPE, "attention entropy: output %s does not fit probabilities %s (expected [%lldx%lld])",
+                     eg_shape_str(ent, se, sizeof se), eg_shape_str(att, s, sizeof s), (long long)H, (long long)T);
+  const float *p = eg_data(att);
+  float *out = eg_data(ent);
+  for (int64_t h = 0; h < H; h++) {
+    for (int64_t i = 0; i < T; i++) {
+      double sum = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const float *row = p + ((n * H + h) * T + i) * T;
+        for (int64_t j = 0; j <= i; j++) {
+          double q = row[j];
+          if (q > 0) sum -= q * log(q);
+        }
+      }
+      out[h * T + i] = (float)sum;
+    }
+  }
+  return EG_OK;
+}

@@ -41,6 +41,15 @@ EG_API int eg_attn_forward(eg_tensor *y, eg_tensor *att, const eg_tensor *qkv, i
 EG_API int eg_attn_backward(eg_tensor *gqkv, eg_tensor *scratch, const eg_tensor *gy, const eg_tensor *qkv,
                             const eg_tensor *att, int64_t T, int64_t heads);
 
+/* The entropy of the attention rows, for the seed article's measurement
+** (docs/lm.md): ent [H, T] OVERWRITTEN with ent[h, i] = the sum over the N
+** sequences of -sum_{j <= i} att[n, h, i, j] * log(att[n, h, i, j]) in nats,
+** a term with p = 0 counting 0 (accumulated in double). att [N, H, T, T]
+** contiguous, as eg_attn_forward leaves it; ent contiguous [H, T]. Row i (0-based)
+** has i + 1 keys, so its entropy lies in [0, log(i + 1)]. EG_ESHAPE (both
+** shapes in the message) when they do not fit. */
+EG_API int eg_attn_entropy(eg_tensor *ent, const eg_tensor *att);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,7 +26,7 @@ local lazy = {
   schedule = "engram.schedule", metrics = "engram.metrics", results = "engram.results",
   options = "engram.options", report = "engram.report", json = "engram.json",
   progress = "engram.progress", io = "engram.io", image = "engram.image", recipe = "engram.recipe",
-  plan = "engram.plan", text = "engram.text",
+  plan = "engram.plan", text = "engram.text", lm = "engram.lm",
 }
 
 setmetatable(engram, {

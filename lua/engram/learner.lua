@@ -868,10 +868,7 @@ local function evaluate_all(self, ctx, r, t)
         r.h1 = h:clone()
         r.drift[t] = 0
       else
-        local metrics = require("engram.metrics")
-        local d = (h - r.h1):norm(2)
-        local nrm = r.h1:norm(2)
-        r.drift[t] = metrics.drift { distances = d:totable(), norms = nrm:totable() }
+        r.drift[t] = require("engram.metrics").activation_drift(h, r.h1)
       end
     end
     model:train()
@@ -955,7 +952,7 @@ function Learner:_drift_now()
   local h = hidden(model, r.probe, r.layer)
   if was ~= false then model:train() end
   if not h then return nil end
-  return require("engram.metrics").drift { distances = (h - r.h1):norm(2):totable(), norms = r.h1:norm(2):totable() }
+  return (require("engram.metrics").activation_drift(h, r.h1))
 end
 
 local function running(self, who)

@@ -220,6 +220,26 @@ function metrics.drift(now, before, opts)
   return (sd / #dists) / (sn / #norms)
 end
 
+--- The drift of an activation tensor against the same one then (what the
+-- learner's probe and engram.lm measure): metrics.drift over its samples,
+-- one a row: [N, D] as is; a sequence model's [B, T, D] one sample per token
+-- position (B*T rows of D); any other shape one sample per index of its
+-- first dimension. nil, reason as metrics.drift.
+function metrics.activation_drift(now, before)
+  local core = require("engram.core")
+  if not core.istensor(now) or not core.istensor(before) or now:numel() ~= before:numel()
+      or now:dim() ~= before:dim() then
+    error("metrics.activation_drift: expected two tensors of the same shape", 2)
+  end
+  local function rows(h)
+    if h:dim() == 2 then return h end
+    if h:dim() == 3 then return h:contiguous():view(-1, h:size(3)) end
+    return h:contiguous():view(h:size(1), -1)
+  end
+  now, before = rows(now), rows(before)
+  return metrics.drift { distances = (now - before):norm(2):totable(), norms = before:norm(2):totable() }
+end
+
 local known = { baseline = true, reference = true, naive_acc = true, cost = true, naive_cost = true }
 
 --- Every metric at once. opts: baseline (b, untrained accuracies), reference

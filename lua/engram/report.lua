@@ -306,6 +306,80 @@ function report.perplexity_table(doc)
   return table.concat(out, "\n")
 end
 
+--- A language-model run's attention entropy (extra.attention_entropy,
+-- engram.lm) as an HTML table: a row per layer and head, columns before
+-- training and after each task, cells in nats coloured by the normalised
+-- entropy (1: uniform over the keys); "" when the document has none.
+function report.entropy_table(doc)
+  local ae = type(doc) == "table" and type(doc.extra) == "table" and doc.extra.attention_entropy
+  if type(ae) ~= "table" or type(ae.before) ~= "table" or type(ae.after) ~= "table" then return "" end
+  local cols = { ae.before }
+  for t = 1, #ae.after do cols[#cols + 1] = ae.after[t] end
+  local out = { '<table class="metrics"><tr><th class="name">layer, head</th><th>before</th>' }
+  for t = 1, #ae.after do out[#out + 1] = "<th>task " .. t .. "</th>" end
+  out[#out + 1] = "</tr>"
+  for l, heads in ipairs(ae.before.entropy or {}) do
+    for h = 1, #heads do
+      local cells = { string.format('<tr><td class="name">%d, %d</td>', l, h) }
+      for _, c in ipairs(cols) do
+        local v = c.entropy and c.entropy[l] and c.entropy[l][h]
+        local n = c.normalized and c.normalized[l] and c.normalized[l][h]
+        if type(v) == "number" and type(n) == "number" then
+          cells[#cells + 1] = string.format('<td style="background:%s;color:%s" title="normalised %.3f">%.3f</td>',
+            report.color(n), n > 0.55 and "#ffffff" or "#111111", n, v)
+        else
+          cells[#cells + 1] = "<td>n/a</td>"
+        end
+      end
+      out[#out + 1] = table.concat(cells) .. "</tr>"
+    end
+  end
+  out[#out + 1] = "</table>"
+  return table.concat(out, "\n")
+end
+
+--- Each block's drift (extra.block_drift, engram.lm) as an HTML table, "" without it.
+function report.block_drift_table(doc)
+  local bd = type(doc) == "table" and type(doc.extra) == "table" and doc.extra.block_drift
+  if type(bd) ~= "table" or type(bd.after) ~= "table" or #bd.after == 0 then return "" end
+  local out = { '<table class="metrics"><tr><th class="name">block</th>' }
+  for t = 1, #bd.after do out[#out + 1] = "<th>task " .. t .. "</th>" end
+  out[#out + 1] = "</tr>"
+  for b = 1, #(bd.after[1] or {}) do
+    local cells = { string.format('<td class="name">%d</td>', b) }
+    for t = 1, #bd.after do
+      local v = bd.after[t] and bd.after[t][b]
+      cells[#cells + 1] = "<td>" .. (type(v) == "number" and string.format("%.0f%%", 100 * v) or "n/a") .. "</td>"
+    end
+    out[#out + 1] = "<tr>" .. table.concat(cells) .. "</tr>"
+  end
+  out[#out + 1] = "</table>"
+  return table.concat(out, "\n")
+end
+
+-- The language-model section: attention entropy and block drift per run.
+local function lm_html(out, docs, labels)
+  local any = false
+  for k, d in ipairs(docs) do
+    local e, b = report.entropy_table(d), report.block_drift_table(d)
+    if e ~= "" or b ~= "" then
+      if not any then
+        out[#out + 1] = "<h2>Attention entropy and block drift</h2>"
+        out[#out + 1] = '<p class="note">On a fixed probe set of the first task\'s held-out windows (docs/lm.md). ' ..
+            "Attention entropy: the mean over windows and query positions of each attention row's entropy, in " ..
+            "nats, per layer and head, before training and after each task; colour: the normalised entropy " ..
+            "(over log of the number of keys; dark = near uniform). Block drift: the mean distance of each " ..
+            "block's output per token position from its output after task 1, over its mean norm then.</p>"
+        out[#out + 1] = '<div class="grid-runs">'
+        any = true
+      end
+      out[#out + 1] = string.format('<div class="run"><h3>%s</h3>%s%s%s</div>', esc(labels[k]),
+        e ~= "" and "<h4>Attention entropy</h4>" .. e or "", b ~= "" and "<h4>Block drift</h4>" or "", b)
+    end
+  end
+  if any then out[#out + 1] = "</div>" end
+end
+
 -- The perplexity section: one table per language-modelling run.
 perplexity_html = function(out, docs, labels)
   local any = false
@@ -421,6 +495,7 @@ function report.html(docs, opts)
   end
   out[#out + 1] = "</div>"
   perplexity_html(out, docs, labels)
+  lm_html(out, docs, labels)
   grids_html(out, docs, labels)
   out[#out + 1] = "</body>\n</html>\n"
   return table.concat(out, "\n")

@@ -216,6 +216,41 @@ static void test_warm_attention_step_allocates_nothing(void) {
   ac_free(&c);
 }
 
+/* Entropy of the rows: zero queries make every row uniform over its i + 1
+** keys, so ent[h, i] = N log(i + 1); a hand-written pattern; shape errors. */
+static void test_attention_entropy_matches_hand_computations(void) {
+  ac c;
+  ac_init(&c, 3, 5, 2, 8, 4, 1.0f);
+  for (int64_t r = 0; r < c.N * c.T; r++) /* q = 0: every score 0 */
+    for (int64_t k = 0; k < c.D; k++) eg_data(&c.qkv)[r * 3 * c.D + k] = 0;
+  CHECK_OK(eg_attn_forward(&c.y, &c.att, &c.qkv, c.T, c.H));
+  eg_tensor ent = EG_TENSOR_INIT;
+  mk(&ent, 2, c.H, c.T, 0, 0);
+  CHECK_OK(eg_attn_entropy(&ent, &c.att));
+  for (int64_t h = 0; h < c.H; h++)
+    for (int64_t i = 0; i < c.T; i++) CHECK_NEAR(eg_data(&ent)[h * c.T + i], 3 * log((double)(i + 1)), 1e-5);
+  /* one sequence, one head, T = 3: rows (1), (1/2, 1/2), (1/4, 1/4, 1/2) */
+  eg_tensor att = EG_TENSOR_INIT, e1 = EG_TENSOR_INIT;
+  mk(&att, 4, 1, 1, 3, 3), mk(&e1, 2, 1, 3, 0, 0);
+  float pat[9] = {1, 0, 0, 0.5f, 0.5f, 0, 0.25f, 0.25f, 0.5f};
+  memcpy(eg_data(&att), pat, sizeof pat);
+  CHECK_OK(eg_attn_entropy(&e1, &att));
+  CHECK_NEAR(eg_data(&e1)[0], 0.0, 1e-7);
+  CHECK_NEAR(eg_data(&e1)[1], log(2.0), 1e-6);
+  CHECK_NEAR(eg_data(&e1)[2], 1.5 * log(2.0), 1e-6);
+  /* the future (j > i) is not read: garbage above the diagonal changes nothing */
+  eg_data(&att)[1] = 0.7f, eg_data(&att)[5] = 0.3f;
+  CHECK_OK(eg_attn_entropy(&e1, &att));
+  CHECK_NEAR(eg_data(&e1)[0], 0.0, 1e-7);
+  CHECK_NEAR(eg_data(&e1)[1], log(2.0), 1e-6);
+  CHECK_ERR(eg_attn_entropy(&ent, &att), EG_ESHAPE);  /* [2x5] for one head of T 3 */
+  CHECK_ERR(eg_attn_entropy(&e1, &c.y), EG_ESHAPE);   /* not 4-D */
+  eg_tensor empty = EG_TENSOR_INIT;
+  CHECK_ERR(eg_attn_entropy(&e1, &empty), EG_ESTATE);
+  eg_tensor_release(&ent), eg_tensor_release(&att), eg_tensor_release(&e1);
+  ac_free(&c);
+}
+
 int main(void) {
   RUN(test_attention_matches_the_definition_and_masks_the_future);
   RUN(test_attention_is_stable_for_large_scores);
@@ -224,5 +259,6 @@ int main(void) {
   RUN(test_attention_rejects_shapes_that_do_not_fit);
   RUN(test_attention_gives_the_same_bits_on_any_number_of_threads);
   RUN(test_warm_attention_step_allocates_nothing);
+  RUN(test_attention_entropy_matches_hand_computations);
   return CHECK_DONE("attn");
 }
