@@ -35,6 +35,9 @@
 --   seed 2    gr 68.5% / 37.0           combined 64.1% / 14.2
 --   seed 3    gr 66.8% / 38.5           combined 71.1% / 12.2
 --   mean      gr 68.2%                  combined 68.0%
+--   make demo (seed 1; its grids draw samples from the generators, so the
+--   random streams differ from these runs'): gr 70.1% / 34.5, combined
+--   63.8% / 13.2
 --   seed 1 ablations: combined-no-lora 65.6% / 14.0 / 76.8,
 --   combined-no-ewc 68.4% / 26.8 / 89.8, gr-sleep 73.8% / 26.5 / 95.0.
 -- So the combined plan does NOT beat its best ingredient, generative replay

@@ -72,16 +72,8 @@ for _, d in ipairs(docs) do bars(d) end
 say("")
 for _, d in ipairs(docs) do engram.results.print(d); print() end
 io.write(engram.results.compare_table(docs))
-local by = {}
-for _, d in ipairs(docs) do by[d.name] = d end
-if by.naive then
-  for _, n in ipairs { "ewc", "replay", "gr", "combined" } do
-    local d = by[n]
-    if d then
-      print(string.format("%-9s vs naive: %+5.1f points of ACC, forgetting %.1f -> %.1f points", n,
-        100 * (d.avg_acc - by.naive.avg_acc), 100 * by.naive.forgetting, 100 * d.forgetting))
-    end
-  end
+for _, line in ipairs(engram.results.versus_lines(docs, "naive", { "ewc", "replay", "gr", "combined" })) do
+  print(line)
 end
 if opts.report ~= "" then
   engram.report.write(opts.report, docs, { title = "engram demo: Split Fashion-MNIST, class-IL" })

@@ -180,14 +180,8 @@ if log then log:close() end
 
 for _, d in ipairs(docs) do engram.results.print(d); print() end
 io.write(engram.results.compare_table(docs))
-local by = {}
-for _, d in ipairs(docs) do by[d.name] = d end
-if by.replay then
-  for _, n in ipairs { "replay-feedback", "replay-reinforce", "replay-curated", "clean-replay" } do
-    if by[n] then
-      print(string.format("%-16s vs replay: %+5.1f points of ACC, forgetting %.1f -> %.1f points", n,
-        100 * (by[n].avg_acc - by.replay.avg_acc), 100 * by.replay.forgetting, 100 * by[n].forgetting))
-    end
-  end
+for _, line in ipairs(engram.results.versus_lines(docs, "replay",
+  { "replay-feedback", "replay-reinforce", "replay-curated", "clean-replay" })) do
+  print(line)
 end
 if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end

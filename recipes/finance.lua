@@ -186,12 +186,8 @@ for _, d in ipairs(docs) do
       table.concat(cells, ", ")))
   end
 end
-local by = {}
-for _, d in ipairs(docs) do by[d.name] = d end
-for _, n in ipairs { "replay", "isolation-told", "isolation-library" } do
-  if by.naive and by[n] then
-    print(string.format("%-17s vs naive: %+5.1f points of ACC, forgetting %.1f -> %.1f points", n,
-      100 * (by[n].avg_acc - by.naive.avg_acc), 100 * by.naive.forgetting, 100 * by[n].forgetting))
-  end
+for _, line in ipairs(engram.results.versus_lines(docs, "naive",
+  { "replay", "isolation-told", "isolation-library" })) do
+  print(line)
 end
 if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end

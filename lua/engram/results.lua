@@ -434,6 +434,30 @@ function results.print(doc, out)
   ;(out or io.stdout):write(s)
 end
 
+--- The runs named in `names` against the run named `base`, one line each:
+-- "<name> vs <base>: +N points of ACC, forgetting a -> b points" (runs
+-- missing from docs are left out; no lines without the base). A new list.
+function results.versus_lines(docs, base, names)
+  if type(docs) ~= "table" or type(base) ~= "string" or type(names) ~= "table" then
+    error("results.versus_lines: expected (documents, base run name, {run names})", 2)
+  end
+  local by, width, lines = {}, 0, {}
+  for _, d in ipairs(docs) do by[d.name] = d end
+  local b = by[base]
+  if not b then return lines end
+  for _, n in ipairs(names) do
+    if by[n] then width = math.max(width, #n) end
+  end
+  for _, n in ipairs(names) do
+    local d = by[n]
+    if d then
+      lines[#lines + 1] = string.format("%-" .. width .. "s vs %s: %+5.1f points of ACC, forgetting %.1f -> %.1f " ..
+        "points", n, base, 100 * (d.avg_acc - b.avg_acc), 100 * b.forgetting, 100 * d.forgetting)
+    end
+  end
+  return lines
+end
+
 --- A side-by-side table of several runs, one row per run (a new string).
 function results.compare_table(docs)
   if type(docs) ~= "table" then error("results.compare_table: expected an array of documents", 2) end

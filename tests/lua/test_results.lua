@@ -104,6 +104,17 @@ function TestResults.test_compare_table_has_one_row_per_run()
   lu.assertStrMatches(lines[3], "replay%s+93%.3%%%s+%-10%.0.*")
 end
 
+function TestResults.test_versus_lines_compare_runs_with_a_base_run()
+  local a = sample()
+  local b = sample({ name = "replay", acc = { { 1, 0, 0 }, { 0.9, 1, 0 }, { 0.9, 0.9, 1 } } })
+  local lines = results.versus_lines({ a, b }, "ewc", { "replay", "missing" })
+  lu.assertEquals(#lines, 1)
+  -- ACC 93.3% against 70.0%; forgetting 27.5 -> 10.0 points
+  lu.assertEquals(lines[1], "replay vs ewc: +23.3 points of ACC, forgetting 27.5 -> 10.0 points")
+  lu.assertEquals(results.versus_lines({ b }, "ewc", { "replay" }), {})
+  lu.assertErrorMsgContains("expected (documents, base run name", results.versus_lines, { a }, nil, {})
+end
+
 function TestResults.test_save_and_load_one_run()
   local path = os.tmpname()
   local d = sample()
