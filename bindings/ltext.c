@@ -226,6 +226,32 @@ static int l_sample(lua_State *L) {
   return 1;
 }
 
+/* sample_rows(logits, temperature, top_k, generator, out) -> out: one id per
+** row of logits [N, V] (rows contiguous, any row stride: a view such as the
+** last position of every sequence), written into out [N] (float32 ids,
+** 0-based), in row order from the one generator (the same draws as N calls of
+** sample). Allocates nothing in Lua. */
+static int l_sample_rows(lua_State *L) {
+  eg_tensor *t = eg_lua_checktensor(L, 1);
+  if (t->ndim != 2) luaL_error(L, "sample_rows: logits must be [N, V], got %d dimensions", t->ndim);
+  int64_t N = t->shape[0], V = t->shape[1];
+  if (V < 1) luaL_error(L, "sample_rows: the logits are empty");
+  if (t->stride[1] != 1) luaL_error(L, "sample_rows: the logits' rows must be contiguous (clone() them)");
+  double temp = luaL_checknumber(L, 2);
+  lua_Integer k = luaL_optinteger(L, 3, 0);
+  eg_rng *r = eg_lua_optrng(L, 4);
+  eg_tensor *out = eg_lua_checktensor(L, 5);
+  if (eg_numel(out) != N || !eg_is_contiguous(out))
+    luaL_error(L, "sample_rows: out must be a contiguous tensor of %I ids", (lua_Integer)N);
+  for (int64_t i = 0; i < N; i++) {
+    int64_t id;
+    eg_lua_try(L, eg_sample_logits(eg_data(t) + i * t->stride[0], V, temp, (int64_t)k, r, &id), "sample_rows");
+    eg_data(out)[i] = (float)id;
+  }
+  lua_settop(L, 5);
+  return 1;
+}
+
 /* ------------------------------------------------------------- files */
 
 typedef struct {
@@ -343,6 +369,7 @@ static const luaL_Reg functions[] = {{"byte_tokenizer", l_byte},
                                      {"windows", l_windows},
                                      {"window", l_window},
                                      {"sample", l_sample},
+                                     {"sample_rows", l_sample_rows},
                                      {"list_files", l_list_files},
                                      {NULL, NULL}};
 

@@ -47,44 +47,14 @@ local engram = require("engram")
 local opts = engram.options.parse(arg or {}, {
   name = "lm_forgetting",
   description = "A GPT fine-tuned on prose, then C, then Lua: perplexity, attention entropy and block drift.",
-  options = {
-    { "domains", { "prose", "c", "lua" }, "domains in training order (prose, c, lua, shell)" },
-    { "steps", 250, "training steps per domain" },
-    { "ctx", 128, "context (window length in tokens)" },
-    { "dim", 128, "model width" },
-    { "layers", 4, "transformer blocks" },
-    { "heads", 4, "attention heads" },
-    { "bytes", 262144, "bytes read per domain" },
-    { "test_windows", 64, "held-out windows evaluated per domain (0: all)" },
-    { "probe", 32, "probe windows from the first domain (entropy, drift)" },
+  options = engram.lm.recipe_options({
     { "report", nil, "write an HTML report to this file", type = "string" },
-  },
+  }, nil, true),
   defaults = { batch = 16, lr = 0.002, threads = 2 },
 })
-if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
-engram.seed(opts.seed)
-local function int(name)
-  local v = opts[name]
-  if math.type(v) ~= "integer" and (type(v) ~= "number" or v ~= math.floor(v)) or v < 1 then
-    opts.fail(string.format("--%s must be a positive integer, got %s", name:gsub("_", "-"), tostring(v)))
-  end
-  return math.tointeger(v)
-end
-local steps, ctx, dim, layers, heads = int("steps"), int("ctx"), int("dim"), int("layers"), int("heads")
-local probe, batch = int("probe"), int("batch")
-local test_windows = math.tointeger(opts.test_windows)
-if not test_windows or test_windows < 0 then opts.fail("--test-windows must be an integer >= 0") end
-
-local ok, scen = pcall(engram.scenarios.text_domains, {
-  domains = opts.domains, ctx = ctx, bytes = int("bytes"), seed = opts.seed,
-  test_samples = test_windows > 0 and test_windows or nil, quiet = opts.quiet,
-})
-if not ok then opts.fail(scen) end
-
-local mok, model = pcall(engram.nn.gpt, { vocab = scen.num_classes, ctx = ctx, dim = dim, heads = heads,
-  layers = layers })
-if not mok then opts.fail(model) end
-model:build { seed = opts.seed }
+local scen, n = engram.lm.recipe_setup(opts)
+local steps, probe, batch = n.steps, n.probe, n.batch
+local model = n.make_model()
 local L = engram.learner(model, { name = "gpt-naive", iterations = steps, batch = batch, lr = opts.lr,
   seed = opts.seed, quiet = opts.quiet, log = opts.log or false })
 L:use(engram.lm.observer { windows = probe })

@@ -48,49 +48,25 @@ local S = engram.strategies
 local opts = engram.options.parse(arg or {}, {
   name = "lm_lora",
   description = "Per-domain LoRA on a GPT (prose, then C, then Lua): the first domain's perplexity unchanged.",
-  options = {
-    { "domains", { "prose", "c", "lua" }, "domains in training order (prose, c, lua, shell)" },
-    { "steps", 250, "training steps per domain" },
+  options = engram.lm.recipe_options({
     { "rank", 8, "LoRA rank" },
     { "lora_lr", 0.004, "learning rate of the LoRA sets (domain 2 on)" },
-    { "ctx", 128, "context (window length in tokens)" },
-    { "dim", 128, "model width" },
-    { "layers", 4, "transformer blocks" },
-    { "heads", 4, "attention heads" },
-    { "bytes", 262144, "bytes read per domain" },
-    { "test_windows", 64, "held-out windows evaluated per domain (0: all)" },
-    { "probe", 32, "probe windows from the first domain (entropy, drift)" },
     { "with_naive", false, "also run plain fine-tuning with the same budget" },
     { "report", nil, "write an HTML report to this file", type = "string" },
-  },
+  }, nil, true),
   defaults = { batch = 16, lr = 0.002, threads = 2 },
 })
-if opts.threads then engram.core.set_threads(math.tointeger(opts.threads)) end
-local function int(name)
-  local v = opts[name]
-  if type(v) ~= "number" or v ~= math.floor(v) or v < 1 then
-    opts.fail(string.format("--%s must be a positive integer, got %s", name:gsub("_", "-"), tostring(v)))
-  end
-  return math.tointeger(v)
+local rank = math.tointeger(opts.rank)
+if not rank or rank < 1 then opts.fail("--rank must be a positive integer, got " .. tostring(opts.rank)) end
+local scen, n = engram.lm.recipe_setup(opts)
+if rank > n.dim then
+  opts.fail(string.format("--rank %d is larger than the projections' width %d (--dim)", rank, n.dim))
 end
-local steps, ctx, dim, layers, heads = int("steps"), int("ctx"), int("dim"), int("layers"), int("heads")
-local probe, batch, rank = int("probe"), int("batch"), int("rank")
-local test_windows = math.tointeger(opts.test_windows)
-if not test_windows or test_windows < 0 then opts.fail("--test-windows must be an integer >= 0") end
-if rank > dim then opts.fail(string.format("--rank %d is larger than the projections' width %d (--dim)", rank, dim)) end
-
-local ok, scen = pcall(engram.scenarios.text_domains, {
-  domains = opts.domains, ctx = ctx, bytes = int("bytes"), seed = opts.seed,
-  test_samples = test_windows > 0 and test_windows or nil, quiet = opts.quiet,
-})
-if not ok then opts.fail(scen) end
+local steps, probe, batch = n.steps, n.probe, n.batch
 
 local function run(name, with_lora)
-  engram.seed(opts.seed)
-  local mok, model = pcall(engram.nn.gpt, { vocab = scen.num_classes, ctx = ctx, dim = dim, heads = heads,
-    layers = layers })
-  if not mok then opts.fail(model) end
-  model:build { seed = opts.seed }
+  collectgarbage("collect") -- the previous run's model (engram.lm.recipe_run does the same)
+  local model = n.make_model()
   local L = engram.learner(model, { name = name, iterations = steps, batch = batch, lr = opts.lr, seed = opts.seed,
     quiet = opts.quiet, log = opts.log or false })
   local lora

@@ -386,4 +386,122 @@ function lm.summary_lines(doc)
   return lines
 end
 
+-- ------------------------------------------------------- recipes' setup
+
+--- The options every language-model recipe shares (engram.options entries):
+-- the domains (default `domains` or prose, c, lua), steps per domain, the
+-- GPT's size, the bytes read and the held-out windows, the probe (with
+-- probe = true); `extra` entries are appended.
+function lm.recipe_options(extra, domains, probe)
+  local o = {
+    { "domains", domains or { "prose", "c", "lua" }, "domains in training order (prose, c, lua, shell)" },
+    { "steps", 250, "training steps per domain" },
+    { "ctx", 128, "context (window length in tokens)" },
+    { "dim", 128, "model width" },
+    { "layers", 4, "transformer blocks" },
+    { "heads", 4, "attention heads" },
+    { "bytes", 262144, "bytes read per domain" },
+    { "test_windows", 64, "held-out windows evaluated per domain (0: all)" },
+  }
+  if probe then o[#o + 1] = { "probe", 32, "probe windows from the first domain (entropy, drift)" } end
+  for _, e in ipairs(extra or {}) do o[#o + 1] = e end
+  return o
+end
+
+--- What a language-model recipe does after parsing its options (opts from
+-- engram.options.parse with lm.recipe_options): sets the threads, checks the
+-- integers, reads the scenario. Returns the scenario and a table of the
+-- checked integers plus make_model(), a new GPT of the options' size built
+-- with the seed. A bad value ends the recipe through opts.fail.
+function lm.recipe_setup(opts)
+  if opts.threads then require("engram.core").set_threads(math.tointeger(opts.threads)) end
+  local n = {}
+  for _, name in ipairs { "steps", "ctx", "dim", "layers", "heads", "probe", "batch", "bytes" } do
+    local v = opts[name]
+    if name == "probe" and v == nil then goto next end
+    if type(v) ~= "number" or v ~= math.floor(v) or v < 1 then
+      opts.fail(string.format("--%s must be a positive integer, got %s", name:gsub("_", "-"), tostring(v)))
+    end
+    n[name] = math.tointeger(v)
+    ::next::
+  end
+  local tw = math.tointeger(opts.test_windows)
+  if not tw or tw < 0 then opts.fail("--test-windows must be an integer >= 0") end
+  local engram = require("engram")
+  local ok, scen = pcall(engram.scenarios.text_domains, { domains = opts.domains, ctx = n.ctx, bytes = n.bytes,
+    seed = opts.seed, test_samples = tw > 0 and tw or nil, quiet = opts.quiet })
+  if not ok then opts.fail(scen) end
+  function n.make_model()
+    engram.seed(opts.seed)
+    local mok, model = pcall(engram.nn.gpt, { vocab = scen.num_classes, ctx = n.ctx, dim = n.dim, heads = n.heads,
+      layers = n.layers })
+    if not mok then opts.fail(model) end
+    return model:build { seed = opts.seed }
+  end
+  return scen, n
+end
+
+--- Runs one language-model run of a recipe: a new GPT (n.make_model), a
+-- learner named `name` with the recipe's steps, batch, lr and seed, the
+-- strategies of `list` ({strategy, schedule options or nil} each, used in
+-- that order), on scen, after a full garbage collection (so that a recipe's
+-- runs do not add up their models' memory). The document gets extra.cpu_seconds and
+-- extra.memory_bytes (the strategies' state_bytes added up); its tables are
+-- printed. Returns the document, the learner and the model.
+function lm.recipe_run(opts, n, scen, name, list)
+  local engram = require("engram")
+  -- the previous run's model and its activations are garbage now: free them
+  -- before this one allocates (Lua does not see the C memory they hold)
+  collectgarbage("collect")
+  local model = n.make_model()
+  local L = engram.learner(model, { name = name, iterations = n.steps, batch = n.batch, lr = opts.lr,
+    seed = opts.seed, quiet = opts.quiet, log = opts.log or false })
+  for _, e in ipairs(list or {}) do L:use(e[1], e[2]) end
+  local t0 = os.clock()
+  local doc = L:run(scen)
+  doc.extra.cpu_seconds = os.clock() - t0
+  local bytes = 0
+  for _, e in ipairs(list or {}) do
+    if e[1].state_bytes then bytes = bytes + e[1]:state_bytes() end
+  end
+  doc.extra.memory_bytes = bytes
+  print()
+  require("engram.results").print(doc)
+  return doc, L, model
+end
+
+-- Forgetting in perplexity: the first domain's rise and the mean rise over the earlier domains.
+local function rises(doc)
+  local P = doc.perplexity
+  local T, sum = #P, 0
+  for d = 1, T - 1 do sum = sum + P[T][d] - P[d][d] end
+  return P[T][1] - P[1][1], T > 1 and sum / (T - 1) or 0
+end
+
+--- The lines of a comparison of language-model runs (documents with
+-- perplexity matrices over the same domains): per run the first domain's
+-- perplexity right after it and at the end, its rise (forgetting in
+-- perplexity) and the mean rise over the earlier domains, each with the
+-- share of the `base` run's forgetting it avoids ("won back"), ACC, BWT,
+-- extra.memory_bytes and extra.cpu_seconds when present.
+function lm.compare_lines(docs, base)
+  local thousands = require("engram.results").thousands
+  local b
+  for _, d in ipairs(docs) do if d.name == base then b = d end end
+  local bf, bm
+  if b then bf, bm = rises(b) end
+  local function won(r, ref) return ref and ref > 0 and string.format("%.0f%%", 100 * (1 - r / ref)) or "-" end
+  local lines = { string.format("%-18s %11s %8s %7s %9s %9s %9s %7s %6s %14s %6s", "run", "right after", "at end",
+    "rise", "won back", "mean rise", "won back", "ACC", "BWT", "memory", "CPU s") }
+  for _, d in ipairs(docs) do
+    local f, m = rises(d)
+    local e = d.extra or {}
+    lines[#lines + 1] = string.format("%-18s %11.2f %8.2f %7.2f %9s %9.2f %9s %6.1f%% %6.1f %14s %6s", d.name,
+      d.perplexity[1][1], d.perplexity[#d.perplexity][1], f, won(f, bf), m, won(m, bm), 100 * d.avg_acc,
+      100 * (d.bwt or 0), e.memory_bytes and (thousands(e.memory_bytes) .. " B") or "-",
+      e.cpu_seconds and string.format("%.0f", e.cpu_seconds) or "-")
+  end
+  return lines
+end
+
 return lm

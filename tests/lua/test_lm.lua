@@ -339,3 +339,34 @@ function TestLmRecipes.test_tiny_runs_print_perplexity_entropy_drift_and_write_t
   lu.assertNotEquals(c2, 0)
   lu.assertStrContains(e2, "--rank 40 is larger than the projections' width 16")
 end
+
+local TINY_NOPROBE = "--domains prose,c --bytes 16384 --ctx 32 --dim 16 --layers 2 --heads 2 --steps 4 " ..
+  "--batch 4 --test-windows 4 --quiet"
+
+function TestLmRecipes.test_replay_and_mix_recipes_print_their_comparison()
+  local p = helpers.tmpname(".json")
+  local out, err, code = helpers.run(BIN, "recipes/lm_replay.lua " .. TINY_NOPROBE .. " --out " ..
+    helpers.q(p))
+  lu.assertEquals(code, 0, err)
+  for _, s in ipairs { "gpt-naive", "gpt-replay", "gpt-self-replay", "won back", "self-generated pseudo-text" } do
+    lu.assertStrContains(out, s)
+  end
+  local docs = engram.results.load(p)
+  lu.assertEquals(#docs, 3)
+  lu.assertEquals(docs[3].strategies[1].name, "self_replay")
+  lu.assertTrue(docs[3].extra.memory_bytes > 0)
+  out, err, code = helpers.run(BIN, "recipes/lm_mix.lua " .. TINY_NOPROBE ..
+    " --fisher-samples 4 --only replay,mix --out " .. helpers.q(p))
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, "gpt-replay+ewc")
+  docs = engram.results.load(p)
+  lu.assertEquals(#docs, 2)
+  lu.assertEquals(docs[2].strategies[2].name, "ewc")
+  os.remove(p)
+  local _, e2, c2 = helpers.run(BIN, "recipes/lm_mix.lua " .. TINY_NOPROBE .. " --lambda -1")
+  lu.assertNotEquals(c2, 0)
+  lu.assertStrContains(e2, "--lambda must be a number >= 0")
+  _, e2, c2 = helpers.run(BIN, "recipes/lm_replay.lua " .. TINY_NOPROBE .. " --share 0")
+  lu.assertNotEquals(c2, 0)
+  lu.assertStrContains(e2, "--share must be a number in (0, 1]")
+end

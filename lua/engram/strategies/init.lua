@@ -19,8 +19,9 @@
 -- quadratic (the importance-weighted penalty EWC, SI and MAS share, with an
 -- importance of your own); agem (A-GEM's gradient projection), der (DER and
 -- DER++: replay of stored logits), generative_replay (a VAE or GAN replays
--- the inputs of past tasks) and icarl; parameter isolation
--- (docs/isolation.md): lora, adapters, freeze, heads (per-task output heads)
+-- the inputs of past tasks), self_replay (a language model replays text it
+-- writes itself, with its own next-token distributions) and icarl;
+-- parameter isolation (docs/isolation.md): lora, adapters, freeze, heads (per-task output heads)
 -- and progressive; federated (FedAvg across simulated clients with non-IID
 -- shares of each task, composing with the others). Each loads on first use: S.replay is
 -- engram.strategies.replay. S.defaults holds the regularisers' strengths per
@@ -30,10 +31,11 @@ local util = require("engram.util")
 local strategies = {}
 
 local BUILTIN = { naive = true, joint = true, cumulative = true, replay = true, ewc = true, si = true, mas = true,
-  lwf = true, quadratic = true, icarl = true, agem = true, der = true, generative_replay = true, lora = true,
-  adapters = true, freeze = true, heads = true, progressive = true, federated = true }
+  lwf = true, quadratic = true, icarl = true, agem = true, der = true, generative_replay = true, self_replay = true,
+  lora = true, adapters = true, freeze = true, heads = true, progressive = true, federated = true }
 strategies.names = { "naive", "joint", "cumulative", "replay", "ewc", "si", "mas", "lwf", "quadratic", "icarl",
-  "agem", "der", "generative_replay", "lora", "adapters", "freeze", "heads", "progressive", "federated" }
+  "agem", "der", "generative_replay", "self_replay", "lora", "adapters", "freeze", "heads", "progressive",
+  "federated" }
 
 --- Checks opts against defaults (an unknown key is an error naming the known
 -- ones); returns a new table with the defaults filled in.
