@@ -21,7 +21,24 @@
 -- training windows, 16 replayed windows appended to each batch of 16; EWC:
 -- the empirical Fisher over 200 training windows of each finished domain
 -- (one backward per window: a GPT takes the per-sample loop), separate
--- penalties. 2 BLAS threads.
+-- penalties. 2 BLAS threads. EWC's lambda 10 was chosen on a shorter run
+-- (100 steps per domain, prose then C, seed 1: lambda 0 / 10 / 100 / 1000 gave
+-- prose 21.66 / 20.71 / 21.95 / 21.49 and C 22.30 / 27.43 / 34.47 / 37.56:
+-- 10 keeps prose best; larger ones cost C more and keep prose no better).
+--
+-- Time: 5 min 10 s wall on the idle 2-core AMD EPYC (513 s user + 100 s
+-- system), 10 s over the 5-minute target; `--only replay,mix` takes about 3.
+-- Measured (seed 1, `build/engram recipes/lm_mix.lua`):
+--   prose perplexity   right after   after C   rise    won back   C after C
+--   naive                  15.12       18.37    +3.26        -       16.55
+--   stored replay 10%      15.12       12.71    -2.40      174%      17.19
+--   EWC (lambda 10)        15.12       16.96    +1.84       43%      23.84
+--   replay + EWC           15.12       14.70    -0.42      113%      26.72
+--   ACC 24.8 / 26.7 / 20.9 / 21.5%. EWC alone wins back 43% of the
+--   forgetting but learns C worse (23.84 against 16.55); added to replay it
+--   keeps prose less well than replay alone and costs C the most: here the
+--   composition does not pay, replay alone is the better choice. EWC's state
+--   is 21.0 MB (the Fisher and the anchor of both domains: 2 x 2 x 3.5 MB).
 local engram = require("engram")
 local S = engram.strategies
 
