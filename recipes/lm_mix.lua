@@ -54,19 +54,12 @@ local opts = engram.options.parse(arg or {}, {
   defaults = { batch = 16, lr = 0.002, threads = 2, steps = 200 },
 })
 local scen, n = engram.lm.recipe_setup(opts)
-if type(opts.share) ~= "number" or opts.share <= 0 or opts.share > 1 then
-  opts.fail("--share must be a number in (0, 1], got " .. tostring(opts.share))
-end
+local capacity = engram.lm.replay_capacity(opts, scen)
 if type(opts.lambda) ~= "number" or opts.lambda < 0 then
   opts.fail("--lambda must be a number >= 0, got " .. tostring(opts.lambda))
 end
 local fs = math.tointeger(opts.fisher_samples)
 if not fs or fs < 1 then opts.fail("--fisher-samples must be a positive integer") end
-local T = #scen.tasks
-if T < 2 then opts.fail("--domains: give at least two domains") end
-local earlier = 0
-for t = 1, T - 1 do earlier = earlier + #scen.tasks[t].train end
-local capacity = math.max(1, math.ceil(opts.share * earlier))
 
 local function replay() return { S.replay { memory = capacity } } end
 local function ewc() return { S.ewc { lambda = opts.lambda, samples = fs } } end

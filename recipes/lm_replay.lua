@@ -64,18 +64,10 @@ local opts = engram.options.parse(arg or {}, {
   defaults = { batch = 16, lr = 0.002, threads = 2, steps = 200 },
 })
 local scen, n = engram.lm.recipe_setup(opts)
-if type(opts.share) ~= "number" or opts.share <= 0 or opts.share > 1 then
-  opts.fail("--share must be a number in (0, 1], got " .. tostring(opts.share))
-end
+local capacity = engram.lm.replay_capacity(opts, scen)
 local top_k = math.tointeger(opts.top_k)
 if not top_k or top_k < 0 then opts.fail("--top-k must be an integer >= 0") end
 local T = #scen.tasks
-if T < 2 then opts.fail("--domains: replay needs at least two domains") end
-
--- stored replay's memory: the share of every earlier domain's training windows
-local earlier = 0
-for t = 1, T - 1 do earlier = earlier + #scen.tasks[t].train end
-local capacity = math.max(1, math.ceil(opts.share * earlier))
 
 local RUNS = {
   { "naive", "gpt-naive", {} },

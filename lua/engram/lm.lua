@@ -504,4 +504,18 @@ function lm.compare_lines(docs, base)
   return lines
 end
 
+--- Replay recipes' --share: checks it (a number in (0, 1]) and that the
+-- scenario has at least two domains, through opts.fail; returns the stored
+-- memory's capacity, ceil(share x the earlier domains' training windows).
+function lm.replay_capacity(opts, scen)
+  if type(opts.share) ~= "number" or opts.share <= 0 or opts.share > 1 then
+    opts.fail("--share must be a number in (0, 1], got " .. tostring(opts.share))
+  end
+  local T = #scen.tasks
+  if T < 2 then opts.fail("--domains: replay needs at least two domains") end
+  local earlier = 0
+  for t = 1, T - 1 do earlier = earlier + #scen.tasks[t].train end
+  return math.max(1, math.ceil(opts.share * earlier))
+end
+
 return lm

@@ -58,4 +58,16 @@ function helpers.be32(v)
   return string.char((v >> 24) & 255, (v >> 16) & 255, (v >> 8) & 255, v & 255)
 end
 
+--- A seeded first-order Markov text over the letters of `alphabet`: each
+-- letter is followed by the next one of the alphabet most of the time.
+function helpers.markov_text(alphabet, n, seed)
+  local g = require("engram.core").generator(seed)
+  local out, k = {}, 1
+  for i = 1, n do
+    if g:uniform() < 0.8 then k = k % #alphabet + 1 else k = g:randint(1, #alphabet) end
+    out[i] = alphabet:sub(k, k)
+  end
+  return table.concat(out)
+end
+
 return helpers

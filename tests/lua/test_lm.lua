@@ -34,16 +34,7 @@ local function random_ids(N, T, V, seed)
   return x
 end
 
--- A seeded Markov text over the letters of alphabet (as test_text.lua).
-local function markov_text(alphabet, n, seed)
-  local g = core.generator(seed)
-  local out, k = {}, 1
-  for i = 1, n do
-    if g:uniform() < 0.8 then k = k % #alphabet + 1 else k = g:randint(1, #alphabet) end
-    out[i] = alphabet:sub(k, k)
-  end
-  return table.concat(out)
-end
+local markov_text = helpers.markov_text -- a seeded Markov text over an alphabet
 
 -- ------------------------------------------------------------- entropy
 TestLmEntropy = {}

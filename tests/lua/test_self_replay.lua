@@ -17,15 +17,7 @@ local function assertError(pattern, f, ...)
   lu.assertStrContains(tostring(err), pattern)
 end
 
-local function markov_text(alphabet, n, seed)
-  local g = core.generator(seed)
-  local out, k = {}, 1
-  for i = 1, n do
-    if g:uniform() < 0.8 then k = k % #alphabet + 1 else k = g:randint(1, #alphabet) end
-    out[i] = alphabet:sub(k, k)
-  end
-  return table.concat(out)
-end
+local markov_text = helpers.markov_text -- a seeded Markov text over an alphabet
 
 local function tiny_gpt(seed)
   return engram.nn.gpt { vocab = 256, ctx = 12, dim = 16, heads = 2, layers = 2 }:build { seed = seed }

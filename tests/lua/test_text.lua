@@ -24,17 +24,7 @@ end
 
 local function rmdir(d) os.execute("rm -rf " .. q(d)) end
 
--- A seeded first-order Markov text over the letters of `alphabet`: each
--- letter is followed by the next one of the alphabet most of the time.
-local function markov_text(alphabet, n, seed)
-  local g = core.generator(seed)
-  local out, k = {}, 1
-  for i = 1, n do
-    if g:uniform() < 0.8 then k = k % #alphabet + 1 else k = g:randint(1, #alphabet) end
-    out[i] = alphabet:sub(k, k)
-  end
-  return table.concat(out)
-end
+local markov_text = helpers.markov_text -- a seeded Markov text over an alphabet
 
 -- ------------------------------------------------------------- tokenizers
 TestTokenizers = {}
