@@ -88,5 +88,4 @@ if bd and T > 1 then
 end
 print(string.format("trainable share: %s of %s parameters (100%%: plain fine-tuning)",
   engram.results.thousands(doc.trainable_params), engram.results.thousands(doc.extra.total_params)))
-if opts.out then engram.results.save(opts.out, doc) end
-if opts.report then engram.report.write(opts.report, { doc }, { title = "lm_forgetting" }) end
+engram.lm.recipe_save(opts, { doc }, "lm_forgetting")

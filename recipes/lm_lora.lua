@@ -114,5 +114,4 @@ if opts.with_naive then
   print(string.format("plain fine-tuning, same budget: %s %.2f right after it, %.2f at the end (x%.2f)",
     scen.tasks[1].name, N[1][1], N[T][1], N[T][1] / N[1][1]))
 end
-if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end
-if opts.report then engram.report.write(opts.report, docs, { title = "lm_lora" }) end
+engram.lm.recipe_save(opts, docs, "lm_lora")

@@ -65,25 +65,13 @@ if not fs or fs < 1 then opts.fail("--fisher-samples must be a positive integer"
 
 local function replay() return { S.replay { memory = capacity } } end
 local function ewc() return { S.ewc { lambda = opts.lambda, samples = fs } } end
-local RUNS = {
+local docs = engram.lm.recipe_compare(opts, n, scen, {
   { "naive", "gpt-naive", function() return {} end },
   { "replay", "gpt-replay", function() return { replay() } end },
   { "ewc", "gpt-ewc", function() return { ewc() } end },
   { "mix", "gpt-replay+ewc", function() return { replay(), ewc() } end },
-}
-
-local docs = {}
-for _, r in ipairs(RUNS) do
-  if opts.selected(r[1]) then docs[#docs + 1] = engram.lm.recipe_run(opts, n, scen, r[2], r[3]()) end
-end
-
-print()
-print(string.format("%s's perplexity over %s, %d steps per domain (rise = forgetting in perplexity; 'won " ..
-  "back' = the share of plain fine-tuning's forgetting avoided)", scen.tasks[1].name,
-  table.concat(opts.domains, ", "), n.steps))
-for _, line in ipairs(engram.lm.compare_lines(docs, "gpt-naive")) do print(line) end
+})
 print(string.format("trainable share: %s of %s parameters in every run (100%%); EWC lambda %g, Fisher over %d " ..
   "windows per domain", engram.results.thousands(docs[1].trainable_params),
   engram.results.thousands(docs[1].extra.total_params), opts.lambda, fs))
-if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end
-if opts.report then engram.report.write(opts.report, docs, { title = "lm_mix" }) end
+engram.lm.recipe_save(opts, docs, "lm_mix")

@@ -69,26 +69,14 @@ local top_k = math.tointeger(opts.top_k)
 if not top_k or top_k < 0 then opts.fail("--top-k must be an integer >= 0") end
 local T = #scen.tasks
 
-local RUNS = {
-  { "naive", "gpt-naive", {} },
-  { "replay", "gpt-replay", { { S.replay { memory = capacity } } } },
-  { "self", "gpt-self-replay", { { S.self_replay { share = opts.share, temperature = opts.temperature,
-    top_k = top_k > 0 and top_k or nil, seed = opts.seed } } } },
-}
-
-local docs, by = {}, {}
-for _, r in ipairs(RUNS) do
-  if opts.selected(r[1]) then
-    local doc = engram.lm.recipe_run(opts, n, scen, r[2], r[3])
-    docs[#docs + 1], by[r[1]] = doc, doc
-  end
-end
-
-print()
-print(string.format("%s's perplexity over %s, %d steps per domain (rise = forgetting in perplexity; 'won " ..
-  "back' = the share of plain fine-tuning's forgetting avoided)", scen.tasks[1].name,
-  table.concat(opts.domains, ", "), n.steps))
-for _, line in ipairs(engram.lm.compare_lines(docs, "gpt-naive")) do print(line) end
+local docs, by = engram.lm.recipe_compare(opts, n, scen, {
+  { "naive", "gpt-naive", function() return {} end },
+  { "replay", "gpt-replay", function() return { { S.replay { memory = capacity } } } end },
+  { "self", "gpt-self-replay", function()
+    return { { S.self_replay { share = opts.share, temperature = opts.temperature,
+      top_k = top_k > 0 and top_k or nil, seed = opts.seed } } }
+  end },
+})
 local sr = by.self and by.self.extra.self_replay
 if sr then
   print()
@@ -104,5 +92,4 @@ if sr then
 end
 print(string.format("trainable share: %s of %s parameters in every run (100%%)",
   engram.results.thousands(docs[1].trainable_params), engram.results.thousands(docs[1].extra.total_params)))
-if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end
-if opts.report then engram.report.write(opts.report, docs, { title = "lm_replay" }) end
+engram.lm.recipe_save(opts, docs, "lm_replay")

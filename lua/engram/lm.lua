@@ -485,23 +485,55 @@ end
 -- share of the `base` run's forgetting it avoids ("won back"), ACC, BWT,
 -- extra.memory_bytes and extra.cpu_seconds when present.
 function lm.compare_lines(docs, base)
-  local thousands = require("engram.results").thousands
+  local results = require("engram.results")
   local b
   for _, d in ipairs(docs) do if d.name == base then b = d end end
   local bf, bm
   if b then bf, bm = rises(b) end
   local function won(r, ref) return ref and ref > 0 and string.format("%.0f%%", 100 * (1 - r / ref)) or "-" end
-  local lines = { string.format("%-18s %11s %8s %7s %9s %9s %9s %7s %6s %14s %6s", "run", "right after", "at end",
-    "rise", "won back", "mean rise", "won back", "ACC", "BWT", "memory", "CPU s") }
+  local rows = { { "run", "right after", "at end", "rise", "won back", "mean rise", "won back", "ACC", "BWT", "memory",
+    "CPU s" } }
   for _, d in ipairs(docs) do
     local f, m = rises(d)
     local e = d.extra or {}
-    lines[#lines + 1] = string.format("%-18s %11.2f %8.2f %7.2f %9s %9.2f %9s %6.1f%% %6.1f %14s %6s", d.name,
-      d.perplexity[1][1], d.perplexity[#d.perplexity][1], f, won(f, bf), m, won(m, bm), 100 * d.avg_acc,
-      100 * (d.bwt or 0), e.memory_bytes and (thousands(e.memory_bytes) .. " B") or "-",
-      e.cpu_seconds and string.format("%.0f", e.cpu_seconds) or "-")
+    rows[#rows + 1] = { d.name, string.format("%.2f", d.perplexity[1][1]),
+      string.format("%.2f", d.perplexity[#d.perplexity][1]), string.format("%.2f", f), won(f, bf),
+      string.format("%.2f", m), won(m, bm), string.format("%.1f%%", 100 * d.avg_acc),
+      string.format("%.1f", 100 * (d.bwt or 0)), e.memory_bytes and (results.thousands(e.memory_bytes) .. " B") or "-",
+      e.cpu_seconds and string.format("%.0f", e.cpu_seconds) or "-" }
   end
+  local lines = {}
+  for line in results.columns(rows, { true }):gmatch("[^\n]+") do lines[#lines + 1] = line end
   return lines
+end
+
+--- A recipe's comparison of language-model runs: runs is a list of {key,
+-- run name, function() -> strategy list (as recipe_run takes)}; the runs
+-- --only selects are made and run in order (recipe_run), then a title and
+-- compare_lines against "gpt-naive" are printed. Returns the documents and
+-- them by key.
+function lm.recipe_compare(opts, n, scen, runs)
+  local docs, by = {}, {}
+  for _, r in ipairs(runs) do
+    if opts.selected(r[1]) then
+      local doc = lm.recipe_run(opts, n, scen, r[2], r[3]())
+      docs[#docs + 1], by[r[1]] = doc, doc
+    end
+  end
+  print()
+  print(string.format("%s's perplexity over %s, %d steps per domain (rise = forgetting in perplexity; 'won " ..
+    "back' = the share of plain fine-tuning's forgetting avoided)", scen.tasks[1].name,
+    table.concat(opts.domains, ", "), n.steps))
+  for _, line in ipairs(lm.compare_lines(docs, "gpt-naive")) do print(line) end
+  return docs, by
+end
+
+--- Writes a recipe's documents where --out and --report say (one document
+-- alone when there is one), the report titled `title`.
+function lm.recipe_save(opts, docs, title)
+  local engram = require("engram")
+  if opts.out then engram.results.save(opts.out, #docs == 1 and docs[1] or docs) end
+  if opts.report then engram.report.write(opts.report, docs, { title = title }) end
 end
 
 --- Replay recipes' --share: checks it (a number in (0, 1]) and that the

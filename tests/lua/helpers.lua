@@ -70,4 +70,25 @@ function helpers.markov_text(alphabet, n, seed)
   return table.concat(out)
 end
 
+--- Writes three Markov text files (DIR/d1.txt .. d3.txt over disjoint
+-- alphabets, 3000 letters each) into a new temporary directory; returns it.
+function helpers.markov_domains()
+  local dir = helpers.tmpname(".d")
+  assert(os.execute("mkdir -p " .. helpers.q(dir)))
+  local alphabets = { "abcdefghijklm", "nopqrstuvwxyz", "0123456789+-*" }
+  for d = 1, 3 do
+    helpers.write_file(string.format("%s/d%d.txt", dir, d), helpers.markov_text(alphabets[d], 3000, d))
+  end
+  return dir
+end
+
+--- The text-domains scenario over the first n [3] files markov_domains wrote
+-- in dir (ctx 12), with `samples` training and `test_samples` held-out windows.
+function helpers.markov_scenario(dir, n, samples, test_samples)
+  local domains = {}
+  for d = 1, n or 3 do domains[d] = { name = "d" .. d, paths = { dir .. "/d" .. d .. ".txt" } } end
+  return require("engram").scenarios.text_domains { domains = domains, ctx = 12, quiet = true, samples = samples,
+    test_samples = test_samples }
+end
+
 return helpers

@@ -131,22 +131,11 @@ end
 -- ------------------------------------------------------------- through the learner
 TestLmLearner = {}
 
-function TestLmLearner:setUp()
-  self.dir = helpers.tmpname(".d")
-  assert(os.execute("mkdir -p " .. helpers.q(self.dir)))
-  local alphabets = { "abcdefghijklm", "nopqrstuvwxyz", "0123456789+-*" }
-  for d = 1, 3 do
-    helpers.write_file(string.format("%s/d%d.txt", self.dir, d), markov_text(alphabets[d], 3000, d))
-  end
-end
+function TestLmLearner:setUp() self.dir = helpers.markov_domains() end
 
 function TestLmLearner:tearDown() os.execute("rm -rf " .. helpers.q(self.dir)) end
 
-function TestLmLearner:scenario(n)
-  local domains = {}
-  for d = 1, n or 3 do domains[d] = { name = "d" .. d, paths = { self.dir .. "/d" .. d .. ".txt" } } end
-  return engram.scenarios.text_domains { domains = domains, ctx = 12, quiet = true, samples = 48, test_samples = 8 }
-end
+function TestLmLearner:scenario(n) return helpers.markov_scenario(self.dir, n, 48, 8) end
 
 function TestLmLearner:test_the_observer_fills_entropy_and_drift_before_and_after_every_task()
   local s = self:scenario(2)

@@ -17,7 +17,6 @@ local function assertError(pattern, f, ...)
   lu.assertStrContains(tostring(err), pattern)
 end
 
-local markov_text = helpers.markov_text -- a seeded Markov text over an alphabet
 
 local function tiny_gpt(seed)
   return engram.nn.gpt { vocab = 256, ctx = 12, dim = 16, heads = 2, layers = 2 }:build { seed = seed }
@@ -49,22 +48,11 @@ end
 
 TestSelfReplay = {}
 
-function TestSelfReplay:setUp()
-  self.dir = helpers.tmpname(".d")
-  assert(os.execute("mkdir -p " .. helpers.q(self.dir)))
-  local alphabets = { "abcdefghijklm", "nopqrstuvwxyz", "0123456789+-*" }
-  for d = 1, 3 do
-    helpers.write_file(string.format("%s/d%d.txt", self.dir, d), markov_text(alphabets[d], 3000, d))
-  end
-end
+function TestSelfReplay:setUp() self.dir = helpers.markov_domains() end
 
 function TestSelfReplay:tearDown() os.execute("rm -rf " .. helpers.q(self.dir)) end
 
-function TestSelfReplay:scenario(n)
-  local domains = {}
-  for d = 1, n or 3 do domains[d] = { name = "d" .. d, paths = { self.dir .. "/d" .. d .. ".txt" } } end
-  return engram.scenarios.text_domains { domains = domains, ctx = 12, quiet = true, samples = 64, test_samples = 16 }
-end
+function TestSelfReplay:scenario(n) return helpers.markov_scenario(self.dir, n, 64, 16) end
 
 local function run(s, st, extra)
   local o = { batch = 8, lr = 0.01, iterations = 60, quiet = true, seed = 2, name = "r" }
